@@ -1,0 +1,300 @@
+//! The rules a model must follow, each checked here once, with the reason in a comment. The
+//! result is a [`Table`] in which every column's SQL type, encoding and nullability is known.
+
+use std::collections::HashMap;
+
+use syn::{Ident, Type};
+
+use crate::ast::{Field, Model};
+use crate::ctxt::Ctxt;
+use crate::mapping::{ColumnEncoding, OptIns, Scalar, SqlType};
+use crate::rust_type::{self, Inferred};
+
+/// Diesel is built with `32-column-tables`; wider tables do not compile in `table!`.
+pub const MAX_COLUMNS: usize = 32;
+
+pub struct Table<'a> {
+    pub model: &'a Model<'a>,
+    pub table: String,
+    pub schema: String,
+    /// The module `table!` generates.
+    pub module: Ident,
+    /// Indexes into `columns` of the primary key.
+    pub primary_key: Vec<usize>,
+    pub columns: Vec<Column<'a>>,
+}
+
+pub struct Column<'a> {
+    pub field: &'a Field<'a>,
+    pub name: String,
+    /// The SQL type as declared or inferred (`numeric(12,2)`).
+    pub sql_text: String,
+    pub sql: SqlType,
+    pub opt: OptIns,
+    pub encoding: ColumnEncoding,
+    /// Whether the field is an `Option`.
+    pub nullable: bool,
+    /// The field's type without `Option`.
+    pub value_ty: &'a Type,
+}
+
+pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
+    let table = match &model.table {
+        Some(lit) if !lit.value().is_empty() => lit.value(),
+        Some(lit) => {
+            cx.error_spanned_by(lit, "the table name is empty");
+            return None;
+        }
+        None => {
+            cx.error_spanned_by(
+                model.ident,
+                "missing `#[etl(table = \"...\")]`: the PostgreSQL table this model reads",
+            );
+            return None;
+        }
+    };
+    let schema = model
+        .schema
+        .as_ref()
+        .map_or_else(|| "public".to_string(), |lit| lit.value());
+    if let Some(lit) = &model.schema
+        && !is_plain_ident(&schema)
+    {
+        // Diesel's `table!` takes the schema as a Rust identifier.
+        cx.error_spanned_by(lit, "the schema must be a plain lower-case identifier");
+    }
+    let module = Ident::new(&module_name(&table), model.ident.span());
+
+    if model.fields.is_empty() {
+        cx.error_spanned_by(model.ident, "a model needs at least one field");
+        return None;
+    }
+    if model.fields.len() > MAX_COLUMNS {
+        cx.error_spanned_by(
+            model.ident,
+            format!(
+                "{} columns: Diesel's `table!` (built with `32-column-tables`) takes at most {MAX_COLUMNS}; \
+                 export a subset with `cargo xtask gen --columns`",
+                model.fields.len()
+            ),
+        );
+    }
+
+    let mut columns = Vec::with_capacity(model.fields.len());
+    let mut seen: HashMap<String, &Ident> = HashMap::new();
+    for field in &model.fields {
+        let Some(column) = check_field(cx, field) else {
+            continue;
+        };
+        // Two fields on one column would write two Parquet columns of the same name.
+        if let Some(first) = seen.insert(column.name.clone(), field.ident) {
+            let ident = field.ident;
+            cx.error_spanned_by(
+                field
+                    .column
+                    .as_ref()
+                    .map_or_else(|| quote::quote!(#ident), |lit| quote::quote!(#lit)),
+                format!(
+                    "duplicate column `{}`: field `{first}` already maps to it",
+                    column.name
+                ),
+            );
+        }
+        columns.push(column);
+    }
+
+    // Errors name the key of the row at fault, so a table with a key must declare it; one
+    // without says so explicitly rather than by omission.
+    let mut primary_key = Vec::new();
+    match (&model.primary_key, &model.no_primary_key) {
+        (Some(keys), None) => {
+            if keys.is_empty() {
+                cx.error_spanned_by(model.ident, "`primary_key()` names no field");
+            }
+            for key in keys {
+                match columns.iter().position(|c| c.field.ident == key) {
+                    Some(i) => primary_key.push(i),
+                    None => cx.error_spanned_by(
+                        key,
+                        format!("`primary_key` names `{key}`, which is not a field of this struct"),
+                    ),
+                }
+            }
+        }
+        (None, Some(_)) => {}
+        (Some(_), Some(flag)) => cx.error_spanned_by(
+            flag,
+            "`no_primary_key` contradicts `primary_key(...)`; keep one",
+        ),
+        (None, None) => cx.error_spanned_by(
+            model.ident,
+            "missing primary key: add `#[etl(primary_key(field, ...))]`, or `#[etl(no_primary_key)]` for a table that has none",
+        ),
+    }
+
+    Some(Table {
+        model,
+        table,
+        schema,
+        module,
+        primary_key,
+        columns,
+    })
+}
+
+fn check_field<'a>(cx: &mut Ctxt, field: &'a Field<'a>) -> Option<Column<'a>> {
+    let option_inner = rust_type::option_inner(field.ty);
+    let nullable = option_inner.is_some();
+    let value_ty = option_inner.unwrap_or(field.ty);
+    if rust_type::option_inner(value_ty).is_some() {
+        cx.error_spanned_by(field.ty, "`Option<Option<T>>`: a column is NULL or a value, use `Option<T>`");
+        return None;
+    }
+    let name = field.column_name();
+    if name.is_empty() {
+        cx.error_spanned_by(&field.column, "the column name is empty");
+        return None;
+    }
+    let canonical = rust_type::canonical(value_ty);
+
+    // The SQL type: as written, or implied by the Rust type.
+    let (sql_text, sql_span): (String, proc_macro2::TokenStream) = match &field.sql_type {
+        Some(lit) => (lit.value(), quote::quote!(#lit)),
+        None => {
+            let ty = value_ty;
+            match canonical.as_deref().map(rust_type::infer_sql_type) {
+                Some(Inferred::Sql(sql)) => (sql, quote::quote!(#ty)),
+                Some(Inferred::NumericNeedsPrecision) => {
+                    cx.error_spanned_by(
+                        ty,
+                        format!(
+                            "field `{}` is a numeric without precision: write `#[etl(sql_type = \"numeric(p, s)\")]` \
+                             so it is exported exactly as DECIMAL(p, s) (`cargo xtask gen` reads them from the live table)",
+                            field.ident
+                        ),
+                    );
+                    return None;
+                }
+                _ => {
+                    cx.error_spanned_by(
+                        ty,
+                        format!(
+                            "cannot tell the SQL type of field `{}` from its Rust type; add `#[etl(sql_type = \"...\")]`",
+                            field.ident
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+    };
+    let sql = match SqlType::parse(&sql_text) {
+        Ok(sql) => sql,
+        Err(e) => {
+            cx.error_spanned_by(&sql_span, e);
+            return None;
+        }
+    };
+
+    let opt = OptIns {
+        numeric_f64: field.numeric.as_ref().is_some_and(|l| l.value() == "f64"),
+        numeric_string: field.numeric.as_ref().is_some_and(|l| l.value() == "string"),
+        array_list: field.array.as_ref().is_some_and(|l| l.value() == "list"),
+        uuid_bytes: field.uuid.as_ref().is_some_and(|l| l.value() == "bytes"),
+        infinity_null: field.infinity.as_ref().is_some_and(|l| l.value() == "null"),
+    };
+    // An opt-in that does not apply to the column's type is a misunderstanding, not a no-op.
+    let misplaced = |cx: &mut Ctxt, lit: &Option<syn::LitStr>, applies: bool, what: &str| {
+        if let Some(lit) = lit
+            && !applies
+        {
+            cx.error_spanned_by(
+                lit,
+                format!("this option applies to {what} columns, and `{}` is `{sql_text}`", name),
+            );
+        }
+    };
+    misplaced(cx, &field.numeric, matches!(sql.scalar, Scalar::Numeric(_)), "numeric");
+    misplaced(cx, &field.array, sql.array, "array");
+    misplaced(cx, &field.uuid, sql.scalar == Scalar::Uuid, "uuid");
+    misplaced(cx, &field.infinity, sql.scalar.can_be_infinite() && !sql.array, "date and timestamp");
+    if opt.infinity_null && !nullable {
+        cx.error_spanned_by(
+            field.ty,
+            "`infinity = \"null\"` writes NULL, so the field must be an `Option`",
+        );
+    }
+    if let Some(flag) = &field.nullable_flag
+        && !nullable
+    {
+        cx.error_spanned_by(
+            flag,
+            format!(
+                "column `{name}` is nullable but field `{}` is not an `Option`: a NULL would fail the export; use `Option<{}>`",
+                field.ident,
+                canonical.as_deref().unwrap_or("...")
+            ),
+        );
+    }
+
+    let encoding = match sql.encoding(opt) {
+        Ok(encoding) => encoding,
+        Err(message) => {
+            cx.error_spanned_by(&sql_span, format!("column `{name}`: {message}"));
+            return None;
+        }
+    };
+
+    // The field's Rust type against the mapping table. Unknown names (aliases) are left to
+    // the trait bounds of the expansion.
+    let expected = rust_type::canonical_expected(&sql.rust_type(opt));
+    if let Some(actual) = &canonical
+        && rust_type::is_known(actual)
+        && *actual != expected
+    {
+        cx.error_spanned_by(
+            value_ty,
+            format!(
+                "column `{name}` is `{sql_text}`, which maps to `{expected}`, but field `{}` is `{actual}`",
+                field.ident
+            ),
+        );
+        return None;
+    }
+
+    Some(Column {
+        field,
+        name,
+        sql_text,
+        sql,
+        opt,
+        encoding,
+        nullable,
+        value_ty,
+    })
+}
+
+fn is_plain_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The Rust module name for a table: `purchase_orders`, `Display Table` -> `display_table`.
+pub fn module_name(table: &str) -> String {
+    let mut out = String::new();
+    for c in table.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    let out = out.trim_matches('_').to_string();
+    match out.chars().next() {
+        None => "table_".to_string(),
+        Some(c) if c.is_ascii_digit() => format!("t_{out}"),
+        _ if syn::parse_str::<Ident>(&out).is_err() => format!("{out}_"),
+        _ => out,
+    }
+}

@@ -1,0 +1,427 @@
+//! Code generation from a checked [`Table`]: Diesel's `table!`, `Selectable` and `Queryable`,
+//! sqlx's `FromRow`, and `etl_runtime::EtlTable` with its record-batch encoder.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{DeriveInput, Ident, LitStr, Type};
+
+use crate::ast::Model;
+use crate::check::{Column, Table, check};
+use crate::ctxt::Ctxt;
+use crate::mapping::{Encoding, Shape};
+
+pub fn derive(input: &DeriveInput) -> Result<TokenStream, syn::Error> {
+    let mut cx = Ctxt::default();
+    let model = Model::from_ast(&mut cx, input);
+    let table = model.as_ref().and_then(|model| check(&mut cx, model));
+    cx.check()?;
+    match table {
+        Some(table) => {
+            if !input.generics.params.is_empty() {
+                return Err(syn::Error::new_spanned(
+                    &input.generics,
+                    "a model cannot be generic: it describes one table",
+                ));
+            }
+            Ok(expand(&table))
+        }
+        None => Err(syn::Error::new(
+            Span::call_site(),
+            "#[derive(EtlTable)] could not read this model",
+        )),
+    }
+}
+
+/// On error, only the errors: each names its own field, and the model is not used further.
+pub fn with_fallback(_input: &DeriveInput, errors: syn::Error) -> TokenStream {
+    errors.to_compile_error()
+}
+
+fn rt() -> TokenStream {
+    quote!(::etl_runtime::__private)
+}
+
+fn expand(table: &Table<'_>) -> TokenStream {
+    let diesel_table = expand_diesel_table(table);
+    let diesel_impls = expand_diesel_impls(table);
+    let from_row = expand_from_row(table);
+    let etl_table = expand_etl_table(table);
+    let checks = expand_type_checks(table);
+    quote! {
+        #diesel_table
+        const _: () = {
+            #diesel_impls
+            #from_row
+            #etl_table
+            #checks
+        };
+    }
+}
+
+fn expand_diesel_table(table: &Table<'_>) -> TokenStream {
+    let module = &table.module;
+    let sql_name = &table.table;
+    let schema = if table.schema == "public" {
+        quote!()
+    } else {
+        let schema = Ident::new(&table.schema, Span::call_site());
+        quote!(#schema .)
+    };
+    // Diesel needs a key; a table without one declares its first column, which only matters
+    // to Diesel's `find`.
+    let key_fields: Vec<&Ident> = if table.primary_key.is_empty() {
+        table.columns.iter().take(1).map(|c| c.field.ident).collect()
+    } else {
+        table
+            .primary_key
+            .iter()
+            .map(|&i| table.columns[i].field.ident)
+            .collect()
+    };
+    let columns = table.columns.iter().map(|c| {
+        let ident = c.field.ident;
+        let name = &c.name;
+        let ty = diesel_column_type(c);
+        quote! {
+            #[sql_name = #name]
+            #ident -> #ty,
+        }
+    });
+    quote! {
+        ::diesel::table! {
+            #[sql_name = #sql_name]
+            #schema #module (#(#key_fields),*) {
+                #(#columns)*
+            }
+        }
+    }
+}
+
+fn parse_type(text: &str) -> TokenStream {
+    match syn::parse_str::<Type>(text) {
+        Ok(ty) => quote!(#ty),
+        Err(e) => e.to_compile_error(),
+    }
+}
+
+/// The column's type in `table!` (unqualified: `table!` imports `diesel::sql_types::*`).
+fn diesel_column_type(c: &Column<'_>) -> TokenStream {
+    let ty = parse_type(&c.sql.diesel_type());
+    if c.nullable { quote!(Nullable<#ty>) } else { ty }
+}
+
+/// The SQL type of the value the selection yields, qualified: the column's, or the cast's.
+fn selected_sql_type(c: &Column<'_>) -> TokenStream {
+    let scalar = c.sql.selected_scalar(c.opt).diesel_type();
+    let text = if c.sql.array {
+        format!("::diesel::sql_types::Array<::diesel::sql_types::Nullable<::diesel::sql_types::{scalar}>>")
+    } else {
+        format!("::diesel::sql_types::{scalar}")
+    };
+    let ty = parse_type(&text);
+    if c.nullable {
+        quote!(::diesel::sql_types::Nullable<#ty>)
+    } else {
+        ty
+    }
+}
+
+/// The Diesel select expression of a column: the column itself, or a cast of it as SQL.
+fn diesel_selection(table: &Table<'_>, c: &Column<'_>) -> (TokenStream, TokenStream) {
+    let module = &table.module;
+    let ident = c.field.ident;
+    match c.sql.select_cast(c.opt) {
+        None => (quote!(#module::#ident), quote!(#module::#ident)),
+        Some(cast) => {
+            let st = selected_sql_type(c);
+            let sql = format!(
+                "{}.{}.{}::{cast}",
+                quote_ident(&table.schema),
+                quote_ident(&table.table),
+                quote_ident(&c.name)
+            );
+            (
+                quote!(::diesel::expression::SqlLiteral<#st>),
+                quote!(::diesel::dsl::sql::<#st>(#sql)),
+            )
+        }
+    }
+}
+
+fn expand_diesel_impls(table: &Table<'_>) -> TokenStream {
+    let ident = table.model.ident;
+    let (select_tys, select_exprs): (Vec<_>, Vec<_>) =
+        table.columns.iter().map(|c| diesel_selection(table, c)).unzip();
+    let field_tys: Vec<&Type> = table.columns.iter().map(|c| c.field.ty).collect();
+    let field_idents: Vec<&Ident> = table.columns.iter().map(|c| c.field.ident).collect();
+    let sts: Vec<Ident> = (0..table.columns.len())
+        .map(|i| format_ident!("__ST{}", i))
+        .collect();
+    let indexes = (0..table.columns.len()).map(syn::Index::from);
+    quote! {
+        impl ::diesel::Selectable<::diesel::pg::Pg> for #ident {
+            type SelectExpression = (#(#select_tys,)*);
+            fn construct_selection() -> Self::SelectExpression {
+                (#(#select_exprs,)*)
+            }
+        }
+
+        impl<__DB: ::diesel::backend::Backend, #(#sts),*> ::diesel::Queryable<(#(#sts,)*), __DB> for #ident
+        where
+            (#(#field_tys,)*): ::diesel::deserialize::FromStaticSqlRow<(#(#sts,)*), __DB>,
+        {
+            type Row = (#(#field_tys,)*);
+            fn build(row: Self::Row) -> ::diesel::deserialize::Result<Self> {
+                ::std::result::Result::Ok(Self {
+                    #(#field_idents: row.#indexes,)*
+                })
+            }
+        }
+    }
+}
+
+fn expand_from_row(table: &Table<'_>) -> TokenStream {
+    let rt = rt();
+    let ident = table.model.ident;
+    let fields = table.columns.iter().map(|c| {
+        let field = c.field.ident;
+        let name = &c.name;
+        let value_ty = c.value_ty;
+        if c.opt.infinity_null {
+            quote!(#field: #rt::decode_named_with(row, #name, #rt::decode_infinity_as_null::<#value_ty>)?)
+        } else {
+            quote!(#field: #rt::decode_named(row, #name)?)
+        }
+    });
+    quote! {
+        impl<'r> #rt::sqlx::FromRow<'r, #rt::sqlx::postgres::PgRow> for #ident {
+            fn from_row(row: &'r #rt::sqlx::postgres::PgRow) -> ::std::result::Result<Self, #rt::sqlx::Error> {
+                ::std::result::Result::Ok(Self { #(#fields,)* })
+            }
+        }
+    }
+}
+
+/// The encoder of a column: its type and its constructor for `capacity` rows.
+fn encoder(c: &Column<'_>) -> (TokenStream, TokenStream) {
+    let rt = rt();
+    let element = |encoding: Encoding| -> (TokenStream, TokenStream) {
+        let (name, args) = match encoding {
+            Encoding::Int16 => ("Int16Encoder", quote!()),
+            Encoding::Int32 => ("Int32Encoder", quote!()),
+            Encoding::Int64 => ("Int64Encoder", quote!()),
+            Encoding::Float32 => ("Float32Encoder", quote!()),
+            Encoding::Float64 => ("Float64Encoder", quote!()),
+            Encoding::Decimal(typmod) => {
+                // check.rs limited precision to 38, so both fit.
+                let precision = typmod.precision as u8;
+                let scale = typmod.scale as i8;
+                ("DecimalEncoder", quote!(, #precision, #scale))
+            }
+            Encoding::DecimalText | Encoding::Utf8 | Encoding::UuidText => {
+                ("Utf8Encoder", quote!())
+            }
+            Encoding::Json => {
+                return (quote!(#rt::Utf8Encoder), quote!(#rt::Utf8Encoder::json(capacity)));
+            }
+            Encoding::Bool => ("BoolEncoder", quote!()),
+            Encoding::UuidBytes => ("UuidBytesEncoder", quote!()),
+            Encoding::Date => ("DateEncoder", quote!()),
+            Encoding::Timestamp => ("TimestampEncoder", quote!()),
+            Encoding::Timestamptz => ("TimestamptzEncoder", quote!()),
+            Encoding::Time => ("TimeEncoder", quote!()),
+            Encoding::Bytes => ("BytesEncoder", quote!()),
+        };
+        let name = Ident::new(name, Span::call_site());
+        (quote!(#rt::#name), quote!(#rt::#name::new(capacity #args)))
+    };
+    match c.encoding.shape {
+        Shape::Scalar => element(c.encoding.element),
+        Shape::JsonArray => (quote!(#rt::Utf8Encoder), quote!(#rt::Utf8Encoder::json(capacity))),
+        Shape::List => {
+            let (ty, new) = element(c.encoding.element);
+            (
+                quote!(#rt::ListEncoder<#ty>),
+                quote!(#rt::ListEncoder::new(capacity, #new)),
+            )
+        }
+    }
+}
+
+fn quote_ident(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+fn expand_etl_table(table: &Table<'_>) -> TokenStream {
+    let rt = rt();
+    let ident = table.model.ident;
+    let schema = &table.schema;
+    let table_name = &table.table;
+    let key_names = table.primary_key.iter().map(|&i| &table.columns[i].name);
+    let infos = table.columns.iter().map(|c| {
+        let name = &c.name;
+        let field = c.field.ident.to_string();
+        let sql_type = &c.sql_text;
+        let nullable = c.nullable;
+        let select = match c.sql.select_cast(c.opt) {
+            Some(cast) => format!("{}::{cast}", quote_ident(&c.name)),
+            None => quote_ident(&c.name),
+        };
+        quote! {
+            #rt::ColumnInfo { name: #name, field: #field, sql_type: #sql_type, nullable: #nullable, select: #select }
+        }
+    });
+    let decodes = table.columns.iter().enumerate().map(|(index, c)| {
+        let field = c.field.ident;
+        let name = &c.name;
+        let ty = c.field.ty;
+        let value_ty = c.value_ty;
+        let decode = if c.opt.infinity_null {
+            quote!(#rt::decode_infinity_as_null::<#value_ty>(row, #index))
+        } else {
+            quote!(#rt::decode_at::<#ty>(row, #index))
+        };
+        quote!(#field: #decode.map_err(|e| #rt::RowError::decode(#name, e))?)
+    });
+    let key = if table.primary_key.is_empty() {
+        quote!(::std::string::String::from("(no primary key)"))
+    } else {
+        let format = table
+            .primary_key
+            .iter()
+            .map(|&i| format!("{}={{:?}}", table.columns[i].name.replace('{', "{{").replace('}', "}}")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let fields = table.primary_key.iter().map(|&i| table.columns[i].field.ident);
+        quote!(::std::format!(#format, #(self.#fields),*))
+    };
+
+    let encoder_fields: Vec<Ident> = (0..table.columns.len())
+        .map(|i| format_ident!("c{}", i))
+        .collect();
+    let (encoder_tys, encoder_news): (Vec<_>, Vec<_>) = table.columns.iter().map(encoder).unzip();
+    let schema_fields = table.columns.iter().zip(&encoder_fields).map(|(c, e)| {
+        let name = &c.name;
+        let nullable = c.nullable;
+        quote!(#rt::ColumnEncoder::field(&self.#e, #name, #nullable))
+    });
+    let pushes = table.columns.iter().zip(&encoder_fields).map(|(c, e)| {
+        let field = c.field.ident;
+        let name = &c.name;
+        let value_ty = c.value_ty;
+        let encoder_ty = encoder(c).0;
+        let push = quote_spanned! {c.field.ty.span()=>
+            <#encoder_ty as #rt::Encode<#value_ty>>::push
+        };
+        let err = quote!(|e| #rt::RowError::value(#name, #rt::EtlTable::key(row), e));
+        if c.nullable {
+            quote! {
+                match &row.#field {
+                    ::std::option::Option::Some(value) => #push(&mut self.#e, value).map_err(#err)?,
+                    ::std::option::Option::None => #rt::ColumnEncoder::push_null(&mut self.#e),
+                }
+            }
+        } else {
+            quote!(#push(&mut self.#e, &row.#field).map_err(#err)?;)
+        }
+    });
+    let finishes = encoder_fields
+        .iter()
+        .map(|e| quote!(#rt::ColumnEncoder::finish(&mut self.#e)));
+
+    quote! {
+        impl #rt::EtlTable for #ident {
+            const INFO: #rt::TableInfo = #rt::TableInfo {
+                schema: #schema,
+                name: #table_name,
+                primary_key: &[#(#key_names),*],
+                columns: &[#(#infos),*],
+            };
+            type Encoder = __EtlRecordBatchEncoder;
+
+            fn decode_row(row: &#rt::sqlx::postgres::PgRow) -> ::std::result::Result<Self, #rt::RowError> {
+                ::std::result::Result::Ok(Self { #(#decodes,)* })
+            }
+
+            fn key(&self) -> ::std::string::String {
+                #key
+            }
+        }
+
+        /// Turns models into Arrow record batches, one encoder per column.
+        #[doc(hidden)]
+        pub struct __EtlRecordBatchEncoder {
+            len: usize,
+            schema: #rt::SchemaRef,
+            #(#encoder_fields: #encoder_tys,)*
+        }
+
+        impl __EtlRecordBatchEncoder {
+            fn __new(capacity: usize) -> Self {
+                Self {
+                    len: 0,
+                    schema: #rt::Arc::new(#rt::Schema::empty()),
+                    #(#encoder_fields: #encoder_news,)*
+                }
+            }
+
+            fn __schema(&self) -> #rt::SchemaRef {
+                #rt::Arc::new(#rt::Schema::new(::std::vec![#(#schema_fields),*]))
+            }
+        }
+
+        impl #rt::RecordBatchEncoder<#ident> for __EtlRecordBatchEncoder {
+            fn with_capacity(capacity: usize) -> Self {
+                let mut encoder = Self::__new(capacity);
+                encoder.schema = encoder.__schema();
+                encoder
+            }
+
+            fn schema() -> #rt::SchemaRef {
+                Self::__new(0).__schema()
+            }
+
+            fn push(&mut self, row: &#ident) -> ::std::result::Result<(), #rt::RowError> {
+                #(#pushes)*
+                self.len += 1;
+                ::std::result::Result::Ok(())
+            }
+
+            fn len(&self) -> usize {
+                self.len
+            }
+
+            fn finish(&mut self) -> ::std::result::Result<#rt::RecordBatch, #rt::ArrowError> {
+                self.len = 0;
+                #rt::RecordBatch::try_new(
+                    ::std::clone::Clone::clone(&self.schema),
+                    ::std::vec![#(#finishes),*],
+                )
+            }
+        }
+    }
+}
+
+/// One bound per field, spanned on the field's type, so that a Rust type that cannot hold the
+/// column's SQL type is an error at that field (diesel's `check_for_backend`).
+fn expand_type_checks(table: &Table<'_>) -> TokenStream {
+    let rt = rt();
+    let bounds = table.columns.iter().map(|c| {
+        let ty = c.field.ty;
+        let (select_ty, _) = diesel_selection(table, c);
+        let span = ty.span();
+        quote_spanned! {span=>
+            #ty: ::diesel::deserialize::FromSqlRow<::diesel::dsl::SqlTypeOf<#select_ty>, ::diesel::pg::Pg>,
+            #ty: #rt::DecodeColumn,
+        }
+    });
+    let _ = LitStr::new("", Span::call_site());
+    quote! {
+        #[allow(dead_code)]
+        fn __etl_check_field_types()
+        where
+            #(#bounds)*
+        {}
+    }
+}

@@ -1,0 +1,68 @@
+//! Errors of the engine. Each carries the context a data engineer needs to act: the table, the
+//! column, the row's primary key and the value. Binaries print them once, with their chain.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot connect to PostgreSQL at {url}: {source}")]
+    Connect {
+        /// The connection string with its password replaced by `***`.
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("query on {table} failed: {source}")]
+    Query {
+        table: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{context}: {source}")]
+    Database {
+        context: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("table {table}: {source}")]
+    Row {
+        table: String,
+        #[source]
+        source: crate::model::RowError,
+    },
+    #[error("table {table}: writing Parquet failed: {source}")]
+    Parquet {
+        table: String,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    #[error("table {table}: building the Arrow batch failed: {source}")]
+    Arrow {
+        table: String,
+        #[source]
+        source: arrow_schema::ArrowError,
+    },
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no table or task named `{name}` is registered (registered: {known})")]
+    UnknownExport { name: String, known: String },
+    #[error("the export of {table} stopped: {reason}")]
+    Aborted { table: String, reason: String },
+}
+
+impl Error {
+    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

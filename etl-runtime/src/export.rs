@@ -1,0 +1,263 @@
+//! Exporting one table: stream its rows on the run's snapshot, convert and encode them on a
+//! blocking thread while the next rows arrive, and publish the files when all are written.
+
+use std::path::Path;
+use std::time::Instant;
+
+use futures_util::TryStreamExt;
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, Row};
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::model::{EtlTable, RecordBatchEncoder, TableInfo};
+use crate::parquet_file::{ParquetFileWriter, ParquetOptions, WrittenFile};
+use crate::sink::{Sink, StagedTable};
+use crate::source::PgSource;
+
+/// How tables are exported.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub parquet: ParquetOptions,
+    /// Rows handed from the reader to the encoder at a time. Memory holds about three chunks
+    /// plus the open row group.
+    pub chunk_rows: usize,
+    /// Start a new file once a file reaches this size.
+    pub max_file_bytes: Option<u64>,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self {
+            parquet: ParquetOptions::default(),
+            chunk_rows: 8192,
+            max_file_bytes: None,
+        }
+    }
+}
+
+/// What one table's export wrote.
+#[derive(Debug, Clone)]
+pub struct TableReport {
+    pub table: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Where the table was published (a directory or an S3 prefix).
+    pub location: String,
+    /// File names under `location`.
+    pub files: Vec<String>,
+    pub seconds: f64,
+}
+
+/// The directory a table is written to under the output: `notes`, or `sales.orders` outside
+/// the `public` schema.
+pub fn table_dir(info: &TableInfo) -> String {
+    info.display_name()
+}
+
+/// Exports every row of `T`'s table to `sink`. On any error nothing is published and the
+/// previous export of the table stays as it was.
+pub async fn export_table<T: EtlTable>(
+    source: &PgSource,
+    sink: &dyn Sink,
+    options: &ExportOptions,
+) -> Result<TableReport> {
+    let started = Instant::now();
+    let info = T::INFO;
+    let staged = sink.stage(&table_dir(&info))?;
+    match write_files::<T>(source, &staged, options).await {
+        Ok(files) => {
+            let rows = files.iter().map(|f| f.rows).sum();
+            let bytes = files.iter().map(|f| f.bytes).sum();
+            let names: Vec<String> = files
+                .iter()
+                .filter_map(|f| f.path.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .collect();
+            write_manifest(&staged.dir, &info, rows, bytes, &names, source)?;
+            let location = sink.publish(staged)?;
+            Ok(TableReport {
+                table: info.display_name(),
+                rows,
+                bytes,
+                location,
+                files: names,
+                seconds: started.elapsed().as_secs_f64(),
+            })
+        }
+        Err(e) => {
+            sink.discard(staged);
+            Err(e)
+        }
+    }
+}
+
+async fn write_files<T: EtlTable>(
+    source: &PgSource,
+    staged: &StagedTable,
+    options: &ExportOptions,
+) -> Result<Vec<WrittenFile>> {
+    let info = T::INFO;
+    let table = info.display_name();
+    let mut tx = source.begin_read().await?;
+    // Two chunks in flight: one being encoded, one arriving.
+    let (chunks, received) = mpsc::channel::<Vec<PgRow>>(2);
+    let writer = {
+        let dir = staged.dir.clone();
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || encode_chunks::<T>(received, &dir, &options))
+    };
+
+    let sql = info.select_sql();
+    let read = async {
+        let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&mut *tx);
+        let mut chunk = Vec::with_capacity(options.chunk_rows);
+        while let Some(row) = rows.try_next().await.map_err(|source| Error::Query {
+            table: table.clone(),
+            source,
+        })? {
+            chunk.push(row);
+            if chunk.len() == options.chunk_rows {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(options.chunk_rows));
+                if chunks.send(full).await.is_err() {
+                    // The encoder stopped; its own error says why.
+                    return Ok(());
+                }
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = chunks.send(chunk).await;
+        }
+        Ok(())
+    };
+    let read_result: Result<()> = read.await;
+    drop(chunks);
+    let written = writer.await.map_err(|e| Error::Aborted {
+        table: table.clone(),
+        reason: format!("the encoder thread failed: {e}"),
+    });
+    // The encoder's error explains a failed read better than "channel closed".
+    let files = written??;
+    read_result?;
+    let _ = tx.commit().await;
+    Ok(files)
+}
+
+/// Runs on a blocking thread: decodes rows into models, models into record batches, and
+/// batches into Parquet files.
+fn encode_chunks<T: EtlTable>(
+    mut received: mpsc::Receiver<Vec<PgRow>>,
+    dir: &Path,
+    options: &ExportOptions,
+) -> Result<Vec<WrittenFile>> {
+    let info = T::INFO;
+    let table = info.display_name();
+    let schema = T::Encoder::schema();
+    let mut encoder = T::Encoder::with_capacity(options.chunk_rows);
+    let mut files = Vec::new();
+    let mut file: Option<ParquetFileWriter> = None;
+    let mut models = Vec::with_capacity(options.chunk_rows);
+    while let Some(rows) = received.blocking_recv() {
+        models.clear();
+        for row in &rows {
+            let model = T::decode_row(row).map_err(|e| Error::Row {
+                table: table.clone(),
+                source: match render_key(row, &info) {
+                    Some(key) if e.key.is_none() => e.with_key(key),
+                    _ => e,
+                },
+            })?;
+            models.push(model);
+        }
+        drop(rows);
+        for model in &models {
+            encoder.push(model).map_err(|source| Error::Row {
+                table: table.clone(),
+                source,
+            })?;
+        }
+        let batch = encoder.finish().map_err(|source| Error::Arrow {
+            table: table.clone(),
+            source,
+        })?;
+        let writer = match &mut file {
+            Some(writer) => writer,
+            None => file.insert(ParquetFileWriter::create(
+                &table,
+                &dir.join(file_name(files.len())),
+                schema.clone(),
+                &options.parquet,
+            )?),
+        };
+        writer.write(&batch)?;
+        if let Some(limit) = options.max_file_bytes
+            && writer.approximate_size() as u64 >= limit
+            && let Some(full) = file.take()
+        {
+            files.push(full.finish()?);
+        }
+    }
+    match file {
+        Some(writer) => files.push(writer.finish()?),
+        // An empty table still gets one file, so that readers see its schema.
+        None if files.is_empty() => {
+            let writer =
+                ParquetFileWriter::create(&table, &dir.join(file_name(0)), schema, &options.parquet)?;
+            files.push(writer.finish()?);
+        }
+        None => {}
+    }
+    Ok(files)
+}
+
+fn file_name(index: usize) -> String {
+    format!("part-{index:05}.parquet")
+}
+
+/// The primary key of a raw row, for an error about a value that could not be decoded.
+fn render_key(row: &PgRow, info: &TableInfo) -> Option<String> {
+    let parts: Vec<String> = info
+        .key_indexes()
+        .map(|i| {
+            let name = info.columns[i].name;
+            let value = row
+                .try_get::<i64, _>(i)
+                .map(|v| v.to_string())
+                .or_else(|_| row.try_get::<i32, _>(i).map(|v| v.to_string()))
+                .or_else(|_| row.try_get::<i16, _>(i).map(|v| v.to_string()))
+                .or_else(|_| row.try_get::<String, _>(i).map(|v| format!("{v:?}")))
+                .or_else(|_| row.try_get::<uuid::Uuid, _>(i).map(|v| v.to_string()))
+                .unwrap_or_else(|_| "?".into());
+            format!("{name}={value}")
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+fn write_manifest(
+    dir: &Path,
+    info: &TableInfo,
+    rows: u64,
+    bytes: u64,
+    files: &[String],
+    source: &PgSource,
+) -> Result<()> {
+    let manifest = serde_json::json!({
+        "table": info.display_name(),
+        "schema": info.schema,
+        "rows": rows,
+        "bytes": bytes,
+        "files": files,
+        "snapshot_taken_at": source.snapshot().map(|s| s.taken_at.clone()),
+        "columns": info.columns.iter().map(|c| serde_json::json!({
+            "name": c.name, "sql_type": c.sql_type, "nullable": c.nullable,
+        })).collect::<Vec<_>>(),
+        "tool": concat!("etl-toolkit ", env!("CARGO_PKG_VERSION")),
+    });
+    let path = dir.join("_manifest.json");
+    let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Aborted {
+        table: info.display_name(),
+        reason: format!("cannot render the manifest: {e}"),
+    })?;
+    std::fs::write(&path, text).map_err(|e| Error::io("cannot write", &path, e))
+}

@@ -1,0 +1,106 @@
+//! The exports a binary knows about: every generated model registers itself here (see
+//! `etl-app/src/models/mod.rs`, written by `cargo xtask gen`).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::error::{Error, Result};
+use crate::export::{ExportOptions, TableReport, export_table};
+use crate::model::{EtlTable, TableInfo};
+use crate::sink::Sink;
+use crate::source::PgSource;
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+type RunFn =
+    for<'a> fn(&'a PgSource, &'a dyn Sink, &'a ExportOptions) -> BoxFuture<'a, Result<TableReport>>;
+
+/// What an export is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportKind {
+    /// A copy of one table.
+    Table,
+}
+
+impl std::fmt::Display for ExportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExportKind::Table => "table",
+        })
+    }
+}
+
+/// One registered export.
+#[derive(Clone, Copy)]
+pub struct Export {
+    pub info: TableInfo,
+    pub kind: ExportKind,
+    run: RunFn,
+}
+
+impl Export {
+    /// The export of model `T`'s table.
+    pub fn table<T: EtlTable>() -> Self {
+        Export {
+            info: T::INFO,
+            kind: ExportKind::Table,
+            run: |source, sink, options| Box::pin(export_table::<T>(source, sink, options)),
+        }
+    }
+
+    /// The name used on the command line: `notes`, or `schema.table` outside `public`.
+    pub fn name(&self) -> String {
+        self.info.display_name()
+    }
+
+    pub async fn run(
+        &self,
+        source: &PgSource,
+        sink: &dyn Sink,
+        options: &ExportOptions,
+    ) -> Result<TableReport> {
+        (self.run)(source, sink, options).await
+    }
+}
+
+/// All registered exports, in registration order.
+#[derive(Clone, Default)]
+pub struct Registry {
+    exports: Vec<Export>,
+}
+
+impl Registry {
+    pub fn new(exports: Vec<Export>) -> Self {
+        Registry { exports }
+    }
+
+    pub fn all(&self) -> &[Export] {
+        &self.exports
+    }
+
+    /// The exports named in `names` (`notes`, `public.notes` and `sales.orders` all work), in
+    /// the order given, or all of them when `names` is empty.
+    pub fn select(&self, names: &[String]) -> Result<Vec<Export>> {
+        if names.is_empty() {
+            return Ok(self.exports.clone());
+        }
+        names
+            .iter()
+            .map(|name| {
+                let wanted = name.strip_prefix("public.").unwrap_or(name);
+                self.exports
+                    .iter()
+                    .find(|e| e.name() == wanted)
+                    .copied()
+                    .ok_or_else(|| Error::UnknownExport {
+                        name: name.clone(),
+                        known: self
+                            .exports
+                            .iter()
+                            .map(Export::name)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    })
+            })
+            .collect()
+    }
+}

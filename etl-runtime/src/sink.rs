@@ -1,0 +1,106 @@
+//! Where finished Parquet files go. A table's files are written to a staging area first and
+//! published together, so that a reader never sees half an export.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// A table's files waiting to be published.
+#[derive(Debug)]
+pub struct StagedTable {
+    /// The directory name of the table in the output (`notes`, `sales.orders`).
+    pub table_dir: String,
+    /// Where the files are written before publication.
+    pub dir: PathBuf,
+}
+
+/// A destination for exported tables (a local directory; S3 next).
+pub trait Sink: Send + Sync {
+    /// Creates an empty staging directory for `table_dir`.
+    fn stage(&self, table_dir: &str) -> Result<StagedTable>;
+    /// Makes the staged files the table's current export, replacing the previous one whole.
+    /// Returns where the table now lives.
+    fn publish(&self, staged: StagedTable) -> Result<String>;
+    /// Throws away a staged table after a failure.
+    fn discard(&self, staged: StagedTable);
+    /// The output's location for messages.
+    fn location(&self) -> String;
+}
+
+/// Writes each table to `<root>/<table>/`. Staging lives in `<root>/.etl-staging/` on the same
+/// file system, so that publication is a rename.
+#[derive(Debug, Clone)]
+pub struct LocalDirSink {
+    root: PathBuf,
+    run_id: String,
+}
+
+impl LocalDirSink {
+    pub fn new(root: impl Into<PathBuf>, run_id: &str) -> Result<Self> {
+        let root = root.into();
+        fs::create_dir_all(&root).map_err(|e| Error::io("cannot create", &root, e))?;
+        Ok(Self {
+            root,
+            run_id: run_id.to_string(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn staging_root(&self) -> PathBuf {
+        self.root.join(".etl-staging").join(&self.run_id)
+    }
+}
+
+impl Sink for LocalDirSink {
+    fn stage(&self, table_dir: &str) -> Result<StagedTable> {
+        let dir = self.staging_root().join(table_dir);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(|e| Error::io("cannot clear", &dir, e))?;
+        }
+        fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        Ok(StagedTable {
+            table_dir: table_dir.to_string(),
+            dir,
+        })
+    }
+
+    fn publish(&self, staged: StagedTable) -> Result<String> {
+        let target = self.root.join(&staged.table_dir);
+        let previous = self
+            .staging_root()
+            .join(format!("{}.previous", staged.table_dir));
+        let had_previous = target.exists();
+        if had_previous {
+            fs::rename(&target, &previous).map_err(|e| Error::io("cannot move aside", &target, e))?;
+        }
+        if let Err(e) = fs::rename(&staged.dir, &target) {
+            // Put the previous export back so the table is never left missing.
+            if had_previous {
+                let _ = fs::rename(&previous, &target);
+            }
+            return Err(Error::io("cannot publish", &target, e));
+        }
+        if had_previous {
+            fs::remove_dir_all(&previous)
+                .map_err(|e| Error::io("cannot remove the previous export", &previous, e))?;
+        }
+        // The run's staging directory is empty once its last table is published.
+        let _ = fs::remove_dir(self.staging_root());
+        let _ = fs::remove_dir(self.root.join(".etl-staging"));
+        Ok(target.display().to_string())
+    }
+
+    fn discard(&self, staged: StagedTable) {
+        let _ = fs::remove_dir_all(&staged.dir);
+        let _ = fs::remove_dir(self.staging_root());
+        let _ = fs::remove_dir(self.root.join(".etl-staging"));
+    }
+
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+}

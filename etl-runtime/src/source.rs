@@ -1,0 +1,222 @@
+//! The PostgreSQL side: read-only sessions, one snapshot shared by every table of a run.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, ConnectOptions, Postgres, Transaction};
+use tokio::sync::Mutex;
+
+use crate::error::{Error, Result};
+
+/// Session settings for every connection of a run.
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    /// `application_name`, so that DBAs can see who is reading (pg_stat_activity).
+    pub application_name: String,
+    /// `statement_timeout` of each session; the export of one table is one statement.
+    pub statement_timeout: Duration,
+    /// Connections in the pool: one per table exported at once, plus the snapshot holder.
+    pub max_connections: u32,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        Self {
+            application_name: "etl-app".into(),
+            statement_timeout: Duration::from_secs(6 * 3600),
+            max_connections: 2,
+        }
+    }
+}
+
+/// A read-only PostgreSQL source.
+pub struct PgSource {
+    pool: PgPool,
+    url: String,
+    /// The transaction whose snapshot every table reads, held open for the run.
+    snapshot_holder: Mutex<Option<Transaction<'static, Postgres>>>,
+    snapshot: Option<Snapshot>,
+}
+
+/// A snapshot exported with `pg_export_snapshot()`.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub id: String,
+    /// The server's clock when the snapshot was taken (RFC 3339).
+    pub taken_at: String,
+}
+
+impl PgSource {
+    /// Connects with READ ONLY sessions. The URL's password never appears in errors.
+    pub async fn connect(url: &str, options: &SourceOptions) -> Result<Self> {
+        let redacted = redact_url(url);
+        let connect_err = |source| Error::Connect {
+            url: redacted.clone(),
+            source,
+        };
+        let timeout_ms = options.statement_timeout.as_millis().to_string();
+        let connect = PgConnectOptions::from_str(url)
+            .map_err(connect_err)?
+            .application_name(&options.application_name)
+            .options([
+                ("default_transaction_read_only", "on"),
+                ("statement_timeout", timeout_ms.as_str()),
+                // `interval::text` in ISO 8601, timestamptz casts in UTC.
+                ("intervalstyle", "iso_8601"),
+                ("TimeZone", "UTC"),
+            ])
+            .log_statements(tracing::log::LevelFilter::Debug);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(connect)
+            .await
+            .map_err(connect_err)?;
+        Ok(Self {
+            pool,
+            url: redacted,
+            snapshot_holder: Mutex::new(None),
+            snapshot: None,
+        })
+    }
+
+    /// The connection string with its password replaced by `***`.
+    pub fn display_url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Opens the REPEATABLE READ, READ ONLY transaction whose snapshot every table of the run
+    /// will read, so that all tables are consistent with each other.
+    pub async fn export_snapshot(&mut self) -> Result<Snapshot> {
+        let db = |source| Error::Database {
+            context: "cannot export a snapshot",
+            source,
+        };
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db)?;
+        let (id, taken_at): (String, String) = sqlx::query_as(
+            "SELECT pg_export_snapshot(), to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db)?;
+        let snapshot = Snapshot { id, taken_at };
+        *self.snapshot_holder.lock().await = Some(tx);
+        self.snapshot = Some(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    pub fn snapshot(&self) -> Option<&Snapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// A read-only transaction on the run's snapshot (or a fresh one if none was exported).
+    pub async fn begin_read(&self) -> Result<Transaction<'static, Postgres>> {
+        let db = |source| Error::Database {
+            context: "cannot open a read transaction",
+            source,
+        };
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(db)?;
+        if let Some(snapshot) = &self.snapshot {
+            // The id comes from pg_export_snapshot() (hex digits and dashes), never from input.
+            let sql = format!("SET TRANSACTION SNAPSHOT '{}'", snapshot.id.replace('\'', ""));
+            sqlx::query(AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+        }
+        Ok(tx)
+    }
+
+    /// Ends the snapshot transaction and closes the pool.
+    pub async fn close(self) {
+        if let Some(tx) = self.snapshot_holder.lock().await.take() {
+            let _ = tx.rollback().await;
+        }
+        self.pool.close().await;
+    }
+}
+
+/// Replaces the password of a PostgreSQL URL (`postgres://user:secret@host/db`) or key/value
+/// connection string (`password=secret`) with `***`.
+pub fn redact_url(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest_start = scheme_end + 3;
+        let authority_end = url[rest_start..]
+            .find(['/', '?'])
+            .map_or(url.len(), |i| rest_start + i);
+        let mut out = String::with_capacity(url.len());
+        out.push_str(&url[..rest_start]);
+        let authority = &url[rest_start..authority_end];
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.find(':') {
+                    Some(colon) => {
+                        out.push_str(&userinfo[..colon]);
+                        out.push_str(":***");
+                    }
+                    None => out.push_str(userinfo),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        out.push_str(&redact_password_params(&url[authority_end..], '&'));
+        out
+    } else {
+        redact_password_params(url, ' ')
+    }
+}
+
+fn redact_password_params(s: &str, separator: char) -> String {
+    s.split(separator)
+        .map(|part| {
+            let (prefix, body) = match part.find(|c| c != '?') {
+                Some(i) => part.split_at(i),
+                None => ("", part),
+            };
+            match body.split_once('=') {
+                Some((key, _)) if key.trim().eq_ignore_ascii_case("password") => {
+                    format!("{prefix}{key}=***")
+                }
+                _ => part.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(&separator.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_survive_redaction() {
+        assert_eq!(
+            redact_url("postgres://etl:s3cret@db:5432/prod?sslmode=verify-full"),
+            "postgres://etl:***@db:5432/prod?sslmode=verify-full"
+        );
+        assert_eq!(
+            redact_url("postgresql://etl@db/prod?password=s3cret&sslmode=require"),
+            "postgresql://etl@db/prod?password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("host=db user=etl password=s3cret dbname=prod"),
+            "host=db user=etl password=*** dbname=prod"
+        );
+        assert_eq!(redact_url("postgres://db/prod"), "postgres://db/prod");
+    }
+}

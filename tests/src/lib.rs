@@ -1,0 +1,44 @@
+//! The test harness, shared by the integration tests and by `cargo xtask` (demo, ci, bench):
+//! a real, throwaway PostgreSQL server and the independent Parquet readers (pyarrow, DuckDB).
+//!
+//! It depends on `std` only, so that `xtask` builds it in seconds.
+
+pub mod postgres;
+pub mod python;
+
+pub use postgres::{PgServer, TestDb, fresh_database, server, with_database};
+pub use python::python;
+
+use std::path::PathBuf;
+
+/// The workspace's `target/` directory (or `CARGO_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root().join("target"),
+    }
+}
+
+/// The root of the workspace this crate belongs to.
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// A harness failure: what went wrong and what to do about it.
+#[derive(Debug)]
+pub struct HarnessError(pub String);
+
+impl std::fmt::Display for HarnessError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HarnessError {}
+
+pub type Result<T> = std::result::Result<T, HarnessError>;
+
+fn error(message: impl Into<String>) -> HarnessError {
+    HarnessError(message.into())
+}

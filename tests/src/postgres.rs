@@ -1,0 +1,327 @@
+//! A private PostgreSQL cluster for tests and the demo, or the server `DATABASE_URL` names.
+//!
+//! Without `DATABASE_URL`, the first call to [`server`] runs `initdb` into
+//! `target/pg-harness/<pid>` and starts `postgres` on a free loopback port with trust
+//! authentication (as the `postgres` OS user when running as root). The server lives exactly
+//! as long as this process: it is started under a small shell that waits on a pipe from us and
+//! shuts the server down when the pipe closes, which the kernel does when we exit, however we
+//! exit. Each test then takes a [`fresh_database`] of its own, so tests run in parallel.
+
+use std::fs;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::{Result, error, target_dir};
+
+/// A running PostgreSQL server.
+pub struct PgServer {
+    /// URL of the server's `postgres` database, for administration.
+    pub url: String,
+    /// Whether this process started the server (and will stop it).
+    pub owned: bool,
+    /// Kept open for the life of the process: its closing stops the server.
+    _lifeline: Option<Mutex<Option<(Child, ChildStdin)>>>,
+}
+
+static SERVER: OnceLock<std::result::Result<PgServer, String>> = OnceLock::new();
+
+/// The shared server of this process: `DATABASE_URL`'s, or a throwaway cluster.
+pub fn server() -> Result<&'static PgServer> {
+    SERVER
+        .get_or_init(|| start_or_connect().map_err(|e| e.0))
+        .as_ref()
+        .map_err(|e| error(e.clone()))
+}
+
+fn start_or_connect() -> Result<PgServer> {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Ok(PgServer {
+            url,
+            owned: false,
+            _lifeline: None,
+        }),
+        _ => start_cluster(),
+    }
+}
+
+/// A database created for one test (dropped again at the end of the test).
+pub struct TestDb {
+    pub url: String,
+    pub name: String,
+    admin_url: String,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        let _ = psql(&self.admin_url, &sql);
+    }
+}
+
+static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// Creates an empty database named after `label` on the shared server.
+pub fn fresh_database(label: &str) -> Result<TestDb> {
+    let server = server()?;
+    let n = DB_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let label: String = label
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .take(30)
+        .collect();
+    let name = format!("etl_{label}_{}_{n}", std::process::id());
+    psql(
+        &server.url,
+        &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+    )?;
+    psql(&server.url, &format!("CREATE DATABASE \"{name}\""))?;
+    Ok(TestDb {
+        url: with_database(&server.url, &name),
+        name,
+        admin_url: server.url.clone(),
+    })
+}
+
+/// `url` with its database replaced by `database`.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// Runs one SQL command with `psql`, failing with psql's message.
+pub fn psql(url: &str, sql: &str) -> Result<String> {
+    let output = Command::new("psql")
+        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", sql])
+        .output()
+        .map_err(|e| error(format!("cannot run psql ({e}); install the PostgreSQL client: apt-get install postgresql-client")))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    } else {
+        Err(error(format!(
+            "psql failed on `{sql}`: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
+/// Runs a SQL file with `psql`.
+pub fn psql_file(url: &str, path: &Path, vars: &[(&str, &str)]) -> Result<()> {
+    let mut command = Command::new("psql");
+    command.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f"]);
+    command.arg(path);
+    for (name, value) in vars {
+        command.arg("-v").arg(format!("{name}={value}"));
+    }
+    let output = command
+        .output()
+        .map_err(|e| error(format!("cannot run psql: {e}")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(error(format!(
+            "psql failed on {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
+fn pg_bin_dir() -> Result<PathBuf> {
+    let on_path = std::env::var_os("PATH").into_iter().flat_map(|p| {
+        std::env::split_paths(&p).collect::<Vec<_>>()
+    });
+    for dir in on_path {
+        if dir.join("initdb").is_file() && dir.join("postgres").is_file() {
+            return Ok(dir);
+        }
+    }
+    // Debian keeps the server binaries off PATH.
+    let mut versions: Vec<PathBuf> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|bin| bin.join("initdb").is_file())
+        .collect();
+    versions.sort();
+    versions.pop().ok_or_else(|| {
+        error(
+            "PostgreSQL server binaries (initdb, postgres) not found: install them \
+             (Debian: `apt-get install postgresql`) or set DATABASE_URL to a server you can create databases on",
+        )
+    })
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// A command run as the `postgres` OS user when we are root (PostgreSQL refuses root).
+fn as_server_user(program: &Path, root: bool) -> Command {
+    if root {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| error(format!("cannot find a free port: {e}")))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| error(format!("cannot find a free port: {e}")))
+}
+
+/// Removes clusters left by processes that no longer exist.
+fn remove_stale_clusters(harness: &Path) {
+    for entry in fs::read_dir(harness).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').next().unwrap_or_default();
+        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+fn start_cluster() -> Result<PgServer> {
+    let bin = pg_bin_dir()?;
+    let root = running_as_root();
+    let harness = target_dir().join("pg-harness");
+    fs::create_dir_all(&harness)
+        .map_err(|e| error(format!("cannot create {}: {e}", harness.display())))?;
+    remove_stale_clusters(&harness);
+    let dir = harness.join(format!("{}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
+    if root {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .map_err(|e| error(format!("cannot chown the cluster directory: {e}")))?;
+        if !status.success() {
+            return Err(error(
+                "cannot give the cluster directory to the `postgres` user (does the user exist? it comes with Debian's postgresql package)",
+            ));
+        }
+    }
+    let data = dir.join("data");
+    let output = as_server_user(&bin.join("initdb"), root)
+        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "-D"])
+        .arg(&data)
+        .output()
+        .map_err(|e| error(format!("cannot run initdb: {e}")))?;
+    if !output.status.success() {
+        return Err(error(format!(
+            "initdb failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+
+    let port = free_port()?;
+    let log = dir.join("server.log");
+    // The shell starts the server, then blocks reading our pipe; EOF (we exited) or a signal
+    // makes it stop the server with a fast shutdown.
+    let script = r#"
+        "$0/postgres" -D "$1" -p "$2" -k "$3" -c listen_addresses=127.0.0.1 \
+            -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
+            -c max_connections=200 -c shared_buffers=256MB >>"$4" 2>&1 &
+        pid=$!
+        trap 'kill -INT $pid 2>/dev/null; wait $pid; exit 0' INT TERM HUP
+        cat >/dev/null
+        kill -INT $pid 2>/dev/null
+        wait $pid
+    "#;
+    let mut child = as_server_user(Path::new("/bin/sh"), root)
+        .arg("-c")
+        .arg(script)
+        .arg(&bin)
+        .arg(&data)
+        .arg(port.to_string())
+        .arg(&dir)
+        .arg(&log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| error(format!("cannot start postgres: {e}")))?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| error("no pipe to the postgres supervisor"))?;
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+
+    // Wait until the server accepts connections (or has died).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if psql(&url, "SELECT 1").is_ok() {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(error(format!(
+                "postgres exited ({status}) before accepting connections: {}",
+                read_tail(&log)
+            )));
+        }
+        if Instant::now() > deadline {
+            return Err(error(format!(
+                "postgres did not accept connections within 60 s: {}",
+                read_tail(&log)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(PgServer {
+        url,
+        owned: true,
+        _lifeline: Some(Mutex::new(Some((child, stdin)))),
+    })
+}
+
+fn read_tail(path: &Path) -> String {
+    let mut text = String::new();
+    if let Ok(mut file) = fs::File::open(path) {
+        let _ = file.read_to_string(&mut text);
+    }
+    let start = text.len().saturating_sub(2000);
+    text[text.floor_char_boundary(start)..].to_string()
+}
+
+impl PgServer {
+    /// Stops a server this process started and waits for it to exit. Without this call the
+    /// server still stops when the process exits.
+    pub fn stop(&self) {
+        if let Some(lifeline) = &self._lifeline
+            && let Ok(mut guard) = lifeline.lock()
+            && let Some((mut child, stdin)) = guard.take()
+        {
+            // Closing our end of the pipe is what the supervisor waits for.
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The independent Parquet readers: a Python virtual environment with pinned pyarrow, DuckDB
+//! and psycopg, created once and cached outside the clone (`~/.cache/etl-toolkit/`).
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::{Result, error};
+
+/// Pinned so that a check means the same thing on every machine.
+pub const REQUIREMENTS: &[&str] = &["pyarrow==26.0.1", "duckdb==2.0.1", "psycopg[binary]==3.3.9"];
+
+fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ETL_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    home.join(".cache").join("etl-toolkit")
+}
+
+/// The venv's Python, creating the venv first if needed. Safe to call from several processes
+/// at once: creation happens under a file lock.
+pub fn python() -> Result<PathBuf> {
+    let key = REQUIREMENTS.join(" ");
+    let venv = cache_dir().join(format!("venv-{:016x}", fnv1a(key.as_bytes())));
+    let python = venv.join("bin").join("python");
+    let ready = venv.join(".ready");
+    if ready.is_file() {
+        return Ok(python);
+    }
+    fs::create_dir_all(cache_dir())
+        .map_err(|e| error(format!("cannot create {}: {e}", cache_dir().display())))?;
+    let lock_path = cache_dir().join("venv.lock");
+    let lock = fs::File::create(&lock_path)
+        .map_err(|e| error(format!("cannot create {}: {e}", lock_path.display())))?;
+    lock.lock()
+        .map_err(|e| error(format!("cannot lock {}: {e}", lock_path.display())))?;
+    if ready.is_file() {
+        return Ok(python);
+    }
+    eprintln!("creating the Python readers' venv at {} (once)", venv.display());
+    let _ = fs::remove_dir_all(&venv);
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv")?;
+    run(
+        Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(REQUIREMENTS),
+        "pip install",
+    )?;
+    fs::write(&ready, key).map_err(|e| error(format!("cannot write {}: {e}", ready.display())))?;
+    Ok(python)
+}
+
+fn run(command: &mut Command, what: &str) -> Result<()> {
+    let output = command.output().map_err(|e| {
+        error(format!(
+            "cannot run {what} ({e}); install Python 3 with venv (Debian: apt-get install python3-venv)"
+        ))
+    })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(error(format!(
+            "{what} failed: {}{}",
+            String::from_utf8_lossy(&output.stdout).trim(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
+/// A stable hash for cache keys (std's hasher is randomly seeded).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
