@@ -1,1 +1,185 @@
-fn main(){}
+//! `etl-app`: exports the models registered in `models/` (written by `cargo xtask gen`).
+
+mod cli;
+mod models;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow};
+use clap::Parser;
+use etl_runtime::export::ExportOptions;
+use etl_runtime::parquet_file::{Codec, ParquetOptions};
+use etl_runtime::source::SourceOptions;
+use etl_runtime::{Export, LocalDirSink, PgSource, Registry, TableReport};
+use futures_util::StreamExt;
+
+use crate::cli::{Cli, Command, Compression, RunArgs};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let registry = models::registry();
+    let result = match cli.command {
+        Command::List => {
+            list(&registry);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(run(&registry, args))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ETL_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn list(registry: &Registry) {
+    println!("{:<32} {:<6} {:>7}  primary key", "name", "kind", "columns");
+    for export in registry.all() {
+        let key = if export.info.primary_key.is_empty() {
+            "(none)".to_string()
+        } else {
+            export.info.primary_key.join(", ")
+        };
+        println!(
+            "{:<32} {:<6} {:>7}  {key}",
+            export.name(),
+            export.kind,
+            export.info.columns.len()
+        );
+    }
+}
+
+async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode> {
+    let url = args.database.database_url.as_deref().filter(|u| !u.is_empty()).ok_or_else(|| {
+        anyhow!(
+            "no source database: set DATABASE_URL (or pass --database-url), e.g.\n  \
+             DATABASE_URL=postgres://user:password@host:5432/db etl-app run\n\
+             To try etl-app on a throwaway database, run `cargo xtask demo`."
+        )
+    })?;
+    let exports = registry.select(&args.tables)?;
+    let codec = match args.compression {
+        Compression::Zstd => Codec::Zstd(args.zstd_level),
+        Compression::Snappy => Codec::Snappy,
+        Compression::None => Codec::None,
+    };
+    let options = ExportOptions {
+        parquet: ParquetOptions {
+            codec,
+            ..ParquetOptions::default()
+        },
+        max_file_bytes: args.max_file_bytes,
+        ..ExportOptions::default()
+    };
+    let source_options = SourceOptions {
+        max_connections: args.parallel_tables + 1,
+        ..SourceOptions::default()
+    };
+    let started = Instant::now();
+    let mut source = PgSource::connect(url, &source_options).await?;
+    let snapshot = source.export_snapshot().await?;
+    let run_id = format!(
+        "{}-{}",
+        snapshot.taken_at.replace([':', '.'], ""),
+        std::process::id()
+    );
+    let sink = LocalDirSink::new(&args.output, &run_id)?;
+    eprintln!(
+        "exporting {} table(s) from {} (snapshot of {}) to {}",
+        exports.len(),
+        source.display_url(),
+        snapshot.taken_at,
+        args.output.display()
+    );
+
+    let source_ref = &source;
+    let sink_ref = &sink;
+    let options_ref = &options;
+    let results: Vec<(Export, etl_runtime::Result<TableReport>)> =
+        futures_util::stream::iter(exports)
+            .map(|export| async move {
+                eprintln!("  {} ...", export.name());
+                let result = export.run(source_ref, sink_ref, options_ref).await;
+                (export, result)
+            })
+            .buffered(args.parallel_tables as usize)
+            .collect()
+            .await;
+    source.close().await;
+
+    let mut failed = 0;
+    let mut reports = Vec::new();
+    for (export, result) in results {
+        match result {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}: {}", export.name(), error_chain(&e));
+            }
+        }
+    }
+    print_reports(&reports);
+    eprintln!(
+        "{} table(s) exported, {failed} failed, in {:.2} s",
+        reports.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn print_reports(reports: &[TableReport]) {
+    if reports.is_empty() {
+        return;
+    }
+    println!(
+        "{:<28} {:>10} {:>12} {:>8}  path",
+        "table", "rows", "bytes", "seconds"
+    );
+    for report in reports {
+        let files = report
+            .files
+            .iter()
+            .map(|f| format!("{}/{f}", report.location))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "{:<28} {:>10} {:>12} {:>8.2}  {files}",
+            report.table, report.rows, report.bytes, report.seconds
+        );
+    }
+}

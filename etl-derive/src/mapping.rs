@@ -73,6 +73,8 @@ impl fmt::Display for SqlTypeError {
     }
 }
 
+impl std::error::Error for SqlTypeError {}
+
 impl SqlType {
     /// Reads a type as PostgreSQL's `format_type` prints it (`numeric(12,2)`, `text[]`,
     /// `timestamp without time zone`, `character varying(32)`) or as people write it (`int8`,

@@ -1,1 +1,47 @@
-fn main(){}
+//! `cargo xtask <command>`: the project's own tooling, in Rust (the rust-analyzer pattern).
+//! Each command lives in its own module; this file only dispatches.
+
+mod ci;
+mod demo;
+mod gen_models;
+#[path = "../../etl-derive/src/mapping.rs"]
+#[allow(dead_code)]
+mod mapping;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Tooling for the ETL workspace.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate annotated models in etl-app/src/models/ from live tables.
+    Gen(gen_models::GenArgs),
+    /// Fill a throwaway PostgreSQL with demo tables and export them with etl-app.
+    Demo(demo::DemoArgs),
+    /// Everything CI checks: install test tools, fmt, clippy, tests, interop with pyarrow/DuckDB.
+    Ci(ci::CiArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Gen(args) => gen_models::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Ci(args) => ci::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,115 @@
+-- The demo database: a slice of a procurement app. Deterministic (setseed), with NULLs,
+-- numerics, jsonb, arrays and a column named "type".
+\set ON_ERROR_STOP on
+SET client_min_messages = warning;
+SET TimeZone = 'UTC';
+SELECT setseed(0.17) \gset
+
+DROP TABLE IF EXISTS notes, purchase_orders, currencies CASCADE;
+
+CREATE TABLE currencies (
+    id                 serial PRIMARY KEY,
+    code               varchar(8)    NOT NULL UNIQUE,
+    name               text          NOT NULL,
+    symbol             text,
+    conversion_rate    numeric(18,8) NOT NULL,
+    conversion_history jsonb,
+    is_active          boolean       NOT NULL DEFAULT true,
+    updated_at         timestamptz   NOT NULL
+);
+
+INSERT INTO currencies (code, name, symbol, conversion_rate, conversion_history, is_active, updated_at)
+SELECT code, name, symbol, rate, history, active, ts
+FROM (VALUES ('USD', 'US Dollar', '$', 1.0),
+             ('EUR', 'Euro', '€', 1.08123456),
+             ('GBP', 'Pound Sterling', '£', 1.26543210),
+             ('JPY', 'Yen', '¥', 0.00671234),
+             ('CHF', 'Swiss Franc', NULL, 1.13000001)) AS v(code, name, symbol, rate),
+     LATERAL (SELECT jsonb_build_array(jsonb_build_object('date', '2026-01-01', 'rate', rate),
+                                       jsonb_build_object('date', '2026-06-01', 'rate', round(rate * 1.01, 8)))
+                     AS history,
+                     true AS active,
+                     timestamptz '2026-11-01 09:30:00.123456+00' AS ts) h
+UNION ALL
+SELECT 'X' || lpad(i::text, 4, '0'),
+       'Synthetic currency ' || i,
+       CASE WHEN i % 7 = 0 THEN NULL ELSE chr(945 + i % 24) END,
+       round((0.001 + random() * 5)::numeric, 8),
+       CASE WHEN i % 10 = 0 THEN NULL
+            ELSE jsonb_build_object('source', 'ecb', 'samples', jsonb_build_array(round(random()::numeric, 6), null, 1e-7),
+                                    'nested', jsonb_build_object('ok', i % 2 = 0, 'note', E'tab\there "quoted" ünï')) END,
+       i % 13 <> 0,
+       timestamptz '2024-01-01 00:00:00+00' + (i * interval '37 minutes 11.000007 seconds')
+FROM generate_series(1, 2995) AS g(i);
+
+CREATE TABLE purchase_orders (
+    id              bigserial PRIMARY KEY,
+    uuid            uuid          NOT NULL,
+    "type"          varchar(32)   NOT NULL,
+    status          varchar(32),
+    title           text,
+    body            text,
+    amount          numeric(12,2),
+    conversion_rate numeric(18,8),
+    tax_rate        double precision,
+    quantity        integer,
+    is_active       boolean,
+    tags            text[],
+    options         jsonb,
+    currency_id     integer       REFERENCES currencies (id),
+    created_at      timestamp     NOT NULL,
+    updated_at      timestamptz,
+    due_date        date
+);
+
+INSERT INTO purchase_orders (uuid, "type", status, title, body, amount, conversion_rate, tax_rate, quantity,
+                             is_active, tags, options, currency_id, created_at, updated_at, due_date)
+SELECT md5(i::text || 'po')::uuid,
+       (ARRAY['standard','blanket','contract','planned','dropship'])[1 + i % 5],
+       CASE WHEN random() < 0.1 THEN NULL
+            ELSE (ARRAY['draft','pending_approval','approved','sent','received','closed','cancelled'])[1 + (random() * 6)::int] END,
+       CASE WHEN random() < 0.1 THEN NULL ELSE 'PO-' || lpad(i::text, 6, '0') || ' ' ||
+            (ARRAY['Laptops and docks','Cloud credits','Consulting services','Packaging','Spare parts'])[1 + i % 5] END,
+       CASE WHEN random() < 0.1 THEN NULL ELSE repeat('Lorem ipsum dolor sit amet. ', 1 + i % 4) || E'\nline two' END,
+       CASE WHEN random() < 0.1 THEN NULL ELSE round((random() * 250000)::numeric, 2) END,
+       CASE WHEN random() < 0.1 THEN NULL ELSE round((0.2 + random() * 2)::numeric, 8) END,
+       CASE WHEN random() < 0.1 THEN NULL ELSE (ARRAY[0.0, 0.05, 0.07, 0.19, 0.2, 0.21])[1 + i % 6] END,
+       CASE WHEN random() < 0.1 THEN NULL ELSE (random() * 5000)::int END,
+       CASE WHEN random() < 0.1 THEN NULL ELSE random() < 0.8 END,
+       CASE WHEN random() < 0.1 THEN NULL
+            WHEN i % 17 = 0 THEN ARRAY[]::text[]
+            WHEN i % 19 = 0 THEN ARRAY['urgent', NULL, 'capex']
+            ELSE (ARRAY['urgent','net30','net60','capex','opex','recurring','eu','us'])[1 + i % 8 : 1 + i % 8 + i % 3] END,
+       CASE WHEN random() < 0.1 THEN NULL
+            ELSE jsonb_build_object('priority', 1 + i % 5, 'approver_id', (random() * 100000)::int,
+                                    'auto_renew', random() < 0.3, 'cost_center', 'CC-' || lpad((i % 999)::text, 3, '0')) END,
+       CASE WHEN random() < 0.1 THEN NULL ELSE 1 + i % 5 END,
+       timestamp '2019-01-01' + (random() * 189216000) * interval '1 second',
+       CASE WHEN random() < 0.1 THEN NULL ELSE timestamptz '2019-01-01 00:00:00+00' + (random() * 189216000) * interval '1 second' END,
+       CASE WHEN random() < 0.1 THEN NULL ELSE date '2019-01-01' + (random() * 2500)::int END
+FROM generate_series(1, 5000) AS g(i);
+
+CREATE TABLE notes (
+    id                bigserial PRIMARY KEY,
+    purchase_order_id bigint REFERENCES purchase_orders (id),
+    title             text        NOT NULL,
+    body              text,
+    status            varchar(16) NOT NULL,
+    "type"            text        NOT NULL,
+    created_at        timestamp   NOT NULL,
+    updated_at        timestamptz
+);
+
+INSERT INTO notes (purchase_order_id, title, body, status, "type", created_at, updated_at)
+SELECT CASE WHEN i % 9 = 0 THEN NULL ELSE 1 + (i * 7) % 5000 END,
+       'Note ' || i,
+       CASE WHEN i % 6 = 0 THEN NULL
+            WHEN i % 11 = 0 THEN ''
+            ELSE 'Called the supplier about order ' || i || E'. Unicode: 日本語 🚚, control: \x01.' END,
+       (ARRAY['open','resolved','archived'])[1 + i % 3],
+       (ARRAY['comment','approval','rejection','reminder'])[1 + i % 4],
+       timestamp '2020-02-29 12:00:00' + i * interval '1 hour 1.5 seconds',
+       CASE WHEN i % 5 = 0 THEN NULL ELSE timestamptz '1969-12-31 23:59:59.999999+00' + i * interval '1 day' END
+FROM generate_series(1, 4000) AS g(i);
+
+ANALYZE currencies, purchase_orders, notes;
