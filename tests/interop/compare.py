@@ -1,0 +1,284 @@
+#!/usr/bin/env python3
+"""Compares a Parquet export with PostgreSQL, value for value, through two independent readers
+(pyarrow and DuckDB). Exit status 0 when every table matches, 1 otherwise.
+
+    compare.py --dsn postgres://... --dir ./etl-out --tables notes,currencies
+
+For each table: the Parquet column names are the PostgreSQL names byte for byte, NOT NULL
+columns are REQUIRED, the row counts match, and every value equals PostgreSQL's: decimals as
+decimals (never floats), floats bit-exact (NaN, +-Infinity, -0.0), timestamps to the
+microsecond, jsonb and arrays as JSON equal to PostgreSQL's own to_json.
+"""
+
+import argparse
+import datetime as dt
+import decimal
+import json
+import math
+import os
+import sys
+import uuid
+
+import duckdb
+import psycopg
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+MAX_REPORTED = 10
+
+
+def column_kinds(conn, schema, table):
+    """[(name, kind, element_kind, not_null)] in column order."""
+    rows = conn.execute(
+        """
+        SELECT a.attname, coalesce(bt.typname, t.typname), t.typcategory,
+               coalesce(et.typname, ''), et.typtype, coalesce(bt.typtype, t.typtype),
+               a.attnotnull OR coalesce(t.typnotnull, false)
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN pg_type t ON t.oid = a.atttypid
+        LEFT JOIN pg_type bt ON bt.oid = t.typbasetype AND t.typtype = 'd'
+        LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
+        WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
+        ORDER BY a.attnum
+        """,
+        (schema, table),
+    ).fetchall()
+    out = []
+    for name, typname, category, elem, elem_typtype, typtype, not_null in rows:
+        if category == "A":
+            out.append((name, "array", scalar_kind(elem.lstrip("_"), elem_typtype), not_null))
+        else:
+            kind = scalar_kind(typname, typtype)
+            # Enums and types without a mapping are compared as PostgreSQL's text of them.
+            if kind == "text" and typname not in TEXT_TYPES:
+                kind = "cast-text"
+            out.append((name, kind, None, not_null))
+    return out
+
+
+TEXT_TYPES = {"text", "varchar", "bpchar", "name", "citext"}
+
+
+def scalar_kind(typname, typtype):
+    if typtype == "e":
+        return "text"
+    return {
+        "int2": "int", "int4": "int", "int8": "int",
+        "float4": "float", "float8": "float",
+        "numeric": "decimal", "bool": "bool",
+        "text": "text", "varchar": "text", "bpchar": "text", "name": "text", "citext": "text",
+        "uuid": "uuid", "date": "date", "timestamp": "timestamp", "timestamptz": "timestamptz",
+        "time": "time", "json": "json", "jsonb": "json", "bytea": "bytes",
+    }.get(typname, "text")
+
+
+def primary_key(conn, schema, table):
+    rows = conn.execute(
+        """
+        SELECT a.attname FROM pg_index i
+        JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
+        WHERE n.nspname = %s AND c.relname = %s AND i.indisprimary ORDER BY k.ord
+        """,
+        (schema, table),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def quote(ident):
+    return '"' + ident.replace('"', '""') + '"'
+
+
+def parse_json(text):
+    return json.loads(text, parse_float=decimal.Decimal)
+
+
+def canonical_time(kind, value):
+    if isinstance(value, str):
+        if kind == "date":
+            return dt.date.fromisoformat(value)
+        if kind == "time":
+            return dt.time.fromisoformat(value)
+        return dt.datetime.fromisoformat(value)
+    return value
+
+
+def canonical_json_element(kind, value):
+    if value is None:
+        return None
+    if kind in ("timestamp", "timestamptz", "date", "time") and isinstance(value, str):
+        return canonical_time(kind, value)
+    if kind == "float" and isinstance(value, (int, decimal.Decimal)):
+        return ("float", float(value), math.copysign(1.0, float(value)))
+    if kind == "float" and isinstance(value, str):
+        return ("float", value)
+    if kind == "json":
+        return json.dumps(value, sort_keys=True, default=str)
+    return value
+
+
+def canonical(kind, element_kind, value, side):
+    """A value both sides can be compared on exactly; raises on a type that cannot be right."""
+    if value is None:
+        return None
+    if kind == "float":
+        if not isinstance(value, float):
+            raise TypeError(f"{side}: expected a float, got {type(value).__name__}")
+        if math.isnan(value):
+            return ("nan",)
+        return (value, math.copysign(1.0, value))
+    if kind == "decimal":
+        # Exact as DECIMAL, or as exact decimal text (`numeric = "string"`), never rounded.
+        if isinstance(value, str):
+            if "e" in value.lower() and value not in ("NaN",):
+                raise TypeError(f"{side}: decimal text in exponent notation: {value!r}")
+            return decimal.Decimal(value)
+        if not isinstance(value, decimal.Decimal):
+            raise TypeError(f"{side}: expected a Decimal, got {type(value).__name__} {value!r}")
+        return value
+    if kind == "decimal-as-float":
+        # The documented lossy opt-in (`numeric = "f64"`): the nearest double.
+        return float(value)
+    if kind == "uuid":
+        if isinstance(value, (bytes, bytearray)):
+            return str(uuid.UUID(bytes=bytes(value)))
+        return str(value).lower()
+    if kind == "bytes":
+        return bytes(value)
+    if kind in ("timestamp", "timestamptz", "date", "time"):
+        return canonical_time(kind, value)
+    if kind == "json":
+        return json.dumps(parse_json(value) if isinstance(value, str) else value, sort_keys=True, default=str)
+    if kind == "array":
+        items = parse_json(value) if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise TypeError(f"{side}: expected a JSON array, got {value!r}")
+        return tuple(canonical_json_element(element_kind, v) for v in items)
+    return value
+
+
+def pg_select(conn, schema, table, kinds, key):
+    exprs = []
+    for name, kind, _, _ in kinds:
+        if kind == "array":
+            exprs.append(f"to_json({quote(name)})::text")
+        elif kind == "json":
+            exprs.append(f"{quote(name)}::text")
+        elif kind == "cast-text":
+            exprs.append(f"{quote(name)}::text")
+        else:
+            exprs.append(quote(name))
+    order = ", ".join(quote(k) for k in key) if key else "1"
+    sql = f"SELECT {', '.join(exprs)} FROM {quote(schema)}.{quote(table)} ORDER BY {order}"
+    return conn.execute(sql).fetchall()
+
+
+def compare_rows(label, kinds, key_idx, expected, actual, problems):
+    if len(expected) != len(actual):
+        problems.append(f"{label}: {len(actual)} rows, PostgreSQL has {len(expected)}")
+        return
+    for row_no, (pg_row, pq_row) in enumerate(zip(expected, actual)):
+        for col, (name, kind, element_kind, _) in enumerate(kinds):
+            got_kind = kind
+            if kind == "decimal" and isinstance(pq_row[col], float):
+                got_kind = "decimal-as-float"
+            try:
+                want = canonical(got_kind, element_kind, pg_row[col], "postgres")
+                got = canonical(got_kind, element_kind, pq_row[col], label)
+            except (TypeError, ValueError) as e:
+                problems.append(f"{label}: column {name}, row {row_no}: {e}")
+                continue
+            if want != got:
+                where = ", ".join(f"{kinds[i][0]}={pg_row[i]!r}" for i in key_idx) or f"row {row_no}"
+                problems.append(
+                    f"{label}: column {name} at {where}: parquet {pq_row[col]!r} != postgres {pg_row[col]!r}"
+                )
+            if len(problems) > MAX_REPORTED:
+                return
+
+
+def check_table(conn, directory, qualified, problems):
+    schema, _, table = qualified.rpartition(".")
+    schema = schema or "public"
+    kinds = column_kinds(conn, schema, table)
+    if not kinds:
+        problems.append(f"{qualified}: no such table in PostgreSQL")
+        return 0
+    key = primary_key(conn, schema, table)
+    names = [k[0] for k in kinds]
+    key_idx = [names.index(k) for k in key]
+    table_dir = os.path.join(directory, qualified if schema != "public" else table)
+    files = sorted(f for f in os.listdir(table_dir) if f.endswith(".parquet"))
+    if not files:
+        problems.append(f"{qualified}: no Parquet files in {table_dir}")
+        return 0
+
+    # Schema: names byte for byte, NOT NULL -> REQUIRED.
+    for f in files:
+        schema_pq = pq.ParquetFile(os.path.join(table_dir, f)).schema_arrow
+        if schema_pq.names != names:
+            problems.append(f"{qualified}/{f}: columns {schema_pq.names}, PostgreSQL has {names}")
+        for (name, _, _, not_null), field in zip(kinds, schema_pq):
+            if field.nullable == not_null:
+                problems.append(
+                    f"{qualified}/{f}: column {name} is {'OPTIONAL' if field.nullable else 'REQUIRED'} "
+                    f"but NOT NULL is {not_null} in PostgreSQL"
+                )
+
+    expected = pg_select(conn, schema, table, kinds, key)
+
+    # Reader 1: pyarrow.
+    arrow_table = ds.dataset(table_dir, format="parquet").to_table()
+    if key:
+        arrow_table = arrow_table.sort_by([(k, "ascending") for k in key])
+    columns = [arrow_table.column(n).to_pylist() for n in names]
+    rows = list(zip(*columns)) if columns else []
+    if not key:
+        expected_sorted = sorted(expected, key=repr)
+        rows = sorted(rows, key=repr)
+    else:
+        expected_sorted = expected
+    compare_rows(f"{qualified} (pyarrow)", kinds, key_idx, expected_sorted, rows, problems)
+
+    # Reader 2: DuckDB.
+    glob = os.path.join(table_dir, "*.parquet").replace("'", "''")
+    select = ", ".join(quote(n) for n in names)
+    order = " ORDER BY " + ", ".join(quote(k) for k in key) if key else ""
+    duck = duckdb.connect()
+    duck.execute("SET TimeZone = 'UTC'")
+    duck_rows = duck.execute(f"SELECT {select} FROM read_parquet('{glob}'){order}").fetchall()
+    if not key:
+        duck_rows = sorted(duck_rows, key=repr)
+    compare_rows(f"{qualified} (duckdb)", kinds, key_idx, expected_sorted, duck_rows, problems)
+    return len(expected)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dsn", required=True)
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--tables", required=True, help="comma-separated, schema.table outside public")
+    args = parser.parse_args()
+
+    problems = []
+    with psycopg.connect(args.dsn, autocommit=True) as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.execute("SET intervalstyle = 'iso_8601'")
+        conn.execute("SET extra_float_digits = 3")
+        for table in [t for t in args.tables.split(",") if t]:
+            before = len(problems)
+            rows = check_table(conn, args.dir, table, problems)
+            status = "ok" if len(problems) == before else "MISMATCH"
+            print(f"interop {table}: {rows} rows, pyarrow and duckdb: {status}")
+    for p in problems[:MAX_REPORTED]:
+        print("  " + p, file=sys.stderr)
+    if len(problems) > MAX_REPORTED:
+        print(f"  ... and more ({len(problems)} shown up to {MAX_REPORTED})", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+//! Helpers shared by the integration tests: a fresh database with a schema, an export into a
+//! directory of the test's own, and the independent readers' verdict.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use etl_runtime::export::ExportOptions;
+use etl_runtime::source::SourceOptions;
+use etl_runtime::{EtlTable, LocalDirSink, PgSource, TableReport};
+use etl_tests::TestDb;
+
+/// A fresh database holding `schema_sql`.
+pub fn database(label: &str, schema_sql: &str) -> TestDb {
+    let db = etl_tests::fresh_database(label).expect("a fresh database");
+    let file = out_dir(&db.name).join("schema.sql");
+    std::fs::write(&file, format!("\\set ON_ERROR_STOP on\nSET client_min_messages = warning;\n{schema_sql}"))
+        .expect("write schema");
+    etl_tests::postgres::psql_file(&db.url, &file, &[]).expect("schema loads");
+    db
+}
+
+/// A directory under target/ for one test's output, emptied.
+pub fn out_dir(name: &str) -> PathBuf {
+    let dir = etl_tests::target_dir().join("test-out").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the output directory");
+    dir
+}
+
+/// Exports `T` from `db` into `dir` on one snapshot, as `etl-app run` does.
+pub async fn export<T: EtlTable>(db: &TestDb, dir: &Path) -> etl_runtime::Result<TableReport> {
+    let mut source = PgSource::connect(&db.url, &SourceOptions::default()).await?;
+    source.export_snapshot().await?;
+    let sink = LocalDirSink::new(dir, "test")?;
+    let result = etl_runtime::export_table::<T>(&source, &sink, &ExportOptions::default()).await;
+    source.close().await;
+    result
+}
+
+/// Runs the pyarrow + DuckDB comparison; panics with its report when anything differs.
+pub fn assert_readers_agree(db: &TestDb, dir: &Path, tables: &[&str]) {
+    let python = etl_tests::python().expect("the Python readers");
+    let script = etl_tests::workspace_root().join("tests/interop/compare.py");
+    let output = Command::new(python)
+        .arg(script)
+        .args(["--dsn", &db.url, "--dir"])
+        .arg(dir)
+        .args(["--tables", &tables.join(",")])
+        .output()
+        .expect("run compare.py");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "pyarrow/DuckDB disagree with PostgreSQL:\n{report}");
+    for table in tables {
+        assert!(report.contains(&format!("interop {table}: ")), "{report}");
+    }
+}
