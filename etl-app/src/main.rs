@@ -67,13 +67,18 @@ fn list(registry: &Registry) {
 }
 
 async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode> {
-    let url = args.database.database_url.as_deref().filter(|u| !u.is_empty()).ok_or_else(|| {
-        anyhow!(
-            "no source database: set DATABASE_URL (or pass --database-url), e.g.\n  \
+    let url = args
+        .database
+        .database_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            anyhow!(
+                "no source database: set DATABASE_URL (or pass --database-url), e.g.\n  \
              DATABASE_URL=postgres://user:password@host:5432/db etl-app run\n\
              To try etl-app on a throwaway database, run `cargo xtask demo`."
-        )
-    })?;
+            )
+        })?;
     let exports = registry.select(&args.tables)?;
     let codec = match args.compression {
         Compression::Zstd => Codec::Zstd(args.zstd_level),
@@ -131,7 +136,11 @@ async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode> {
             Ok(report) => reports.push(report),
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {}: {}", export.name(), error_chain(&e));
+                eprintln!(
+                    "error: {}: {}",
+                    export.name(),
+                    etl_runtime::error::report(&e)
+                );
             }
         }
     }
@@ -146,20 +155,6 @@ async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn print_reports(reports: &[TableReport]) {

@@ -57,7 +57,6 @@ mod kw {
 impl<'a> Model<'a> {
     pub fn from_ast(cx: &mut Ctxt, input: &'a DeriveInput) -> Option<Model<'a>> {
         let mut model = Model {
-
             ident: &input.ident,
             table: None,
             schema: None,
@@ -120,7 +119,6 @@ impl<'a> Model<'a> {
                 continue;
             };
             let mut field = Field {
-
                 ident,
                 ty: &original.ty,
                 column: None,
@@ -173,7 +171,11 @@ fn path_name(path: &syn::Path) -> String {
         .join("::")
 }
 
-fn set_once(cx: &mut Ctxt, meta: &ParseNestedMeta<'_>, slot: &mut Option<LitStr>) -> syn::Result<()> {
+fn set_once(
+    cx: &mut Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    slot: &mut Option<LitStr>,
+) -> syn::Result<()> {
     let value: LitStr = meta.value()?.parse()?;
     if slot.replace(value).is_some() {
         cx.error_spanned_by(&meta.path, format!("duplicate `{}`", path_name(&meta.path)));

@@ -112,12 +112,13 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
                 cx.error_spanned_by(model.ident, "`primary_key()` names no field");
             }
             for key in keys {
-                match columns.iter().position(|c| c.field.ident == key) {
-                    Some(i) => primary_key.push(i),
-                    None => cx.error_spanned_by(
+                if !model.fields.iter().any(|f| f.ident == key) {
+                    cx.error_spanned_by(
                         key,
                         format!("`primary_key` names `{key}`, which is not a field of this struct"),
-                    ),
+                    );
+                } else if let Some(i) = columns.iter().position(|c| c.field.ident == key) {
+                    primary_key.push(i);
                 }
             }
         }
@@ -147,7 +148,10 @@ fn check_field<'a>(cx: &mut Ctxt, field: &'a Field<'a>) -> Option<Column<'a>> {
     let nullable = option_inner.is_some();
     let value_ty = option_inner.unwrap_or(field.ty);
     if rust_type::option_inner(value_ty).is_some() {
-        cx.error_spanned_by(field.ty, "`Option<Option<T>>`: a column is NULL or a value, use `Option<T>`");
+        cx.error_spanned_by(
+            field.ty,
+            "`Option<Option<T>>`: a column is NULL or a value, use `Option<T>`",
+        );
         return None;
     }
     let name = field.column_name();
@@ -198,7 +202,10 @@ fn check_field<'a>(cx: &mut Ctxt, field: &'a Field<'a>) -> Option<Column<'a>> {
 
     let opt = OptIns {
         numeric_f64: field.numeric.as_ref().is_some_and(|l| l.value() == "f64"),
-        numeric_string: field.numeric.as_ref().is_some_and(|l| l.value() == "string"),
+        numeric_string: field
+            .numeric
+            .as_ref()
+            .is_some_and(|l| l.value() == "string"),
         array_list: field.array.as_ref().is_some_and(|l| l.value() == "list"),
         uuid_bytes: field.uuid.as_ref().is_some_and(|l| l.value() == "bytes"),
         infinity_null: field.infinity.as_ref().is_some_and(|l| l.value() == "null"),
@@ -210,14 +217,27 @@ fn check_field<'a>(cx: &mut Ctxt, field: &'a Field<'a>) -> Option<Column<'a>> {
         {
             cx.error_spanned_by(
                 lit,
-                format!("this option applies to {what} columns, and `{}` is `{sql_text}`", name),
+                format!(
+                    "this option applies to {what} columns, and `{}` is `{sql_text}`",
+                    name
+                ),
             );
         }
     };
-    misplaced(cx, &field.numeric, matches!(sql.scalar, Scalar::Numeric(_)), "numeric");
+    misplaced(
+        cx,
+        &field.numeric,
+        matches!(sql.scalar, Scalar::Numeric(_)),
+        "numeric",
+    );
     misplaced(cx, &field.array, sql.array, "array");
     misplaced(cx, &field.uuid, sql.scalar == Scalar::Uuid, "uuid");
-    misplaced(cx, &field.infinity, sql.scalar.can_be_infinite() && !sql.array, "date and timestamp");
+    misplaced(
+        cx,
+        &field.infinity,
+        sql.scalar.can_be_infinite() && !sql.array,
+        "date and timestamp",
+    );
     if opt.infinity_null && !nullable {
         cx.error_spanned_by(
             field.ty,

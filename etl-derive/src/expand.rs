@@ -4,7 +4,7 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
-use syn::{DeriveInput, Ident, LitStr, Type};
+use syn::{DeriveInput, Ident, Type};
 
 use crate::ast::Model;
 use crate::check::{Column, Table, check};
@@ -71,7 +71,12 @@ fn expand_diesel_table(table: &Table<'_>) -> TokenStream {
     // Diesel needs a key; a table without one declares its first column, which only matters
     // to Diesel's `find`.
     let key_fields: Vec<&Ident> = if table.primary_key.is_empty() {
-        table.columns.iter().take(1).map(|c| c.field.ident).collect()
+        table
+            .columns
+            .iter()
+            .take(1)
+            .map(|c| c.field.ident)
+            .collect()
     } else {
         table
             .primary_key
@@ -108,14 +113,20 @@ fn parse_type(text: &str) -> TokenStream {
 /// The column's type in `table!` (unqualified: `table!` imports `diesel::sql_types::*`).
 fn diesel_column_type(c: &Column<'_>) -> TokenStream {
     let ty = parse_type(&c.sql.diesel_type());
-    if c.nullable { quote!(Nullable<#ty>) } else { ty }
+    if c.nullable {
+        quote!(Nullable<#ty>)
+    } else {
+        ty
+    }
 }
 
 /// The SQL type of the value the selection yields, qualified: the column's, or the cast's.
 fn selected_sql_type(c: &Column<'_>) -> TokenStream {
     let scalar = c.sql.selected_scalar(c.opt).diesel_type();
     let text = if c.sql.array {
-        format!("::diesel::sql_types::Array<::diesel::sql_types::Nullable<::diesel::sql_types::{scalar}>>")
+        format!(
+            "::diesel::sql_types::Array<::diesel::sql_types::Nullable<::diesel::sql_types::{scalar}>>"
+        )
     } else {
         format!("::diesel::sql_types::{scalar}")
     };
@@ -151,8 +162,11 @@ fn diesel_selection(table: &Table<'_>, c: &Column<'_>) -> (TokenStream, TokenStr
 
 fn expand_diesel_impls(table: &Table<'_>) -> TokenStream {
     let ident = table.model.ident;
-    let (select_tys, select_exprs): (Vec<_>, Vec<_>) =
-        table.columns.iter().map(|c| diesel_selection(table, c)).unzip();
+    let (select_tys, select_exprs): (Vec<_>, Vec<_>) = table
+        .columns
+        .iter()
+        .map(|c| diesel_selection(table, c))
+        .unzip();
     let field_tys: Vec<&Type> = table.columns.iter().map(|c| c.field.ty).collect();
     let field_idents: Vec<&Ident> = table.columns.iter().map(|c| c.field.ident).collect();
     let sts: Vec<Ident> = (0..table.columns.len())
@@ -188,10 +202,12 @@ fn expand_from_row(table: &Table<'_>) -> TokenStream {
         let field = c.field.ident;
         let name = &c.name;
         let value_ty = c.value_ty;
+        let ty = c.field.ty;
+        // Spanned on the field, so that a type error points there and not at the derive.
         if c.opt.infinity_null {
-            quote!(#field: #rt::decode_named_with(row, #name, #rt::decode_infinity_as_null::<#value_ty>)?)
+            quote_spanned!(ty.span()=> #field: #rt::decode_named_with(row, #name, #rt::decode_infinity_as_null::<#value_ty>)?)
         } else {
-            quote!(#field: #rt::decode_named(row, #name)?)
+            quote_spanned!(ty.span()=> #field: #rt::decode_named::<#ty>(row, #name)?)
         }
     });
     quote! {
@@ -223,7 +239,10 @@ fn encoder(c: &Column<'_>) -> (TokenStream, TokenStream) {
                 ("Utf8Encoder", quote!())
             }
             Encoding::Json => {
-                return (quote!(#rt::Utf8Encoder), quote!(#rt::Utf8Encoder::json(capacity)));
+                return (
+                    quote!(#rt::Utf8Encoder),
+                    quote!(#rt::Utf8Encoder::json(capacity)),
+                );
             }
             Encoding::Bool => ("BoolEncoder", quote!()),
             Encoding::UuidBytes => ("UuidBytesEncoder", quote!()),
@@ -238,7 +257,10 @@ fn encoder(c: &Column<'_>) -> (TokenStream, TokenStream) {
     };
     match c.encoding.shape {
         Shape::Scalar => element(c.encoding.element),
-        Shape::JsonArray => (quote!(#rt::Utf8Encoder), quote!(#rt::Utf8Encoder::json(capacity))),
+        Shape::JsonArray => (
+            quote!(#rt::Utf8Encoder),
+            quote!(#rt::Utf8Encoder::json(capacity)),
+        ),
         Shape::List => {
             let (ty, new) = element(c.encoding.element);
             (
@@ -278,9 +300,9 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
         let ty = c.field.ty;
         let value_ty = c.value_ty;
         let decode = if c.opt.infinity_null {
-            quote!(#rt::decode_infinity_as_null::<#value_ty>(row, #index))
+            quote_spanned!(ty.span()=> #rt::decode_infinity_as_null::<#value_ty>(row, #index))
         } else {
-            quote!(#rt::decode_at::<#ty>(row, #index))
+            quote_spanned!(ty.span()=> #rt::decode_at::<#ty>(row, #index))
         };
         quote!(#field: #decode.map_err(|e| #rt::RowError::decode(#name, e))?)
     });
@@ -290,10 +312,18 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
         let format = table
             .primary_key
             .iter()
-            .map(|&i| format!("{}={{:?}}", table.columns[i].name.replace('{', "{{").replace('}', "}}")))
+            .map(|&i| {
+                format!(
+                    "{}={{:?}}",
+                    table.columns[i].name.replace('{', "{{").replace('}', "}}")
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
-        let fields = table.primary_key.iter().map(|&i| table.columns[i].field.ident);
+        let fields = table
+            .primary_key
+            .iter()
+            .map(|&i| table.columns[i].field.ident);
         quote!(::std::format!(#format, #(self.#fields),*))
     };
 
@@ -310,10 +340,9 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
         let field = c.field.ident;
         let name = &c.name;
         let value_ty = c.value_ty;
-        let encoder_ty = encoder(c).0;
-        let push = quote_spanned! {c.field.ty.span()=>
-            <#encoder_ty as #rt::Encode<#value_ty>>::push
-        };
+        let span = c.field.ty.span();
+        let encoder_ty = respan(encoder(c).0, span);
+        let push = respan(quote!(<#encoder_ty as #rt::Encode<#value_ty>>::push), span);
         let err = quote!(|e| #rt::RowError::value(#name, #rt::EtlTable::key(row), e));
         if c.nullable {
             quote! {
@@ -406,17 +435,14 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
 /// One bound per field, spanned on the field's type, so that a Rust type that cannot hold the
 /// column's SQL type is an error at that field (diesel's `check_for_backend`).
 fn expand_type_checks(table: &Table<'_>) -> TokenStream {
-    let rt = rt();
     let bounds = table.columns.iter().map(|c| {
         let ty = c.field.ty;
         let (select_ty, _) = diesel_selection(table, c);
         let span = ty.span();
         quote_spanned! {span=>
             #ty: ::diesel::deserialize::FromSqlRow<::diesel::dsl::SqlTypeOf<#select_ty>, ::diesel::pg::Pg>,
-            #ty: #rt::DecodeColumn,
         }
     });
-    let _ = LitStr::new("", Span::call_site());
     quote! {
         #[allow(dead_code)]
         fn __etl_check_field_types()
@@ -424,4 +450,21 @@ fn expand_type_checks(table: &Table<'_>) -> TokenStream {
             #(#bounds)*
         {}
     }
+}
+
+/// `tokens` with every span set to `span`, so that an error inside them is reported there.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(group) = &tree {
+                let mut new =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                new.set_span(span);
+                tree = proc_macro2::TokenTree::Group(new);
+            }
+            tree.set_span(span);
+            tree
+        })
+        .collect()
 }

@@ -315,7 +315,9 @@ impl SqlType {
             Scalar::Float8 => Encoding::Float64,
             Scalar::Numeric(_) if opt.numeric_f64 => Encoding::Float64,
             Scalar::Numeric(_) if opt.numeric_string => Encoding::DecimalText,
-            Scalar::Numeric(Some(t)) if t.precision <= MAX_DECIMAL_PRECISION => Encoding::Decimal(t),
+            Scalar::Numeric(Some(t)) if t.precision <= MAX_DECIMAL_PRECISION => {
+                Encoding::Decimal(t)
+            }
             Scalar::Numeric(Some(t)) => {
                 return Err(format!(
                     "`{}` has precision {} but Parquet DECIMAL holds at most {MAX_DECIMAL_PRECISION} digits; \
@@ -403,7 +405,9 @@ mod tests {
             }))
         );
         assert_eq!(
-            SqlType::parse("timestamp(3) with time zone").unwrap().scalar,
+            SqlType::parse("timestamp(3) with time zone")
+                .unwrap()
+                .scalar,
             Scalar::Timestamptz
         );
         let arr = SqlType::parse("character varying(32)[]").unwrap();

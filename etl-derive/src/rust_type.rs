@@ -33,9 +33,34 @@ fn single_generic<'a>(ty: &'a Type, name: &str) -> Option<&'a Type> {
 
 /// Names the mapping table uses; a type made only of these can be compared with it.
 const KNOWN: &[&str] = &[
-    "i8", "i16", "i32", "i64", "i128", "isize", "u8", "u16", "u32", "u64", "u128", "usize", "f32",
-    "f64", "bool", "char", "String", "str", "BigDecimal", "Uuid", "NaiveDate", "NaiveDateTime",
-    "DateTime", "Utc", "NaiveTime", "Value", "Vec", "Option",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "i128",
+    "isize",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "u128",
+    "usize",
+    "f32",
+    "f64",
+    "bool",
+    "char",
+    "String",
+    "str",
+    "BigDecimal",
+    "Uuid",
+    "NaiveDate",
+    "NaiveDateTime",
+    "DateTime",
+    "Utc",
+    "NaiveTime",
+    "Value",
+    "Vec",
+    "Option",
 ];
 
 /// `chrono::DateTime<chrono::Utc>` -> `DateTime<Utc>`; `None` for anything that is not a
@@ -65,7 +90,7 @@ pub fn canonical(ty: &Type) -> Option<String> {
 /// Whether every name in a canonical type is one the mapping table knows.
 pub fn is_known(canonical: &str) -> bool {
     canonical
-        .split(|c: char| matches!(c, '<' | '>' | ',' | ' '))
+        .split(['<', '>', ',', ' '])
         .filter(|s| !s.is_empty())
         .all(|name| KNOWN.contains(&name))
 }

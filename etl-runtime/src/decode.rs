@@ -30,7 +30,7 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DecodeError::UnexpectedNull => f.write_str(
-                "value is NULL but the field is not an Option (the column became nullable? run `etl-app check`)",
+                "value is NULL but the field is not an Option (did the column become nullable? regenerate the model with `cargo xtask gen`)",
             ),
             DecodeError::Infinite(value) => write!(
                 f,

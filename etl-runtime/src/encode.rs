@@ -258,7 +258,8 @@ impl Encode<Uuid> for Utf8Encoder {
     #[inline]
     fn push(&mut self, v: &Uuid) -> Result<(), ValueError> {
         let mut buf = Uuid::encode_buffer();
-        self.builder.append_value(v.hyphenated().encode_lower(&mut buf));
+        self.builder
+            .append_value(v.hyphenated().encode_lower(&mut buf));
         Ok(())
     }
 }
@@ -355,7 +356,7 @@ impl DecimalEncoder {
             let divisor = pow10(exponent - scale);
             if &digits % &divisor != BigInt::default() {
                 return Err(ValueError::DecimalScale {
-                    value: v.to_plain_string(),
+                    value: v.normalized().to_plain_string(),
                     scale: self.scale,
                 });
             }
@@ -368,7 +369,7 @@ impl DecimalEncoder {
         match i128::try_from(&digits) {
             Ok(unscaled) if unscaled.unsigned_abs() < self.limit.unsigned_abs() => Ok(unscaled),
             _ => Err(ValueError::DecimalOverflow {
-                value: v.to_plain_string(),
+                value: v.normalized().to_plain_string(),
                 precision: self.precision,
                 scale: self.scale,
             }),

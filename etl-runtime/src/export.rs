@@ -201,8 +201,12 @@ fn encode_chunks<T: EtlTable>(
         Some(writer) => files.push(writer.finish()?),
         // An empty table still gets one file, so that readers see its schema.
         None if files.is_empty() => {
-            let writer =
-                ParquetFileWriter::create(&table, &dir.join(file_name(0)), schema, &options.parquet)?;
+            let writer = ParquetFileWriter::create(
+                &table,
+                &dir.join(file_name(0)),
+                schema,
+                &options.parquet,
+            )?;
             files.push(writer.finish()?);
         }
         None => {}

@@ -75,7 +75,8 @@ impl Sink for LocalDirSink {
             .join(format!("{}.previous", staged.table_dir));
         let had_previous = target.exists();
         if had_previous {
-            fs::rename(&target, &previous).map_err(|e| Error::io("cannot move aside", &target, e))?;
+            fs::rename(&target, &previous)
+                .map_err(|e| Error::io("cannot move aside", &target, e))?;
         }
         if let Err(e) = fs::rename(&staged.dir, &target) {
             // Put the previous export back so the table is never left missing.

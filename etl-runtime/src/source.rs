@@ -131,7 +131,10 @@ impl PgSource {
             .map_err(db)?;
         if let Some(snapshot) = &self.snapshot {
             // The id comes from pg_export_snapshot() (hex digits and dashes), never from input.
-            let sql = format!("SET TRANSACTION SNAPSHOT '{}'", snapshot.id.replace('\'', ""));
+            let sql = format!(
+                "SET TRANSACTION SNAPSHOT '{}'",
+                snapshot.id.replace('\'', "")
+            );
             sqlx::query(AssertSqlSafe(sql))
                 .execute(&mut *tx)
                 .await

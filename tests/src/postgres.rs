@@ -71,7 +71,13 @@ pub fn fresh_database(label: &str) -> Result<TestDb> {
     let n = DB_COUNTER.fetch_add(1, Ordering::Relaxed);
     let label: String = label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
         .take(30)
         .collect();
     let name = format!("etl_{label}_{}_{n}", std::process::id());
@@ -143,9 +149,9 @@ pub fn psql_file(url: &str, path: &Path, vars: &[(&str, &str)]) -> Result<()> {
 }
 
 fn pg_bin_dir() -> Result<PathBuf> {
-    let on_path = std::env::var_os("PATH").into_iter().flat_map(|p| {
-        std::env::split_paths(&p).collect::<Vec<_>>()
-    });
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>());
     for dir in on_path {
         if dir.join("initdb").is_file() && dir.join("postgres").is_file() {
             return Ok(dir);
@@ -231,7 +237,16 @@ fn start_cluster() -> Result<PgServer> {
     }
     let data = dir.join("data");
     let output = as_server_user(&bin.join("initdb"), root)
-        .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync", "-D"])
+        .args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "-D",
+        ])
         .arg(&data)
         .output()
         .map_err(|e| error(format!("cannot run initdb: {e}")))?;

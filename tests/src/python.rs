@@ -38,12 +38,24 @@ pub fn python() -> Result<PathBuf> {
     if ready.is_file() {
         return Ok(python);
     }
-    eprintln!("creating the Python readers' venv at {} (once)", venv.display());
+    eprintln!(
+        "creating the Python readers' venv at {} (once)",
+        venv.display()
+    );
     let _ = fs::remove_dir_all(&venv);
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv")?;
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv",
+    )?;
     run(
         Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
             .args(REQUIREMENTS),
         "pip install",
     )?;

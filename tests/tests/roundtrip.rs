@@ -144,7 +144,10 @@ async fn diesel_and_sqlx_read_the_same_model() {
     let sql = diesel::debug_query::<diesel::pg::Pg, _>(&query).to_string();
     let sql = sql.trim_end_matches(" -- binds: []").to_string();
     assert!(sql.contains(r#""edge_cases"."Display Name""#), "{sql}");
-    assert!(sql.contains(r#""public"."edge_cases"."feeling"::text"#), "{sql}");
+    assert!(
+        sql.contains(r#""public"."edge_cases"."feeling"::text"#),
+        "{sql}"
+    );
 
     // The session settings etl-app uses: interval text in ISO 8601.
     let options: sqlx::postgres::PgConnectOptions = db.url.parse().expect("url");
@@ -155,12 +158,23 @@ async fn diesel_and_sqlx_read_the_same_model() {
         .await
         .expect("sqlx FromRow reads the Diesel selection");
     assert_eq!(by_name.len(), 5);
-    assert_eq!(by_name[1].display_name.as_deref(), Some("spaces in the name"));
+    assert_eq!(
+        by_name[1].display_name.as_deref(),
+        Some("spaces in the name")
+    );
     assert_eq!(by_name[1].feeling.as_deref(), Some("happy"));
-    assert_eq!(by_name[1].ch.as_deref(), Some("ab   "), "char(n) keeps its padding");
+    assert_eq!(
+        by_name[1].ch.as_deref(),
+        Some("ab   "),
+        "char(n) keeps its padding"
+    );
     assert_eq!(by_name[1].iv.as_deref(), Some("P1Y2M3DT4H5M6.789S"));
     assert!(by_name[1].real_v.is_some_and(f32::is_nan));
-    assert!(by_name[1].dbl.is_some_and(|v| v == 0.0 && v.is_sign_negative()));
+    assert!(
+        by_name[1]
+            .dbl
+            .is_some_and(|v| v == 0.0 && v.is_sign_negative())
+    );
     assert_eq!(
         by_name[1].jsb.as_ref().map(|v| v["big"].to_string()),
         Some("123456789012345678901234567890".to_string()),

@@ -30,9 +30,18 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
         eprintln!("python readers: {}", python.display());
         Ok(())
     })?;
-    step("cargo fmt --check", &mut || cargo(&["fmt", "--all", "--check"]))?;
+    step("cargo fmt --check", &mut || {
+        cargo(&["fmt", "--all", "--check"])
+    })?;
     step("cargo clippy", &mut || {
-        cargo(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
     })?;
     // One cluster for the whole run: the tests share it through DATABASE_URL, each in a
     // database of its own.
@@ -49,9 +58,10 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
         }
         Ok(())
     })?;
-    step("interop: demo export read back by pyarrow and DuckDB", &mut || {
-        interop(&url)
-    })?;
+    step(
+        "interop: demo export read back by pyarrow and DuckDB",
+        &mut || interop(&url),
+    )?;
     server.stop();
 
     eprintln!("\n== timings");

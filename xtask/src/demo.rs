@@ -43,7 +43,11 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
 
 /// (Re)creates `name` on the server and loads the demo tables; returns its URL.
 pub fn create_demo_database(server_url: &str, name: &str) -> Result<String> {
-    psql(server_url, &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).map_err(anyhow::Error::msg)?;
+    psql(
+        server_url,
+        &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
+    )
+    .map_err(anyhow::Error::msg)?;
     psql(server_url, &format!("CREATE DATABASE \"{name}\"")).map_err(anyhow::Error::msg)?;
     let url = etl_tests::with_database(server_url, name);
     psql_file(&url, &demo_sql(), &[]).map_err(anyhow::Error::msg)?;
@@ -72,4 +76,3 @@ pub fn cargo(args: &[&str]) -> Result<()> {
     }
     Ok(())
 }
-

@@ -198,8 +198,12 @@ pub async fn introspect(pool: &PgPool, schema: &str, table: &str) -> Result<Tabl
         if is_enum {
             comment = Some(format!("enum {formatted}: exported as text"));
         } else if sql.scalar == Scalar::Cast(CastKind::Other) {
-            comment = Some(format!("{formatted} has no Parquet mapping: exported as text through ::text"));
-            def.notes.push(format!("column {name} ({formatted}) is exported as text through ::text"));
+            comment = Some(format!(
+                "{formatted} has no Parquet mapping: exported as text through ::text"
+            ));
+            def.notes.push(format!(
+                "column {name} ({formatted}) is exported as text through ::text"
+            ));
         }
         if sql.scalar == Scalar::Numeric(None) {
             let (chosen, why) = size_numeric(pool, schema, table, &name, sql.array).await?;
@@ -216,7 +220,8 @@ pub async fn introspect(pool: &PgPool, schema: &str, table: &str) -> Result<Tabl
                 }
                 None => opt.numeric_string = true,
             }
-            def.notes.push(format!("column {name} (numeric without precision): {why}"));
+            def.notes
+                .push(format!("column {name} (numeric without precision): {why}"));
             comment = Some(format!("numeric without precision in the database: {why}"));
         } else if let Scalar::Numeric(Some(t)) = sql.scalar
             && t.precision > crate::mapping::MAX_DECIMAL_PRECISION
@@ -269,7 +274,12 @@ async fn size_numeric(
             quoted(table)
         )
     } else {
-        format!("(SELECT {} AS v FROM {}.{}) s", quoted(column), quoted(schema), quoted(table))
+        format!(
+            "(SELECT {} AS v FROM {}.{}) s",
+            quoted(column),
+            quoted(schema),
+            quoted(table)
+        )
     };
     let sql = format!(
         "SELECT max(scale(v)) FILTER (WHERE v <> 'NaN'), \
@@ -282,7 +292,10 @@ async fn size_numeric(
     let has_nan: Option<bool> = row.get(2);
     let count: i64 = row.get(3);
     if count == 0 {
-        return Ok((None, "no data to size it from: exported as exact decimal text".into()));
+        return Ok((
+            None,
+            "no data to size it from: exported as exact decimal text".into(),
+        ));
     }
     if has_nan == Some(true) {
         return Ok((None, "holds NaN: exported as exact decimal text".into()));
@@ -310,13 +323,20 @@ async fn size_numeric(
 
 fn select_columns(def: &mut TableDef, wanted: &[String]) -> Result<()> {
     let known: BTreeSet<&str> = def.columns.iter().map(|c| c.name.as_str()).collect();
-    let unknown: Vec<&String> = wanted.iter().filter(|w| !known.contains(w.as_str())).collect();
+    let unknown: Vec<&String> = wanted
+        .iter()
+        .filter(|w| !known.contains(w.as_str()))
+        .collect();
     if !unknown.is_empty() {
         bail!(
             "table {}.{} has no column {} (it has: {})",
             def.schema,
             def.name,
-            unknown.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+            unknown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             known.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
@@ -456,7 +476,12 @@ pub fn render_model(def: &TableDef) -> Result<String> {
         let idents: Vec<String> = def
             .primary_key
             .iter()
-            .filter_map(|k| fields.iter().find(|(name, _, _)| name == k).map(|(_, ident, _)| ident.clone()))
+            .filter_map(|k| {
+                fields
+                    .iter()
+                    .find(|(name, _, _)| name == k)
+                    .map(|(_, ident, _)| ident.clone())
+            })
             .collect();
         format!("primary_key({})", idents.join(", "))
     };
@@ -468,7 +493,10 @@ pub fn render_model(def: &TableDef) -> Result<String> {
     let regen = if def.schema == "public" {
         format!("cargo xtask gen --table {}", def.name)
     } else {
-        format!("cargo xtask gen --schema {} --table {}", def.schema, def.name)
+        format!(
+            "cargo xtask gen --schema {} --table {}",
+            def.schema, def.name
+        )
     };
     let mut out = String::new();
     let _ = writeln!(
@@ -481,7 +509,11 @@ pub fn render_model(def: &TableDef) -> Result<String> {
     }
     let _ = writeln!(out, "use etl_runtime::EtlTable;\n");
     let _ = writeln!(out, "#[derive(Debug, Clone, PartialEq, EtlTable)]");
-    let _ = writeln!(out, "#[etl(table = {}{schema}, {key})]", rust_string(&def.name));
+    let _ = writeln!(
+        out,
+        "#[etl(table = {}{schema}, {key})]",
+        rust_string(&def.name)
+    );
     let _ = writeln!(out, "pub struct {} {{", struct_name(&def.name));
     for (_, _, text) in &fields {
         out.push_str(text);
@@ -555,9 +587,14 @@ pub fn write_registry(dir: &Path) -> Result<()> {
         let _ = writeln!(out, "pub mod {module};");
     }
     out.push_str("\n/// Every model of this directory, registered for export.\n");
-    out.push_str("pub fn registry() -> etl_runtime::Registry {\n    etl_runtime::Registry::new(vec![\n");
+    out.push_str(
+        "pub fn registry() -> etl_runtime::Registry {\n    etl_runtime::Registry::new(vec![\n",
+    );
     for (module, name) in &models {
-        let _ = writeln!(out, "        etl_runtime::Export::table::<{module}::{name}>(),");
+        let _ = writeln!(
+            out,
+            "        etl_runtime::Export::table::<{module}::{name}>(),"
+        );
     }
     out.push_str("    ])\n}\n");
     write_formatted(&dir.join("mod.rs"), &out)?;

@@ -15,8 +15,11 @@ use etl_tests::TestDb;
 pub fn database(label: &str, schema_sql: &str) -> TestDb {
     let db = etl_tests::fresh_database(label).expect("a fresh database");
     let file = out_dir(&db.name).join("schema.sql");
-    std::fs::write(&file, format!("\\set ON_ERROR_STOP on\nSET client_min_messages = warning;\n{schema_sql}"))
-        .expect("write schema");
+    std::fs::write(
+        &file,
+        format!("\\set ON_ERROR_STOP on\nSET client_min_messages = warning;\n{schema_sql}"),
+    )
+    .expect("write schema");
     etl_tests::postgres::psql_file(&db.url, &file, &[]).expect("schema loads");
     db
 }
@@ -55,7 +58,10 @@ pub fn assert_readers_agree(db: &TestDb, dir: &Path, tables: &[&str]) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(output.status.success(), "pyarrow/DuckDB disagree with PostgreSQL:\n{report}");
+    assert!(
+        output.status.success(),
+        "pyarrow/DuckDB disagree with PostgreSQL:\n{report}"
+    );
     for table in tables {
         assert!(report.contains(&format!("interop {table}: ")), "{report}");
     }

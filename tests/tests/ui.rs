@@ -1,0 +1,10 @@
+//! Compile-time behaviour of `#[derive(EtlTable)]`: models that must compile, and mistakes
+//! that must be one clear error at the offending field (snapshots in `ui/fail/*.stderr`).
+//! Refresh the snapshots with `TRYBUILD=overwrite cargo test -p etl-tests --test ui`.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.pass("ui/pass/*.rs");
+    t.compile_fail("ui/fail/*.rs");
+}
