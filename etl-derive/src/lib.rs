@@ -2,7 +2,7 @@
 //!
 //! From a struct like
 //!
-//! ```ignore
+//! ```text
 //! use bigdecimal::BigDecimal;
 //! use chrono::NaiveDateTime;
 //! use etl_runtime::EtlTable;
@@ -22,7 +22,8 @@
 //! }
 //! ```
 //!
-//! the derive generates, next to the struct:
+//! (a complete, tested example is in `etl_runtime`'s documentation) the derive generates,
+//! next to the struct:
 //! - the Diesel `table!` (module `notes`), with `#[sql_name]` where a field is renamed, and
 //!   `Selectable`/`Queryable` for `diesel::pg::Pg`, each field checked against its column's SQL
 //!   type at compile time (diesel's `check_for_backend`);

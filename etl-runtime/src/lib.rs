@@ -2,7 +2,42 @@
 //! encode Parquet and publish it to a sink. Data flows one way:
 //! [`source`] -> [`decode`] -> [`encode`] -> [`parquet_file`] -> [`sink`], driven by [`export`].
 //!
-//! Models come from `#[derive(EtlTable)]` (re-exported here), which implements [`EtlTable`].
+//! Models come from `#[derive(EtlTable)]` (re-exported here), which implements [`EtlTable`]:
+//!
+//! ```
+//! use bigdecimal::BigDecimal;
+//! use etl_runtime::{EtlTable, RecordBatchEncoder};
+//!
+//! #[derive(Debug, Clone, EtlTable)]
+//! #[etl(table = "purchase_orders", primary_key(id))]
+//! pub struct PurchaseOrder {
+//!     pub id: i64,
+//!     #[etl(column = "type")]
+//!     pub type_: String,
+//!     #[etl(sql_type = "numeric(12,2)")]
+//!     pub amount: Option<BigDecimal>,
+//!     pub tags: Option<Vec<Option<String>>>,
+//! }
+//!
+//! // The metadata the engine reads with:
+//! assert_eq!(
+//!     PurchaseOrder::INFO.select_sql(),
+//!     r#"SELECT "id" AS "id", "type" AS "type", "amount" AS "amount", "tags" AS "tags" FROM "public"."purchase_orders""#
+//! );
+//! // Models to Arrow record batches, as Parquet's ArrowWriter takes them:
+//! let mut encoder = <PurchaseOrder as EtlTable>::Encoder::with_capacity(2);
+//! encoder.push(&PurchaseOrder {
+//!     id: 1,
+//!     type_: "blanket".into(),
+//!     amount: Some("12.50".parse().unwrap()),
+//!     tags: Some(vec![Some("urgent".into()), None]),
+//! }).unwrap();
+//! let batch = encoder.finish().unwrap();
+//! assert_eq!(batch.schema().field(1).name(), "type");
+//! assert!(!batch.schema().field(0).is_nullable(), "NOT NULL is REQUIRED");
+//! // Diesel's table! for the same table:
+//! let _ = purchase_orders::table;
+//! ```
 
 pub mod decode;
 pub mod encode;

@@ -177,7 +177,15 @@ pub fn redact_url(url: &str) -> String {
             }
             None => out.push_str(authority),
         }
-        out.push_str(&redact_password_params(&url[authority_end..], '&'));
+        let rest = &url[authority_end..];
+        match rest.split_once('?') {
+            Some((path, query)) => {
+                out.push_str(path);
+                out.push('?');
+                out.push_str(&redact_password_params(query, '&'));
+            }
+            None => out.push_str(rest),
+        }
         out
     } else {
         redact_password_params(url, ' ')
@@ -186,17 +194,9 @@ pub fn redact_url(url: &str) -> String {
 
 fn redact_password_params(s: &str, separator: char) -> String {
     s.split(separator)
-        .map(|part| {
-            let (prefix, body) = match part.find(|c| c != '?') {
-                Some(i) => part.split_at(i),
-                None => ("", part),
-            };
-            match body.split_once('=') {
-                Some((key, _)) if key.trim().eq_ignore_ascii_case("password") => {
-                    format!("{prefix}{key}=***")
-                }
-                _ => part.to_string(),
-            }
+        .map(|part| match part.split_once('=') {
+            Some((key, _)) if key.trim().eq_ignore_ascii_case("password") => format!("{key}=***"),
+            _ => part.to_string(),
         })
         .collect::<Vec<_>>()
         .join(&separator.to_string())
