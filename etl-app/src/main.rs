@@ -6,7 +6,7 @@ mod models;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, anyhow};
 use clap::Parser;
 use etl_runtime::export::ExportOptions;
 use etl_runtime::parquet_file::{Codec, ParquetOptions};
@@ -29,13 +29,41 @@ fn main() -> ExitCode {
             .enable_all()
             .build()
             .context("cannot start the async runtime")
+            .map_err(Failure::from)
             .and_then(|rt| rt.block_on(run(&registry, args))),
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
+        Err(Failure::Usage(e)) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why a command failed, which decides the exit status schedulers see: 2 for a mistake in how
+/// etl-app was called or configured (retrying will not help), 1 for a failure at run time
+/// (database unreachable, a table failed).
+enum Failure {
+    Usage(anyhow::Error),
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+impl From<etl_runtime::Error> for Failure {
+    fn from(e: etl_runtime::Error) -> Self {
+        match e {
+            etl_runtime::Error::UnknownExport { .. } => Failure::Usage(e.into()),
+            e => Failure::Runtime(anyhow!(etl_runtime::error::report(&e))),
         }
     }
 }
@@ -66,18 +94,18 @@ fn list(registry: &Registry) {
     }
 }
 
-async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode> {
+async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode, Failure> {
     let url = args
         .database
         .database_url
         .as_deref()
         .filter(|u| !u.is_empty())
         .ok_or_else(|| {
-            anyhow!(
+            Failure::Usage(anyhow!(
                 "no source database: set DATABASE_URL (or pass --database-url), e.g.\n  \
-             DATABASE_URL=postgres://user:password@host:5432/db etl-app run\n\
-             To try etl-app on a throwaway database, run `cargo xtask demo`."
-            )
+                 DATABASE_URL=postgres://user:password@host:5432/db etl-app run\n\
+                 To try etl-app on a throwaway database, run `cargo xtask demo`."
+            ))
         })?;
     let exports = registry.select(&args.tables)?;
     let codec = match args.compression {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Postgres, Transaction};
+
 use tokio::sync::Mutex;
 
 use crate::error::{Error, Result};
@@ -67,6 +68,10 @@ impl PgSource {
                 ("TimeZone", "UTC"),
             ])
             .log_statements(tracing::log::LevelFilter::Debug);
+        // One direct connection first: it fails at once with the server's own reason (refused,
+        // bad password, unknown database), where the pool would retry until its timeout.
+        let probe = connect.connect().await.map_err(connect_err)?;
+        let _ = sqlx::Connection::close(probe).await;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))
