@@ -15,6 +15,9 @@ Examples:
   # What can be exported:
   etl-app list
 
+  # Has the database drifted from the models? (run also refuses a table that has)
+  etl-app check
+
 Try it on a throwaway database with `cargo xtask demo`. Models are generated from a live
 table with `cargo xtask gen --table NAME`.
 
@@ -36,6 +39,19 @@ pub enum Command {
     Run(RunArgs),
     /// List the registered tables with their columns.
     List,
+    /// Compare every registered model with the live database; exit 1 listing each difference
+    /// (column added, dropped, retyped, nullability changed).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub database: Database,
+
+    /// Tables to check, comma-separated; all registered tables when left out.
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Vec<String>,
 }
 
 #[derive(Debug, Args)]

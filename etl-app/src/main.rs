@@ -14,7 +14,7 @@ use etl_runtime::source::SourceOptions;
 use etl_runtime::{Export, LocalDirSink, PgSource, Registry, TableReport};
 use futures_util::StreamExt;
 
-use crate::cli::{Cli, Command, Compression, RunArgs};
+use crate::cli::{CheckArgs, Cli, Command, Compression, RunArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,6 +31,12 @@ fn main() -> ExitCode {
             .context("cannot start the async runtime")
             .map_err(Failure::from)
             .and_then(|rt| rt.block_on(run(&registry, args))),
+        Command::Check(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .map_err(Failure::from)
+            .and_then(|rt| rt.block_on(check(&registry, args))),
     };
     match result {
         Ok(code) => code,
@@ -94,9 +100,8 @@ fn list(registry: &Registry) {
     }
 }
 
-async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode, Failure> {
-    let url = args
-        .database
+fn database_url(database: &cli::Database) -> Result<&str, Failure> {
+    database
         .database_url
         .as_deref()
         .filter(|u| !u.is_empty())
@@ -106,7 +111,45 @@ async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode, Failure> {
                  DATABASE_URL=postgres://user:password@host:5432/db etl-app run\n\
                  To try etl-app on a throwaway database, run `cargo xtask demo`."
             ))
-        })?;
+        })
+}
+
+async fn check(registry: &Registry, args: CheckArgs) -> Result<ExitCode, Failure> {
+    let url = database_url(&args.database)?;
+    let exports = registry.select(&args.tables)?;
+    let source = PgSource::connect(url, &SourceOptions::default()).await?;
+    let mut differences = 0;
+    for export in &exports {
+        let mut tx = source.begin_read().await?;
+        let drift = etl_runtime::drift::check_table(&mut tx, &export.info)
+            .await
+            .with_context(|| format!("cannot read the schema of {}", export.name()))?;
+        if drift.is_empty() {
+            println!("{}: matches its model", export.name());
+        }
+        for change in &drift {
+            differences += 1;
+            let severity = if change.is_breaking() {
+                "breaks the export"
+            } else {
+                "note"
+            };
+            println!("{}: {change} ({severity})", export.name());
+        }
+    }
+    source.close().await;
+    if differences > 0 {
+        eprintln!(
+            "{differences} difference(s); regenerate the models with `cargo xtask gen --table NAME`"
+        );
+        Ok(ExitCode::FAILURE)
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode, Failure> {
+    let url = database_url(&args.database)?;
     let exports = registry.select(&args.tables)?;
     let codec = match args.compression {
         Compression::Zstd => Codec::Zstd(args.zstd_level),

@@ -178,3 +178,45 @@ fn a_failing_table_keeps_its_previous_export_and_fails_the_run() {
     );
     assert!(!out.join(".etl-staging").exists(), "no staging left behind");
 }
+
+#[test]
+fn check_lists_each_kind_of_drift() {
+    let db = demo_database("cli_check");
+    let check = || {
+        etl_app()
+            .arg("check")
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .expect("run etl-app")
+    };
+    let clean = check();
+    assert!(clean.status.success(), "{}", text(&clean));
+
+    etl_tests::postgres::psql(
+        &db.url,
+        "ALTER TABLE notes DROP COLUMN body; \
+         ALTER TABLE notes ADD COLUMN priority integer; \
+         ALTER TABLE purchase_orders ALTER COLUMN amount TYPE numeric(14,2); \
+         ALTER TABLE purchase_orders ALTER COLUMN quantity TYPE bigint; \
+         ALTER TABLE purchase_orders ALTER COLUMN created_at DROP NOT NULL; \
+         UPDATE currencies SET symbol = coalesce(symbol, '?'); \
+         ALTER TABLE currencies ALTER COLUMN symbol SET NOT NULL",
+    )
+    .expect("alter");
+    let drifted = check();
+    let message = text(&drifted);
+    assert_eq!(drifted.status.code(), Some(1), "{message}");
+    for expected in [
+        "notes: column body was dropped",
+        "notes: column priority (integer) was added",
+        "purchase_orders: column amount is now numeric(14,2), the model says numeric(12,2)",
+        "purchase_orders: column quantity is now bigint",
+        "purchase_orders: column created_at now accepts NULL",
+        "currencies: column symbol is now NOT NULL",
+    ] {
+        assert!(
+            message.contains(expected),
+            "`{expected}` missing from: {message}"
+        );
+    }
+}

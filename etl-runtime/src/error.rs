@@ -53,6 +53,14 @@ pub enum Error {
     },
     #[error("no table or task named `{name}` is registered (registered: {known})")]
     UnknownExport { name: String, known: String },
+    #[error(
+        "table {table} no longer matches its model: {}; regenerate it with `cargo xtask gen --table {table}`",
+        drift.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    SchemaDrift {
+        table: String,
+        drift: Vec<crate::drift::Drift>,
+    },
     #[error("the export of {table} stopped: {reason}")]
     Aborted { table: String, reason: String },
 }

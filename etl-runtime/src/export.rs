@@ -100,6 +100,23 @@ async fn write_files<T: EtlTable>(
     let info = T::INFO;
     let table = info.display_name();
     let mut tx = source.begin_read().await?;
+    // On the export's own snapshot: the schema checked is the schema read.
+    let drift = crate::drift::check_table(&mut tx, &info)
+        .await
+        .map_err(|source| Error::Query {
+            table: table.clone(),
+            source,
+        })?;
+    let (breaking, benign): (Vec<_>, Vec<_>) = drift.into_iter().partition(|d| d.is_breaking());
+    for change in benign {
+        tracing::warn!(table = %table, "{change}");
+    }
+    if !breaking.is_empty() {
+        return Err(Error::SchemaDrift {
+            table,
+            drift: breaking,
+        });
+    }
     // Two chunks in flight: one being encoded, one arriving.
     let (chunks, received) = mpsc::channel::<Vec<PgRow>>(2);
     let writer = {

@@ -40,6 +40,7 @@
 //! ```
 
 pub mod decode;
+pub mod drift;
 pub mod encode;
 pub mod error;
 pub mod export;

@@ -1,0 +1,175 @@
+//! Does the live table still match its model? Checked before every export (and by
+//! `etl-app check`), so that a dropped or retyped column is a clear message naming table and
+//! columns instead of a failure in the middle of the stream.
+//!
+//! Types are compared by PostgreSQL itself (`to_regtype` of the declared type against the
+//! column's type or its domain's base type), so there is no second type parser here.
+
+use std::fmt;
+
+use sqlx::{PgConnection, Row};
+
+use crate::model::TableInfo;
+
+/// One difference between a model and its live table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    TableMissing,
+    /// In the model, gone from the table.
+    ColumnDropped {
+        column: String,
+    },
+    /// In the table, not in the model (not exported).
+    ColumnAdded {
+        column: String,
+        sql_type: String,
+    },
+    Retyped {
+        column: String,
+        declared: String,
+        live: String,
+    },
+    /// The field is not an `Option`, but the column now accepts NULL.
+    BecameNullable {
+        column: String,
+    },
+    /// The field is an `Option`, but the column is now NOT NULL (exported as OPTIONAL still).
+    BecameNotNull {
+        column: String,
+    },
+}
+
+impl Drift {
+    /// Whether exporting with the model would fail or write wrong data.
+    pub fn is_breaking(&self) -> bool {
+        !matches!(
+            self,
+            Drift::ColumnAdded { .. } | Drift::BecameNotNull { .. }
+        )
+    }
+}
+
+impl fmt::Display for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Drift::TableMissing => f.write_str("the table does not exist"),
+            Drift::ColumnDropped { column } => write!(f, "column {column} was dropped"),
+            Drift::ColumnAdded { column, sql_type } => {
+                write!(
+                    f,
+                    "column {column} ({sql_type}) was added and is not exported"
+                )
+            }
+            Drift::Retyped {
+                column,
+                declared,
+                live,
+            } => write!(
+                f,
+                "column {column} is now {live}, the model says {declared}"
+            ),
+            Drift::BecameNullable { column } => write!(
+                f,
+                "column {column} now accepts NULL but the model's field is not an Option"
+            ),
+            Drift::BecameNotNull { column } => write!(f, "column {column} is now NOT NULL"),
+        }
+    }
+}
+
+/// Compares the model's columns with the live table.
+pub async fn check_table(conn: &mut PgConnection, info: &TableInfo) -> sqlx::Result<Vec<Drift>> {
+    let live = sqlx::query(
+        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
+                a.attnotnull OR coalesce(t.typnotnull, false), \
+                a.atttypid::int8, CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END::int8 \
+         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+         WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+         ORDER BY a.attnum",
+    )
+    .bind(info.qualified_sql())
+    .fetch_all(&mut *conn)
+    .await?;
+    if live.is_empty() {
+        return Ok(vec![Drift::TableMissing]);
+    }
+    let declared_types: Vec<&str> = info.columns.iter().map(|c| c.sql_type).collect();
+    let declared_oids: Vec<Option<i64>> =
+        sqlx::query_scalar("SELECT to_regtype(d)::oid::int8 FROM unnest($1::text[]) WITH ORDINALITY AS u(d, n) ORDER BY n")
+            .bind(&declared_types)
+            .fetch_all(&mut *conn)
+            .await?;
+
+    let mut drift = Vec::new();
+    for (column, declared_oid) in info.columns.iter().zip(&declared_oids) {
+        let Some(row) = live.iter().find(|r| r.get::<String, _>(0) == column.name) else {
+            drift.push(Drift::ColumnDropped {
+                column: column.name.to_string(),
+            });
+            continue;
+        };
+        let live_type: String = row.get(1);
+        let not_null: bool = row.get(2);
+        let type_oid: i64 = row.get(3);
+        let base_oid: i64 = row.get(4);
+        let same_type = declared_oid.is_some_and(|oid| oid == type_oid || oid == base_oid)
+            && same_numeric_typmod(column.sql_type, &live_type);
+        if !same_type {
+            drift.push(Drift::Retyped {
+                column: column.name.to_string(),
+                declared: column.sql_type.to_string(),
+                live: live_type,
+            });
+        }
+        match (column.nullable, not_null) {
+            (false, false) => drift.push(Drift::BecameNullable {
+                column: column.name.to_string(),
+            }),
+            (true, true) => drift.push(Drift::BecameNotNull {
+                column: column.name.to_string(),
+            }),
+            _ => {}
+        }
+    }
+    for row in &live {
+        let name: String = row.get(0);
+        if !info.columns.iter().any(|c| c.name == name) {
+            drift.push(Drift::ColumnAdded {
+                column: name,
+                sql_type: row.get(1),
+            });
+        }
+    }
+    Ok(drift)
+}
+
+/// A numeric's precision and scale decide its DECIMAL, so they must match; an unconstrained
+/// live numeric was sized from its data by `xtask gen` and is accepted.
+fn same_numeric_typmod(declared: &str, live: &str) -> bool {
+    let typmod = |t: &str| -> Option<String> {
+        let t = t.to_ascii_lowercase();
+        if !(t.starts_with("numeric") || t.starts_with("decimal")) {
+            return None;
+        }
+        let open = t.find('(')?;
+        let close = t.find(')')?;
+        Some(t[open + 1..close].split_whitespace().collect())
+    };
+    match (typmod(declared), typmod(live)) {
+        (Some(d), Some(l)) => d == l,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_numeric_typmod;
+
+    #[test]
+    fn numeric_precision_and_scale_must_match() {
+        assert!(same_numeric_typmod("numeric(12,2)", "numeric(12, 2)"));
+        assert!(!same_numeric_typmod("numeric(12,2)", "numeric(14,2)"));
+        assert!(same_numeric_typmod("numeric(18,4)", "numeric"));
+        assert!(same_numeric_typmod("text", "text"));
+    }
+}
