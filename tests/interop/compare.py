@@ -135,10 +135,10 @@ def canonical(kind, element_kind, value, side):
         if isinstance(value, str):
             if "e" in value.lower() and value not in ("NaN",):
                 raise TypeError(f"{side}: decimal text in exponent notation: {value!r}")
-            return decimal.Decimal(value)
+            value = decimal.Decimal(value)
         if not isinstance(value, decimal.Decimal):
             raise TypeError(f"{side}: expected a Decimal, got {type(value).__name__} {value!r}")
-        return value
+        return ("nan",) if value.is_nan() else value
     if kind == "decimal-as-float":
         # The documented lossy opt-in (`numeric = "f64"`): the nearest double.
         return float(value)

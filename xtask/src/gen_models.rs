@@ -19,7 +19,7 @@ use crate::mapping::{CastKind, NumericTypmod, OptIns, Scalar, SqlType};
 #[derive(Debug, Args)]
 pub struct GenArgs {
     /// The table to generate a model for.
-    #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+    #[arg(long, required_unless_present_any = ["all", "check"], conflicts_with = "all")]
     pub table: Option<String>,
     /// Every table of the schema.
     #[arg(long)]
@@ -36,6 +36,18 @@ pub struct GenArgs {
     /// Where the models go.
     #[arg(long, default_value_os_t = default_models_dir())]
     pub models_dir: PathBuf,
+    /// Write nothing: compare every model in the directory with the live database and exit 1
+    /// listing each difference (the CI guard; fix with the `Regenerate:` command the model
+    /// file names).
+    #[arg(long, conflicts_with_all = ["table", "all", "columns"])]
+    pub check: bool,
+}
+
+/// `gen` on its own, to read back the command a model's header records.
+#[derive(Debug, clap::Parser)]
+struct GenCommand {
+    #[command(flatten)]
+    args: GenArgs,
 }
 
 pub fn default_models_dir() -> PathBuf {
@@ -49,16 +61,113 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    if args.check {
+        let differences = runtime.block_on(check(&args))?;
+        if differences > 0 {
+            eprintln!(
+                "{differences} model(s) differ from the database: run the `Regenerate:` command each names and commit"
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        println!("every model matches the database");
+        return Ok(ExitCode::SUCCESS);
+    }
     runtime.block_on(generate(&args))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn generate(args: &GenArgs) -> Result<()> {
-    let pool = PgPoolOptions::new()
+async fn connect(url: &str) -> Result<PgPool> {
+    PgPoolOptions::new()
         .max_connections(1)
-        .connect(&args.database_url)
+        .connect(url)
         .await
-        .context("cannot connect to the database (check DATABASE_URL)")?;
+        .context("cannot connect to the database (check DATABASE_URL)")
+}
+
+/// Regenerates every model of the directory in memory, by the command its header records,
+/// and reports each one that differs from the file. Returns the number of differing models.
+pub async fn check(args: &GenArgs) -> Result<usize> {
+    let pool = connect(&args.database_url).await?;
+    let mut differences = 0;
+    let mut files: Vec<PathBuf> = fs::read_dir(&args.models_dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.sort();
+    for path in files {
+        if path.extension().is_none_or(|e| e != "rs") || path.file_stem().is_some_and(|s| s == "mod") {
+            continue;
+        }
+        let committed = fs::read_to_string(&path)?;
+        let Some(command) = regenerate_command(&committed) else {
+            continue;
+        };
+        let mut argv = vec!["gen".to_string()];
+        argv.extend(command.split_whitespace().map(str::to_string));
+        argv.extend(["--database-url".to_string(), args.database_url.clone()]);
+        let regen = <GenCommand as clap::Parser>::try_parse_from(&argv)
+            .with_context(|| format!("{}: unreadable Regenerate command `{command}`", path.display()))?
+            .args;
+        let (schema, table) = (regen.schema.as_str(), regen.table.as_deref().unwrap_or_default());
+        let expected = match introspect(&pool, schema, table).await {
+            Ok(mut def) => {
+                if !regen.columns.is_empty() {
+                    select_columns(&mut def, &regen.columns)?;
+                }
+                rustfmt(&render_model(&def, &regen.columns)?)?
+            }
+            Err(e) => {
+                differences += 1;
+                println!("{}: {e}", path.display());
+                continue;
+            }
+        };
+        if expected != committed {
+            differences += 1;
+            println!("{} differs from {schema}.{table}:", path.display());
+            let old: BTreeSet<String> = field_lines(&committed).collect();
+            let new: BTreeSet<String> = field_lines(&expected).collect();
+            for line in old.difference(&new) {
+                println!("  - {line}   (model)");
+            }
+            for line in new.difference(&old) {
+                println!("  + {line}   (database)");
+            }
+        }
+    }
+    pool.close().await;
+    Ok(differences)
+}
+
+/// One entry per column: its `#[etl(...)]` attribute and field, on one line.
+fn field_lines(text: &str) -> impl Iterator<Item = String> + '_ {
+    let mut pending = String::new();
+    text.lines().map(str::trim).filter_map(move |line| {
+        if line.starts_with("#[etl(") && !pending.starts_with("#[derive") {
+            pending = line.to_string();
+            None
+        } else if line.starts_with("pub ") && line.ends_with(',') {
+            let entry = format!("{pending} {line}").trim().to_string();
+            pending.clear();
+            Some(entry)
+        } else {
+            if line.starts_with("#[derive") {
+                pending.clear();
+            }
+            None
+        }
+    })
+}
+
+/// `--table x --columns a,b` from a model's header line.
+fn regenerate_command(text: &str) -> Option<String> {
+    let header = text.lines().next()?;
+    let start = header.find("Regenerate: `cargo xtask gen ")? + "Regenerate: `cargo xtask gen ".len();
+    let end = header[start..].find('`')? + start;
+    Some(header[start..end].to_string())
+}
+
+pub async fn generate(args: &GenArgs) -> Result<()> {
+    let pool = connect(&args.database_url).await?;
     let tables = match (&args.table, args.all) {
         (Some(table), _) => vec![table.clone()],
         (None, _) => list_tables(&pool, &args.schema).await?,
@@ -70,7 +179,7 @@ async fn generate(args: &GenArgs) -> Result<()> {
             select_columns(&mut def, &args.columns)?;
         }
         let file = args.models_dir.join(format!("{}.rs", def.module_name()));
-        let source = render_model(&def)?;
+        let source = render_model(&def, &args.columns)?;
         let changed = write_formatted(&file, &source)?;
         println!(
             "{} {} ({} columns)",
@@ -321,7 +430,7 @@ async fn size_numeric(
     ))
 }
 
-fn select_columns(def: &mut TableDef, wanted: &[String]) -> Result<()> {
+pub fn select_columns(def: &mut TableDef, wanted: &[String]) -> Result<()> {
     let known: BTreeSet<&str> = def.columns.iter().map(|c| c.name.as_str()).collect();
     let unknown: Vec<&String> = wanted
         .iter()
@@ -418,8 +527,9 @@ pub fn struct_name(table: &str) -> String {
     out
 }
 
-/// The model's source code (before rustfmt).
-pub fn render_model(def: &TableDef) -> Result<String> {
+/// The model's source code (before rustfmt). `columns` is the subset asked for, recorded in
+/// the header's regenerate command.
+pub fn render_model(def: &TableDef, columns: &[String]) -> Result<String> {
     let mut fields = Vec::new();
     let mut used = BTreeSet::new();
     let mut imports = BTreeSet::new();
@@ -490,7 +600,7 @@ pub fn render_model(def: &TableDef) -> Result<String> {
     } else {
         format!(", schema = {}", rust_string(&def.schema))
     };
-    let regen = if def.schema == "public" {
+    let mut regen = if def.schema == "public" {
         format!("cargo xtask gen --table {}", def.name)
     } else {
         format!(
@@ -498,6 +608,10 @@ pub fn render_model(def: &TableDef) -> Result<String> {
             def.schema, def.name
         )
     };
+    if !columns.is_empty() {
+        regen.push_str(" --columns ");
+        regen.push_str(&columns.join(","));
+    }
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -536,7 +650,7 @@ fn write_formatted(path: &Path, source: &str) -> Result<bool> {
     Ok(true)
 }
 
-fn rustfmt(source: &str) -> Result<String> {
+pub fn rustfmt(source: &str) -> Result<String> {
     use std::io::Write;
     let mut child = Command::new("rustfmt")
         .args(["--edition", "2024", "--emit", "stdout", "--quiet"])

@@ -1,14 +1,9 @@
 //! `cargo xtask <command>`: the project's own tooling, in Rust (the rust-analyzer pattern).
 //! Each command lives in its own module; this file only dispatches.
 
-mod ci;
-mod demo;
-mod gen_models;
-#[path = "../../etl-derive/src/mapping.rs"]
-#[allow(dead_code)]
-mod mapping;
-
 use std::process::ExitCode;
+
+use xtask::{ci, demo, gen_models};
 
 use clap::{Parser, Subcommand};
 

@@ -1,0 +1,9 @@
+//! The project's tooling as a library, so that the integration tests drive `gen` exactly as
+//! `cargo xtask gen` does. `main.rs` only parses arguments and dispatches.
+
+pub mod ci;
+pub mod demo;
+pub mod gen_models;
+#[path = "../../etl-derive/src/mapping.rs"]
+#[allow(dead_code)]
+pub mod mapping;
