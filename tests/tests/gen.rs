@@ -129,7 +129,11 @@ async fn generated_models_compile_export_and_read_back_equal() {
     generate_models(&db, &models).await;
     assert_eq!(first, read_all(&models), "a second gen run changed files");
     let registry = std::fs::read_to_string(models.join("mod.rs")).expect("mod.rs");
-    assert_eq!(registry.matches("pub mod every_type;").count(), 1, "{registry}");
+    assert_eq!(
+        registry.matches("pub mod every_type;").count(),
+        1,
+        "{registry}"
+    );
     assert!(registry.contains("pub mod sales_orders;"), "{registry}");
 
     let every_type = std::fs::read_to_string(models.join("every_type.rs")).expect("model");
@@ -144,7 +148,10 @@ async fn generated_models_compile_export_and_read_back_equal() {
         "pub feelings: Option<Vec<Option<String>>>",
         "tsvector has no Parquet mapping: exported as text through ::text",
     ] {
-        assert!(every_type.contains(expected), "`{expected}` missing from:\n{every_type}");
+        assert!(
+            every_type.contains(expected),
+            "`{expected}` missing from:\n{every_type}"
+        );
     }
     let awkward = std::fs::read_to_string(models.join("awkward.rs")).expect("model");
     for expected in [
@@ -160,7 +167,10 @@ async fn generated_models_compile_export_and_read_back_equal() {
         r#"#[etl(column = "Display Name", sql_type = "text")]"#,
         "pub c_1st: Option<i32>",
     ] {
-        assert!(awkward.contains(expected), "`{expected}` missing from:\n{awkward}");
+        assert!(
+            awkward.contains(expected),
+            "`{expected}` missing from:\n{awkward}"
+        );
     }
 
     // Build the generated code (warnings denied) and run an export of every model with it.
@@ -215,7 +225,11 @@ async fn check_catches_each_kind_of_drift() {
     .expect("gen --columns");
     let subset = std::fs::read_to_string(root.join("subset/every_type.rs")).expect("subset");
     assert!(subset.contains("--columns big,label"), "{subset}");
-    assert_eq!(subset.matches("pub ").count(), 4, "id (the key), big, label:\n{subset}");
+    assert_eq!(
+        subset.matches("pub ").count(),
+        4,
+        "id (the key), big, label:\n{subset}"
+    );
 
     let check_dir = |dir: PathBuf| {
         let args = GenArgs {
@@ -226,18 +240,38 @@ async fn check_catches_each_kind_of_drift() {
         async move { check(&args).await.expect("check runs") }
     };
     assert_eq!(check_dir(models.clone()).await, 0, "fresh models match");
-    assert_eq!(check_dir(root.join("subset")).await, 0, "a subset matches its own command");
+    assert_eq!(
+        check_dir(root.join("subset")).await,
+        0,
+        "a subset matches its own command"
+    );
 
     for (alter, what) in [
-        ("ALTER TABLE awkward ADD COLUMN extra integer", "column added"),
+        (
+            "ALTER TABLE awkward ADD COLUMN extra integer",
+            "column added",
+        ),
         ("ALTER TABLE awkward DROP COLUMN \"self\"", "column dropped"),
-        ("ALTER TABLE sales.orders ALTER COLUMN note TYPE varchar(5)", "retyped"),
-        ("ALTER TABLE every_type ALTER COLUMN big DROP NOT NULL", "nullability"),
+        (
+            "ALTER TABLE sales.orders ALTER COLUMN note TYPE varchar(5)",
+            "retyped",
+        ),
+        (
+            "ALTER TABLE every_type ALTER COLUMN big DROP NOT NULL",
+            "nullability",
+        ),
     ] {
         etl_tests::postgres::psql(&db.url, alter).expect("alter");
-        assert!(check_dir(models.clone()).await >= 1, "--check missed: {what}");
+        assert!(
+            check_dir(models.clone()).await >= 1,
+            "--check missed: {what}"
+        );
         // Regenerating makes the check pass again.
         generate_models(&db, &models).await;
-        assert_eq!(check_dir(models.clone()).await, 0, "after regenerating for: {what}");
+        assert_eq!(
+            check_dir(models.clone()).await,
+            0,
+            "after regenerating for: {what}"
+        );
     }
 }

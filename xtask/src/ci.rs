@@ -62,6 +62,31 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
         "interop: demo export read back by pyarrow and DuckDB",
         &mut || interop(&url),
     )?;
+    step(
+        "gen --check: committed models match the demo schema",
+        &mut || {
+            let args = crate::gen_models::GenArgs {
+                table: None,
+                all: false,
+                schema: "public".into(),
+                columns: Vec::new(),
+                database_url: etl_tests::with_database(&url, "etl_ci_interop"),
+                models_dir: crate::gen_models::default_models_dir(),
+                check: true,
+            };
+            let differences = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(crate::gen_models::check(&args))?;
+            if differences > 0 {
+                bail!(
+                    "{differences} committed model(s) differ from xtask/sql/demo.sql: \
+                 run `cargo xtask gen` against the demo database and commit"
+                );
+            }
+            Ok(())
+        },
+    )?;
     server.stop();
 
     eprintln!("\n== timings");

@@ -94,7 +94,9 @@ pub async fn check(args: &GenArgs) -> Result<usize> {
         .collect::<Result<_, _>>()?;
     files.sort();
     for path in files {
-        if path.extension().is_none_or(|e| e != "rs") || path.file_stem().is_some_and(|s| s == "mod") {
+        if path.extension().is_none_or(|e| e != "rs")
+            || path.file_stem().is_some_and(|s| s == "mod")
+        {
             continue;
         }
         let committed = fs::read_to_string(&path)?;
@@ -105,9 +107,17 @@ pub async fn check(args: &GenArgs) -> Result<usize> {
         argv.extend(command.split_whitespace().map(str::to_string));
         argv.extend(["--database-url".to_string(), args.database_url.clone()]);
         let regen = <GenCommand as clap::Parser>::try_parse_from(&argv)
-            .with_context(|| format!("{}: unreadable Regenerate command `{command}`", path.display()))?
+            .with_context(|| {
+                format!(
+                    "{}: unreadable Regenerate command `{command}`",
+                    path.display()
+                )
+            })?
             .args;
-        let (schema, table) = (regen.schema.as_str(), regen.table.as_deref().unwrap_or_default());
+        let (schema, table) = (
+            regen.schema.as_str(),
+            regen.table.as_deref().unwrap_or_default(),
+        );
         let expected = match introspect(&pool, schema, table).await {
             Ok(mut def) => {
                 if !regen.columns.is_empty() {
@@ -161,7 +171,8 @@ fn field_lines(text: &str) -> impl Iterator<Item = String> + '_ {
 /// `--table x --columns a,b` from a model's header line.
 fn regenerate_command(text: &str) -> Option<String> {
     let header = text.lines().next()?;
-    let start = header.find("Regenerate: `cargo xtask gen ")? + "Regenerate: `cargo xtask gen ".len();
+    let start =
+        header.find("Regenerate: `cargo xtask gen ")? + "Regenerate: `cargo xtask gen ".len();
     let end = header[start..].find('`')? + start;
     Some(header[start..end].to_string())
 }

@@ -36,8 +36,6 @@ pub struct PurchaseOrder {
     pub tags: Option<Vec<Option<String>>>,
     #[etl(sql_type = "jsonb")]
     pub options: Option<serde_json::Value>,
-    #[etl(sql_type = "integer")]
-    pub currency_id: Option<i32>,
     #[etl(sql_type = "timestamp without time zone")]
     pub created_at: NaiveDateTime,
     #[etl(sql_type = "timestamp with time zone")]
