@@ -1,6 +1,7 @@
 //! The project's tooling as a library, so that the integration tests drive `gen` exactly as
 //! `cargo xtask gen` does. `main.rs` only parses arguments and dispatches.
 
+pub mod bench;
 pub mod ci;
 pub mod demo;
 pub mod gen_models;

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use xtask::{ci, demo, gen_models};
+use xtask::{bench, ci, demo, gen_models};
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +23,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Everything CI checks: install test tools, fmt, clippy, tests, interop with pyarrow/DuckDB.
     Ci(ci::CiArgs),
+    /// Time etl-app against COPY BINARY (and pg2parquet when installed) on purchase_orders.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         Command::Gen(args) => gen_models::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Ci(args) => ci::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

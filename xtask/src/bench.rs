@@ -1,0 +1,267 @@
+//! `cargo xtask bench`: the numbers behind the engine's claims. Seeds `purchase_orders` (the
+//! shape of `xtask/sql/bench_seed.sql`), then times, interleaved, COPY BINARY to /dev/null (the
+//! practical floor), `etl-app run` (release build, zstd, exact decimals) and `pg2parquet` when
+//! it is on PATH, and prints per tool the median wall time, the ratio to COPY, rows/s, peak RSS
+//! and output bytes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use etl_tests::postgres::{psql, psql_file};
+
+use crate::demo::cargo;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Rows in purchase_orders.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: u64,
+    /// Timed runs per tool (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Extra arguments for `etl-app run`, e.g. "--compression snappy".
+    #[arg(long, allow_hyphen_values = true)]
+    pub etl_args: Option<String>,
+}
+
+struct Tool {
+    name: &'static str,
+    command: Command,
+    /// Where its output lands, to measure bytes (and to clear before each run).
+    output: Option<PathBuf>,
+}
+
+#[derive(Default, Clone)]
+struct Sample {
+    seconds: f64,
+    max_rss_kb: u64,
+    bytes: u64,
+}
+
+pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    cargo(&["build", "--release", "--quiet", "-p", "etl-app"])?;
+    let etl_app = etl_tests::target_dir().join("release").join("etl-app");
+    let server = etl_tests::server().map_err(anyhow::Error::msg)?;
+    let url = bench_database(&server.url, args.rows)?;
+    let out = etl_tests::target_dir().join("bench-out");
+
+    let copy = {
+        let mut c = Command::new("psql");
+        c.args([
+            "-X",
+            "-q",
+            "-d",
+            &url,
+            "-c",
+            "\\copy (select * from purchase_orders) to '/dev/null' with (format binary)",
+        ]);
+        c
+    };
+    let etl = {
+        let mut c = Command::new(&etl_app);
+        c.args(["run", "--tables", "purchase_orders", "--output"])
+            .arg(out.join("etl-app"))
+            .env("DATABASE_URL", &url);
+        if let Some(extra) = &args.etl_args {
+            c.args(extra.split_whitespace());
+        }
+        c
+    };
+    let mut tools = vec![
+        Tool {
+            name: "COPY binary -> /dev/null",
+            command: copy,
+            output: None,
+        },
+        Tool {
+            name: "etl-app (zstd, exact decimals)",
+            command: etl,
+            output: Some(out.join("etl-app")),
+        },
+    ];
+    if let Some(pg2parquet) = on_path("pg2parquet") {
+        let (host, port, user, db) = url_parts(&url)?;
+        let mut c = Command::new(pg2parquet);
+        c.args([
+            "export", "--host", &host, "--port", &port, "--user", &user, "--dbname", &db,
+        ])
+        .args(["--table", "purchase_orders", "--compression", "zstd"])
+        .args(["--numeric-handling", "decimal", "--output-file"])
+        .arg(out.join("pg2parquet").join("purchase_orders.parquet"));
+        tools.push(Tool {
+            name: "pg2parquet (zstd, decimal)",
+            command: c,
+            output: Some(out.join("pg2parquet")),
+        });
+    } else {
+        eprintln!(
+            "pg2parquet is not on PATH: `cargo install pg2parquet --locked` to compare with it"
+        );
+    }
+
+    // One untimed pass warms the page cache and the binaries.
+    for tool in &mut tools {
+        measure(tool)?;
+    }
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); tools.len()];
+    for run in 1..=args.runs {
+        for (i, tool) in tools.iter_mut().enumerate() {
+            let sample = measure(tool)?;
+            eprintln!(
+                "run {run}/{}: {:<32} {:>7.2} s {:>7.1} MB",
+                args.runs,
+                tool.name,
+                sample.seconds,
+                sample.max_rss_kb as f64 / 1024.0
+            );
+            samples[i].push(sample);
+        }
+    }
+    server.stop();
+
+    let medians: Vec<Sample> = samples.iter().map(|s| median(s)).collect();
+    let floor = medians[0].seconds;
+    println!(
+        "\npurchase_orders, {} rows, median of {} interleaved runs",
+        args.rows, args.runs
+    );
+    println!(
+        "| tool | wall (s) | x COPY | rows/s | peak RSS (MB) | output (MB) |\n|---|---|---|---|---|---|"
+    );
+    for (tool, m) in tools.iter().zip(&medians) {
+        println!(
+            "| {} | {:.2} | {:.2} | {:.0} | {:.1} | {} |",
+            tool.name,
+            m.seconds,
+            m.seconds / floor,
+            args.rows as f64 / m.seconds,
+            m.max_rss_kb as f64 / 1024.0,
+            if tool.output.is_some() {
+                format!("{:.1}", m.bytes as f64 / 1e6)
+            } else {
+                "-".into()
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates `etl_bench` with `rows` rows unless it already holds exactly that.
+fn bench_database(server_url: &str, rows: u64) -> Result<String> {
+    let exists = psql(
+        server_url,
+        "SELECT count(*) FROM pg_database WHERE datname = 'etl_bench'",
+    )
+    .map_err(anyhow::Error::msg)?;
+    if exists != "1" {
+        psql(server_url, "CREATE DATABASE etl_bench").map_err(anyhow::Error::msg)?;
+    }
+    let url = etl_tests::with_database(server_url, "etl_bench");
+    let marker = psql(
+        &url,
+        "SELECT coalesce(obj_description(to_regclass('purchase_orders'), 'pg_class'), '')",
+    )
+    .map_err(anyhow::Error::msg)?;
+    if marker != format!("etl-bench v1 rows={rows}") {
+        eprintln!("seeding purchase_orders with {rows} rows ...");
+        let started = Instant::now();
+        let seed = etl_tests::workspace_root().join("xtask/sql/bench_seed.sql");
+        psql_file(&url, &seed, &[("rows", &rows.to_string())]).map_err(anyhow::Error::msg)?;
+        eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    Ok(url)
+}
+
+fn measure(tool: &mut Tool) -> Result<Sample> {
+    if let Some(dir) = &tool.output {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir)?;
+    }
+    let program = tool.command.get_program().to_owned();
+    let args: Vec<_> = tool.command.get_args().map(|a| a.to_owned()).collect();
+    let envs: Vec<_> = tool
+        .command
+        .get_envs()
+        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
+        .collect();
+    // GNU time reports the child's peak RSS; wall time is ours, to the microsecond.
+    let mut command = Command::new("/usr/bin/time");
+    command
+        .args(["-f", "%M"])
+        .arg(&program)
+        .args(&args)
+        .envs(envs);
+    let started = Instant::now();
+    let output = command
+        .output()
+        .context("cannot run /usr/bin/time (Debian: apt-get install time)")?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !output.status.success() {
+        bail!(
+            "{} failed: {}",
+            tool.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let max_rss_kb = stderr
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    let bytes = tool.output.as_deref().map(dir_bytes).unwrap_or(0);
+    Ok(Sample {
+        seconds,
+        max_rss_kb,
+        bytes,
+    })
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            total += dir_bytes(&path);
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+    }
+    total
+}
+
+fn median(samples: &[Sample]) -> Sample {
+    let mut by_time = samples.to_vec();
+    by_time.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    let mut median = by_time[by_time.len() / 2].clone();
+    let mut rss: Vec<u64> = samples.iter().map(|s| s.max_rss_kb).collect();
+    rss.sort_unstable();
+    median.max_rss_kb = rss[rss.len() / 2];
+    median
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// host, port, user, database of a `postgres://user@host:port/db` URL.
+fn url_parts(url: &str) -> Result<(String, String, String, String)> {
+    let rest = url
+        .split_once("://")
+        .map(|(_, r)| r)
+        .context("expected a postgres:// URL")?;
+    let (authority, db) = rest.split_once('/').context("URL without database")?;
+    let db = db.split('?').next().unwrap_or(db);
+    let (user, hostport) = authority
+        .rsplit_once('@')
+        .unwrap_or(("postgres", authority));
+    let user = user.split(':').next().unwrap_or(user);
+    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "5432"));
+    Ok((host.into(), port.into(), user.into(), db.into()))
+}
