@@ -290,8 +290,12 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
             Some(cast) => format!("{}::{cast}", quote_ident(&c.name)),
             None => quote_ident(&c.name),
         };
+        let wire = Ident::new(c.sql.selected_scalar(c.opt).wire_type(), Span::call_site());
         quote! {
-            #rt::ColumnInfo { name: #name, field: #field, sql_type: #sql_type, nullable: #nullable, select: #select }
+            #rt::ColumnInfo {
+                name: #name, field: #field, sql_type: #sql_type, nullable: #nullable, select: #select,
+                wire: #rt::WireType::#wire,
+            }
         }
     });
     let decodes = table.columns.iter().enumerate().map(|(index, c)| {
@@ -353,6 +357,39 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
             }
         } else {
             quote!(#push(&mut self.#e, &row.#field).map_err(#err)?;)
+        }
+    });
+    let column_count = table.columns.len();
+    let wire_pushes = table.columns.iter().zip(&encoder_fields).enumerate().map(|(index, (c, e))| {
+        let push = wire_push(c, quote!(&mut self.#e), quote!(bytes));
+        let error = quote! {
+            |kind| #rt::RowError::wire(&<#ident as #rt::EtlTable>::INFO, #index, tuple, kind)
+        };
+        let pushed = if c.opt.infinity_null {
+            quote! {
+                match #push {
+                    ::std::result::Result::Err(#rt::ValueError::Infinite(_)) => {
+                        #rt::ColumnEncoder::push_null(&mut self.#e);
+                        ::std::result::Result::Ok(())
+                    }
+                    other => other,
+                }
+            }
+        } else {
+            push
+        };
+        let on_null = if c.nullable {
+            quote!(#rt::ColumnEncoder::push_null(&mut self.#e))
+        } else {
+            quote!(return ::std::result::Result::Err((#error)(#rt::RowErrorKind::UnexpectedNull)))
+        };
+        quote! {
+            match #rt::take_field(&mut rest).map_err(|e| (#error)(#rt::RowErrorKind::Value(e)))? {
+                ::std::option::Option::Some(bytes) => {
+                    #pushed.map_err(|e| (#error)(#rt::RowErrorKind::Value(e)))?
+                }
+                ::std::option::Option::None => #on_null,
+            }
         }
     });
     let finishes = encoder_fields
@@ -417,6 +454,15 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
                 ::std::result::Result::Ok(())
             }
 
+            fn push_wire(&mut self, tuple: &[u8]) -> ::std::result::Result<(), #rt::RowError> {
+                let mut rest = #rt::tuple_fields(tuple, #column_count).map_err(|e| {
+                    #rt::RowError::wire(&<#ident as #rt::EtlTable>::INFO, 0, tuple, #rt::RowErrorKind::Value(e))
+                })?;
+                #(#wire_pushes)*
+                self.len += 1;
+                ::std::result::Result::Ok(())
+            }
+
             fn len(&self) -> usize {
                 self.len
             }
@@ -467,4 +513,26 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
             tree
         })
         .collect()
+}
+
+/// The call that writes a column's wire bytes into its encoder.
+fn wire_push(c: &Column<'_>, encoder: TokenStream, bytes: TokenStream) -> TokenStream {
+    let rt = rt();
+    let selected = c.sql.selected_scalar(c.opt);
+    let wire = Ident::new(selected.wire_type(), Span::call_site());
+    let scalar = |encoding: Encoding, encoder: TokenStream, bytes: TokenStream| match encoding {
+        Encoding::Decimal(_) => quote!((#encoder).push_wire_numeric(#bytes)),
+        Encoding::Utf8 | Encoding::DecimalText | Encoding::UuidText | Encoding::Json => {
+            quote!((#encoder).push_wire_as(#rt::WireType::#wire, #bytes))
+        }
+        _ => quote!(#rt::WireEncode::push_wire(#encoder, #bytes)),
+    };
+    match c.encoding.shape {
+        Shape::Scalar => scalar(c.encoding.element, encoder, bytes),
+        Shape::JsonArray => quote!((#encoder).push_wire_json_array(#rt::WireType::#wire, #bytes)),
+        Shape::List => {
+            let element = scalar(c.encoding.element, quote!(element), quote!(value));
+            quote!((#encoder).push_wire_list(#bytes, |element, value| #element))
+        }
+    }
 }

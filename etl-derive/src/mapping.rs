@@ -239,6 +239,28 @@ impl Scalar {
         }
     }
 
+    /// The name of `etl_runtime::wire::WireType` for values of this type as selected.
+    pub fn wire_type(self) -> &'static str {
+        match self {
+            Scalar::Int2 => "Int2",
+            Scalar::Int4 => "Int4",
+            Scalar::Int8 => "Int8",
+            Scalar::Float4 => "Float4",
+            Scalar::Float8 => "Float8",
+            Scalar::Numeric(_) => "Numeric",
+            Scalar::Bool => "Bool",
+            Scalar::Text | Scalar::Cast(_) => "Text",
+            Scalar::Uuid => "Uuid",
+            Scalar::Date => "Date",
+            Scalar::Timestamp => "Timestamp",
+            Scalar::Timestamptz => "Timestamptz",
+            Scalar::Time => "Time",
+            Scalar::Json => "Json",
+            Scalar::Jsonb => "Jsonb",
+            Scalar::Bytea => "Bytea",
+        }
+    }
+
     /// Whether values are dates or timestamps, which PostgreSQL lets be `±infinity`.
     pub fn can_be_infinite(self) -> bool {
         matches!(self, Scalar::Date | Scalar::Timestamp | Scalar::Timestamptz)

@@ -31,6 +31,14 @@ pub enum ValueError {
         scale: i8,
     },
     Json(String),
+    /// `NaN` into a DECIMAL.
+    NotANumber {
+        value: String,
+    },
+    /// `infinity` or `-infinity` in a date or timestamp column.
+    Infinite(&'static str),
+    /// Bytes that are not what PostgreSQL's binary format promises.
+    Wire(String),
 }
 
 impl fmt::Display for ValueError {
@@ -50,6 +58,15 @@ impl fmt::Display for ValueError {
                 "value {value} has more than {scale} decimal places and would be rounded; widen the model's numeric scale"
             ),
             ValueError::Json(e) => write!(f, "cannot render the value as JSON: {e}"),
+            ValueError::NotANumber { value } => write!(
+                f,
+                "value {value} has no DECIMAL representation; opt into `numeric = \"string\"` to export it as text"
+            ),
+            ValueError::Infinite(value) => write!(
+                f,
+                "value `{value}` has no Parquet representation; opt into `#[etl(infinity = \"null\")]` to write it as NULL"
+            ),
+            ValueError::Wire(e) => write!(f, "unexpected bytes from PostgreSQL: {e}"),
         }
     }
 }
@@ -229,6 +246,13 @@ impl Utf8Encoder {
     }
 }
 
+impl Utf8Encoder {
+    #[inline]
+    pub(crate) fn append_str(&mut self, value: &str) {
+        self.builder.append_value(value);
+    }
+}
+
 impl ColumnEncoder for Utf8Encoder {
     fn field(&self, name: &str, nullable: bool) -> Field {
         let field = Field::new(name, DataType::Utf8, nullable);
@@ -377,6 +401,26 @@ impl DecimalEncoder {
     }
 }
 
+impl DecimalEncoder {
+    pub(crate) fn precision(&self) -> u8 {
+        self.precision
+    }
+
+    pub(crate) fn scale(&self) -> i8 {
+        self.scale
+    }
+
+    /// 10^precision: the first magnitude that does not fit.
+    pub(crate) fn limit(&self) -> u128 {
+        self.limit.unsigned_abs()
+    }
+
+    #[inline]
+    pub(crate) fn append_unscaled(&mut self, unscaled: i128) {
+        self.builder.append_value(unscaled);
+    }
+}
+
 fn pow10(exponent: i64) -> BigInt {
     BigInt::from(10u8).pow(u32::try_from(exponent).unwrap_or(u32::MAX))
 }
@@ -429,6 +473,18 @@ impl<E: ColumnEncoder> ListEncoder<E> {
     fn element_field(&self) -> Field {
         self.element.field("element", self.element_nullable)
     }
+
+    pub(crate) fn element_mut(&mut self) -> &mut E {
+        &mut self.element
+    }
+
+    /// Ends the current list after `len` elements were pushed into the element encoder.
+    pub(crate) fn close_list(&mut self, len: usize) {
+        let last = self.offsets.last().copied().unwrap_or(0);
+        let len = i32::try_from(len).unwrap_or(i32::MAX);
+        self.offsets.push(last.saturating_add(len));
+        self.nulls.append_non_null();
+    }
 }
 
 impl<E: ColumnEncoder> ColumnEncoder for ListEncoder<E> {
@@ -466,10 +522,7 @@ impl<T, E: Encode<T>> Encode<Vec<Option<T>>> for ListEncoder<E> {
                 None => self.element.push_null(),
             }
         }
-        let last = self.offsets.last().copied().unwrap_or(0);
-        let len = i32::try_from(v.len()).unwrap_or(i32::MAX);
-        self.offsets.push(last.saturating_add(len));
-        self.nulls.append_non_null();
+        self.close_list(v.len());
         Ok(())
     }
 }

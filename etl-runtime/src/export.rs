@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::time::Instant;
 
+use bytes::Bytes;
 use futures_util::TryStreamExt;
-use sqlx::postgres::PgRow;
-use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::mpsc;
 
+use crate::copy::TupleSplitter;
 use crate::error::{Error, Result};
 use crate::model::{EtlTable, RecordBatchEncoder, TableInfo};
 use crate::parquet_file::{ParquetFileWriter, ParquetOptions, WrittenFile};
@@ -118,23 +118,32 @@ async fn write_files<T: EtlTable>(
         });
     }
     // Two chunks in flight: one being encoded, one arriving.
-    let (chunks, received) = mpsc::channel::<Vec<PgRow>>(2);
+    let (chunks, received) = mpsc::channel::<Vec<Bytes>>(2);
     let writer = {
         let dir = staged.dir.clone();
         let options = options.clone();
         tokio::task::spawn_blocking(move || encode_chunks::<T>(received, &dir, &options))
     };
 
-    let sql = info.select_sql();
+    // COPY's binary format is the cheapest way out of PostgreSQL for the server and for us:
+    // one message per row, decoded in place by the generated encoder.
+    let sql = format!("COPY ({}) TO STDOUT (FORMAT binary)", info.select_sql());
+    let query_err = |source| Error::Query {
+        table: table.clone(),
+        source,
+    };
     let read = async {
-        let mut rows = sqlx::query(AssertSqlSafe(sql)).fetch(&mut *tx);
+        let mut stream = tx.copy_out_raw(&sql).await.map_err(query_err)?;
+        let mut splitter = TupleSplitter::new();
         let mut chunk = Vec::with_capacity(options.chunk_rows);
-        while let Some(row) = rows.try_next().await.map_err(|source| Error::Query {
-            table: table.clone(),
-            source,
-        })? {
-            chunk.push(row);
-            if chunk.len() == options.chunk_rows {
+        while let Some(data) = stream.try_next().await.map_err(query_err)? {
+            splitter
+                .feed(data, &mut chunk)
+                .map_err(|e| Error::Aborted {
+                    table: table.clone(),
+                    reason: e.to_string(),
+                })?;
+            if chunk.len() >= options.chunk_rows {
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(options.chunk_rows));
                 if chunks.send(full).await.is_err() {
                     // The encoder stopped; its own error says why.
@@ -142,6 +151,10 @@ async fn write_files<T: EtlTable>(
                 }
             }
         }
+        splitter.finish().map_err(|e| Error::Aborted {
+            table: table.clone(),
+            reason: e.to_string(),
+        })?;
         if !chunk.is_empty() {
             let _ = chunks.send(chunk).await;
         }
@@ -160,10 +173,9 @@ async fn write_files<T: EtlTable>(
     Ok(files)
 }
 
-/// Runs on a blocking thread: decodes rows into models, models into record batches, and
-/// batches into Parquet files.
+/// Runs on a blocking thread: COPY tuples into record batches, batches into Parquet files.
 fn encode_chunks<T: EtlTable>(
-    mut received: mpsc::Receiver<Vec<PgRow>>,
+    mut received: mpsc::Receiver<Vec<Bytes>>,
     dir: &Path,
     options: &ExportOptions,
 ) -> Result<Vec<WrittenFile>> {
@@ -173,26 +185,14 @@ fn encode_chunks<T: EtlTable>(
     let mut encoder = T::Encoder::with_capacity(options.chunk_rows);
     let mut files = Vec::new();
     let mut file: Option<ParquetFileWriter> = None;
-    let mut models = Vec::with_capacity(options.chunk_rows);
-    while let Some(rows) = received.blocking_recv() {
-        models.clear();
-        for row in &rows {
-            let model = T::decode_row(row).map_err(|e| Error::Row {
-                table: table.clone(),
-                source: match render_key(row, &info) {
-                    Some(key) if e.key.is_none() => e.with_key(key),
-                    _ => e,
-                },
-            })?;
-            models.push(model);
-        }
-        drop(rows);
-        for model in &models {
-            encoder.push(model).map_err(|source| Error::Row {
+    while let Some(tuples) = received.blocking_recv() {
+        for tuple in &tuples {
+            encoder.push_wire(tuple).map_err(|source| Error::Row {
                 table: table.clone(),
                 source,
             })?;
         }
+        drop(tuples);
         let batch = encoder.finish().map_err(|source| Error::Arrow {
             table: table.clone(),
             source,
@@ -233,26 +233,6 @@ fn encode_chunks<T: EtlTable>(
 
 fn file_name(index: usize) -> String {
     format!("part-{index:05}.parquet")
-}
-
-/// The primary key of a raw row, for an error about a value that could not be decoded.
-fn render_key(row: &PgRow, info: &TableInfo) -> Option<String> {
-    let parts: Vec<String> = info
-        .key_indexes()
-        .map(|i| {
-            let name = info.columns[i].name;
-            let value = row
-                .try_get::<i64, _>(i)
-                .map(|v| v.to_string())
-                .or_else(|_| row.try_get::<i32, _>(i).map(|v| v.to_string()))
-                .or_else(|_| row.try_get::<i16, _>(i).map(|v| v.to_string()))
-                .or_else(|_| row.try_get::<String, _>(i).map(|v| format!("{v:?}")))
-                .or_else(|_| row.try_get::<uuid::Uuid, _>(i).map(|v| v.to_string()))
-                .unwrap_or_else(|_| "?".into());
-            format!("{name}={value}")
-        })
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 fn write_manifest(

@@ -39,6 +39,7 @@
 //! let _ = purchase_orders::table;
 //! ```
 
+pub mod copy;
 pub mod decode;
 pub mod drift;
 pub mod encode;
@@ -49,6 +50,7 @@ pub mod parquet_file;
 pub mod registry;
 pub mod sink;
 pub mod source;
+pub mod wire;
 
 pub use error::{Error, Result};
 pub use etl_derive::EtlTable;
@@ -70,7 +72,10 @@ pub mod __private {
         DecodeColumn, decode_at, decode_infinity_as_null, decode_named, decode_named_with,
     };
     pub use crate::encode::*;
-    pub use crate::model::{ColumnInfo, EtlTable, RecordBatchEncoder, RowError, TableInfo};
+    pub use crate::model::{
+        ColumnInfo, EtlTable, RecordBatchEncoder, RowError, RowErrorKind, TableInfo,
+    };
+    pub use crate::wire::{WireEncode, WireType, take_field, tuple_fields};
     pub use arrow_array::{ArrayRef, RecordBatch};
     pub use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
     pub use diesel;

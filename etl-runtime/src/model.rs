@@ -36,6 +36,8 @@ pub struct ColumnInfo {
     pub nullable: bool,
     /// The expression the SELECT list uses, without alias: `"amount"`, `"mood"::text`.
     pub select: &'static str,
+    /// How the selected value reads on the wire.
+    pub wire: crate::wire::WireType,
 }
 
 impl TableInfo {
@@ -109,6 +111,10 @@ pub trait RecordBatchEncoder<T>: Send + Sized {
     fn schema() -> SchemaRef;
     /// Appends one model. On error the encoder must be discarded.
     fn push(&mut self, row: &T) -> Result<(), RowError>;
+    /// Appends one row of `COPY (SELECT ...) TO STDOUT (FORMAT binary)` of
+    /// [`TableInfo::select_sql`], straight from its bytes. On error the encoder must be
+    /// discarded.
+    fn push_wire(&mut self, tuple: &[u8]) -> Result<(), RowError>;
     /// Rows appended since the last [`finish`](Self::finish).
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -131,6 +137,8 @@ pub struct RowError {
 pub enum RowErrorKind {
     Decode(DecodeError),
     Value(ValueError),
+    /// NULL in a column the model declares NOT NULL.
+    UnexpectedNull,
 }
 
 impl RowError {
@@ -150,6 +158,15 @@ impl RowError {
         }
     }
 
+    /// An error in a row read from the wire, with the key read from the same bytes.
+    pub fn wire(info: &TableInfo, index: usize, tuple: &[u8], kind: RowErrorKind) -> Self {
+        RowError {
+            column: info.columns.get(index).map_or("?", |c| c.name),
+            key: crate::wire::render_key(info, tuple),
+            kind,
+        }
+    }
+
     pub fn with_key(mut self, key: String) -> Self {
         self.key = Some(key);
         self
@@ -165,6 +182,9 @@ impl fmt::Display for RowError {
         match &self.kind {
             RowErrorKind::Decode(e) => write!(f, ": {e}"),
             RowErrorKind::Value(e) => write!(f, ": {e}"),
+            RowErrorKind::UnexpectedNull => f.write_str(
+                ": value is NULL but the field is not an Option (did the column become nullable? regenerate the model with `cargo xtask gen`)",
+            ),
         }
     }
 }
