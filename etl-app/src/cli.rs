@@ -81,9 +81,27 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Compression::Zstd)]
     pub compression: Compression,
 
-    /// zstd level (1-22).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=22))]
+    /// zstd level (1-22); 1 is both the fastest and, on typical tables, as small as 3.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub zstd_level: i32,
+
+    /// Threads converting rows to Arrow (default: the number of CPUs). Each table being
+    /// written uses one more thread for Parquet encoding and compression.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub threads: Option<u32>,
+
+    /// A row group closes at this many rows ...
+    #[arg(long, default_value_t = 1_048_576)]
+    pub row_group_rows: usize,
+
+    /// ... or at this many bytes (e.g. 128MB), whichever comes first. Pages are spilled to
+    /// disk while a row group is open, so this does not raise memory use.
+    #[arg(long, default_value = "128MB", value_parser = parse_bytes)]
+    pub row_group_bytes: u64,
+
+    /// Cancel a table's read after this many seconds (PostgreSQL statement_timeout).
+    #[arg(long, default_value_t = 6 * 3600)]
+    pub statement_timeout: u64,
 
     /// Tables exported at the same time (each uses one database connection).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]

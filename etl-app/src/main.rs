@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use clap::Parser;
-use etl_runtime::export::ExportOptions;
+use etl_runtime::export::{Converters, ExportOptions};
 use etl_runtime::parquet_file::{Codec, ParquetOptions};
 use etl_runtime::source::SourceOptions;
 use etl_runtime::{Export, LocalDirSink, PgSource, Registry, TableReport};
@@ -156,16 +156,23 @@ async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode, Failure> {
         Compression::Snappy => Codec::Snappy,
         Compression::None => Codec::None,
     };
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        |n| n as usize,
+    );
     let options = ExportOptions {
         parquet: ParquetOptions {
             codec,
-            ..ParquetOptions::default()
+            row_group_rows: args.row_group_rows,
+            row_group_bytes: usize::try_from(args.row_group_bytes).unwrap_or(usize::MAX),
         },
         max_file_bytes: args.max_file_bytes,
+        converters: Converters::new(threads)?,
         ..ExportOptions::default()
     };
     let source_options = SourceOptions {
         max_connections: args.parallel_tables + 1,
+        statement_timeout: std::time::Duration::from_secs(args.statement_timeout),
         ..SourceOptions::default()
     };
     let started = Instant::now();

@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::time::Instant;
 
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
@@ -20,20 +23,85 @@ use crate::source::PgSource;
 pub struct ExportOptions {
     pub parquet: ParquetOptions,
     /// Rows handed from the reader to the encoder at a time. Memory holds about three chunks
-    /// plus the open row group.
+    /// plus the pages of the open row group that are not spilled yet.
     pub chunk_rows: usize,
     /// Start a new file once a file reaches this size.
     pub max_file_bytes: Option<u64>,
+    /// The threads that convert rows to Arrow, shared by every table of a run.
+    pub converters: Converters,
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
         Self {
             parquet: ParquetOptions::default(),
-            chunk_rows: 8192,
+            chunk_rows: 16_384,
             max_file_bytes: None,
+            converters: Converters::default(),
         }
     }
+}
+
+/// A pool of threads converting COPY tuples to Arrow arrays in parallel (`--threads`).
+#[derive(Clone, Default)]
+pub struct Converters {
+    pool: Option<Arc<rayon::ThreadPool>>,
+}
+
+impl std::fmt::Debug for Converters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Converters({})", self.threads())
+    }
+}
+
+impl Converters {
+    /// `threads` converting threads; with one, conversion runs on the table's own thread.
+    pub fn new(threads: usize) -> Result<Self> {
+        if threads <= 1 {
+            return Ok(Self { pool: None });
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("etl-convert-{i}"))
+            .build()
+            .map_err(|e| Error::Aborted {
+                table: "(all)".into(),
+                reason: format!("cannot start {threads} converter threads: {e}"),
+            })?;
+        Ok(Self {
+            pool: Some(Arc::new(pool)),
+        })
+    }
+
+    pub fn threads(&self) -> usize {
+        self.pool.as_ref().map_or(1, |p| p.current_num_threads())
+    }
+
+    /// Converts `tuples` into record batches, in order, split across the pool's threads.
+    fn convert<T: EtlTable>(&self, tuples: &[Bytes]) -> Result<Vec<RecordBatch>, ConvertError> {
+        let convert_part = |part: &[Bytes]| -> Result<RecordBatch, ConvertError> {
+            let mut encoder = T::Encoder::with_capacity(part.len());
+            for tuple in part {
+                encoder.push_wire(tuple).map_err(ConvertError::Row)?;
+            }
+            encoder.finish().map_err(ConvertError::Arrow)
+        };
+        match &self.pool {
+            None => Ok(vec![convert_part(tuples)?]),
+            Some(pool) => {
+                let part_len = tuples.len().div_ceil(pool.current_num_threads()).max(1);
+                pool.install(|| {
+                    use rayon::prelude::*;
+                    tuples.par_chunks(part_len).map(convert_part).collect()
+                })
+            }
+        }
+    }
+}
+
+enum ConvertError {
+    Row(crate::model::RowError),
+    Arrow(arrow_schema::ArrowError),
 }
 
 /// What one table's export wrote.
@@ -182,21 +250,23 @@ fn encode_chunks<T: EtlTable>(
     let info = T::INFO;
     let table = info.display_name();
     let schema = T::Encoder::schema();
-    let mut encoder = T::Encoder::with_capacity(options.chunk_rows);
     let mut files = Vec::new();
     let mut file: Option<ParquetFileWriter> = None;
     while let Some(tuples) = received.blocking_recv() {
-        for tuple in &tuples {
-            encoder.push_wire(tuple).map_err(|source| Error::Row {
-                table: table.clone(),
-                source,
+        let batches = options
+            .converters
+            .convert::<T>(&tuples)
+            .map_err(|e| match e {
+                ConvertError::Row(source) => Error::Row {
+                    table: table.clone(),
+                    source,
+                },
+                ConvertError::Arrow(source) => Error::Arrow {
+                    table: table.clone(),
+                    source,
+                },
             })?;
-        }
         drop(tuples);
-        let batch = encoder.finish().map_err(|source| Error::Arrow {
-            table: table.clone(),
-            source,
-        })?;
         let writer = match &mut file {
             Some(writer) => writer,
             None => file.insert(ParquetFileWriter::create(
@@ -206,7 +276,9 @@ fn encode_chunks<T: EtlTable>(
                 &options.parquet,
             )?),
         };
-        writer.write(&batch)?;
+        for batch in &batches {
+            writer.write(batch)?;
+        }
         if let Some(limit) = options.max_file_bytes
             && writer.approximate_size() as u64 >= limit
             && let Some(full) = file.take()
