@@ -1,0 +1,125 @@
+//! The engine's promises to the production database and to readers: one snapshot for every
+//! table of a run, read-only sessions, files split by size, empty tables still readable.
+
+mod common;
+
+use etl_runtime::export::ExportOptions;
+use etl_runtime::source::SourceOptions;
+use etl_runtime::{EtlTable, LocalDirSink, PgSource};
+
+const SCHEMA: &str = r#"
+CREATE TABLE orders (id bigint PRIMARY KEY, note text NOT NULL);
+CREATE TABLE lines (id bigint PRIMARY KEY, order_id bigint NOT NULL, qty integer);
+INSERT INTO orders SELECT i, repeat('x', i % 50) || i FROM generate_series(1, 20000) i;
+INSERT INTO lines SELECT i, 1 + i % 20000, i % 7 FROM generate_series(1, 50000) i;
+CREATE TABLE nothing_yet (id bigint PRIMARY KEY, label text);
+"#;
+
+#[derive(Debug, EtlTable)]
+#[etl(table = "orders", primary_key(id))]
+pub struct Order {
+    pub id: i64,
+    pub note: String,
+}
+
+#[derive(Debug, EtlTable)]
+#[etl(table = "lines", primary_key(id))]
+pub struct Line {
+    pub id: i64,
+    pub order_id: i64,
+    pub qty: Option<i32>,
+}
+
+#[derive(Debug, EtlTable)]
+#[etl(table = "nothing_yet", primary_key(id))]
+pub struct NothingYet {
+    pub id: i64,
+    pub label: Option<String>,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_table_of_a_run_reads_the_same_snapshot() {
+    let db = common::database("snapshot", SCHEMA);
+    let dir = common::out_dir(&db.name);
+    let mut source = PgSource::connect(&db.url, &SourceOptions::default())
+        .await
+        .expect("connect");
+    source.export_snapshot().await.expect("snapshot");
+    let sink = LocalDirSink::new(&dir, "test").expect("sink");
+    let options = ExportOptions::default();
+
+    let orders = etl_runtime::export_table::<Order>(&source, &sink, &options)
+        .await
+        .expect("orders");
+    // Another session commits between the two tables of the run ...
+    etl_tests::postgres::psql(
+        &db.url,
+        "INSERT INTO lines SELECT i, 1, 1 FROM generate_series(50001, 50100) i; \
+         DELETE FROM orders WHERE id <= 10",
+    )
+    .expect("concurrent writes");
+    // ... and the second table still reads the snapshot the run started with.
+    let lines = etl_runtime::export_table::<Line>(&source, &sink, &options)
+        .await
+        .expect("lines");
+    source.close().await;
+    assert_eq!(orders.rows, 20_000);
+    assert_eq!(lines.rows, 50_000, "rows committed after the snapshot leaked in");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_are_read_only_and_say_who_they_are() {
+    let db = common::database("readonly", SCHEMA);
+    let source = PgSource::connect(&db.url, &SourceOptions::default())
+        .await
+        .expect("connect");
+    let mut tx = source.begin_read().await.expect("read transaction");
+    let (read_only, name, timeout): (String, String, String) = sqlx::query_as(
+        "SELECT current_setting('transaction_read_only'), current_setting('application_name'), \
+                current_setting('statement_timeout')",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .expect("settings");
+    assert_eq!(read_only, "on");
+    assert_eq!(name, "etl-app");
+    assert_eq!(timeout, "6h");
+    let write = sqlx::query("DELETE FROM orders").execute(&mut *tx).await;
+    assert!(write.is_err(), "a write went through a read-only session");
+    drop(tx);
+    source.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn large_tables_split_into_files_that_read_back_whole() {
+    let db = common::database("split", SCHEMA);
+    let dir = common::out_dir(&db.name);
+    let mut source = PgSource::connect(&db.url, &SourceOptions::default())
+        .await
+        .expect("connect");
+    source.export_snapshot().await.expect("snapshot");
+    let sink = LocalDirSink::new(&dir, "test").expect("sink");
+    let options = ExportOptions {
+        max_file_bytes: Some(64 * 1024),
+        chunk_rows: 1000,
+        converters: etl_runtime::export::Converters::new(2).expect("pool"),
+        ..ExportOptions::default()
+    };
+    let report = etl_runtime::export_table::<Line>(&source, &sink, &options)
+        .await
+        .expect("export");
+    source.close().await;
+    assert!(report.files.len() > 1, "expected several files: {:?}", report.files);
+    assert_eq!(report.rows, 50_000);
+    common::assert_readers_agree(&db, &dir, &["lines"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_table_still_has_a_file_with_its_schema() {
+    let db = common::database("empty", SCHEMA);
+    let dir = common::out_dir(&db.name);
+    let report = common::export::<NothingYet>(&db, &dir).await.expect("export");
+    assert_eq!(report.rows, 0);
+    assert_eq!(report.files, ["part-00000.parquet"]);
+    common::assert_readers_agree(&db, &dir, &["nothing_yet"]);
+}
