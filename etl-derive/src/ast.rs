@@ -14,6 +14,8 @@ pub struct Model<'a> {
     pub primary_key: Option<Vec<Ident>>,
     /// The `no_primary_key` flag, kept as its path for spans.
     pub no_primary_key: Option<syn::Path>,
+    /// The `output` flag: a record tasks write, with no source table.
+    pub output: Option<syn::Path>,
     pub fields: Vec<Field<'a>>,
 }
 
@@ -45,6 +47,7 @@ mod kw {
     pub const SCHEMA: &str = "schema";
     pub const PRIMARY_KEY: &str = "primary_key";
     pub const NO_PRIMARY_KEY: &str = "no_primary_key";
+    pub const OUTPUT: &str = "output";
     pub const COLUMN: &str = "column";
     pub const SQL_TYPE: &str = "sql_type";
     pub const NULLABLE: &str = "nullable";
@@ -62,6 +65,7 @@ impl<'a> Model<'a> {
             schema: None,
             primary_key: None,
             no_primary_key: None,
+            output: None,
             fields: Vec::new(),
         };
         for attr in input.attrs.iter().filter(|a| a.path().is_ident(kw::ETL)) {
@@ -83,6 +87,11 @@ impl<'a> Model<'a> {
                         cx.error_spanned_by(&meta.path, "duplicate `primary_key`");
                     }
                     Ok(())
+                } else if meta.path.is_ident(kw::OUTPUT) {
+                    if model.output.replace(meta.path.clone()).is_some() {
+                        cx.error_spanned_by(&meta.path, "duplicate `output`");
+                    }
+                    Ok(())
                 } else if meta.path.is_ident(kw::NO_PRIMARY_KEY) {
                     if model.no_primary_key.replace(meta.path.clone()).is_some() {
                         cx.error_spanned_by(&meta.path, "duplicate `no_primary_key`");
@@ -90,7 +99,7 @@ impl<'a> Model<'a> {
                     Ok(())
                 } else {
                     Err(meta.error(format!(
-                        "unknown attribute `{}` on the struct; expected one of `table`, `schema`, `primary_key(...)`, `no_primary_key`",
+                        "unknown attribute `{}` on the struct; expected one of `table`, `schema`, `primary_key(...)`, `no_primary_key`, `output`",
                         path_name(&meta.path)
                     )))
                 }

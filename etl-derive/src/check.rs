@@ -15,6 +15,8 @@ pub const MAX_COLUMNS: usize = 32;
 
 pub struct Table<'a> {
     pub model: &'a Model<'a>,
+    /// An output record (`#[etl(output)]`): no table, no Diesel, no reading.
+    pub output: bool,
     pub table: String,
     pub schema: String,
     /// The module `table!` generates.
@@ -39,7 +41,20 @@ pub struct Column<'a> {
 }
 
 pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
+    let output = model.output.is_some();
+    // An output record is written by a task: it has no table of its own to read.
+    if output {
+        for (lit, key) in [(&model.table, "table"), (&model.schema, "schema")] {
+            if let Some(lit) = lit {
+                cx.error_spanned_by(
+                    lit,
+                    format!("an `output` record has no source table; remove `{key}`"),
+                );
+            }
+        }
+    }
     let table = match &model.table {
+        _ if output => model.ident.to_string(),
         Some(lit) if !lit.value().is_empty() => lit.value(),
         Some(lit) => {
             cx.error_spanned_by(lit, "the table name is empty");
@@ -127,6 +142,7 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
             flag,
             "`no_primary_key` contradicts `primary_key(...)`; keep one",
         ),
+        (None, None) if output => {}
         (None, None) => cx.error_spanned_by(
             model.ident,
             "missing primary key: add `#[etl(primary_key(field, ...))]`, or `#[etl(no_primary_key)]` for a table that has none",
@@ -135,6 +151,7 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
 
     Some(Table {
         model,
+        output,
         table,
         schema,
         module,

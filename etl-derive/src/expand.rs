@@ -43,10 +43,21 @@ fn rt() -> TokenStream {
 }
 
 fn expand(table: &Table<'_>) -> TokenStream {
+    let encoder = expand_encoder(table);
+    if table.output {
+        let output = expand_output_record(table);
+        return quote! {
+            const _: () = {
+                #encoder
+                #output
+            };
+        };
+    }
     let diesel_table = expand_diesel_table(table);
     let diesel_impls = expand_diesel_impls(table);
     let from_row = expand_from_row(table);
     let etl_table = expand_etl_table(table);
+    let wire_encoder = expand_wire_encoder(table);
     let checks = expand_type_checks(table);
     quote! {
         #diesel_table
@@ -54,6 +65,8 @@ fn expand(table: &Table<'_>) -> TokenStream {
             #diesel_impls
             #from_row
             #etl_table
+            #encoder
+            #wire_encoder
             #checks
         };
     }
@@ -275,29 +288,61 @@ fn quote_ident(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
+fn column_infos(table: &Table<'_>) -> Vec<TokenStream> {
+    let rt = rt();
+    table
+        .columns
+        .iter()
+        .map(|c| {
+            let name = &c.name;
+            let field = c.field.ident.to_string();
+            let sql_type = &c.sql_text;
+            let nullable = c.nullable;
+            let select = match c.sql.select_cast(c.opt) {
+                Some(cast) => format!("{}::{cast}", quote_ident(&c.name)),
+                None => quote_ident(&c.name),
+            };
+            let wire = Ident::new(c.sql.selected_scalar(c.opt).wire_type(), Span::call_site());
+            quote! {
+                #rt::ColumnInfo {
+                    name: #name, field: #field, sql_type: #sql_type, nullable: #nullable, select: #select,
+                    wire: #rt::WireType::#wire,
+                }
+            }
+        })
+        .collect()
+}
+
+/// `id=42, tenant="a"` from the key fields, for messages.
+fn key_expr(table: &Table<'_>) -> TokenStream {
+    if table.primary_key.is_empty() {
+        return quote!(::std::string::String::from("(no primary key)"));
+    }
+    let format = table
+        .primary_key
+        .iter()
+        .map(|&i| {
+            format!(
+                "{}={{:?}}",
+                table.columns[i].name.replace('{', "{{").replace('}', "}}")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fields = table
+        .primary_key
+        .iter()
+        .map(|&i| table.columns[i].field.ident);
+    quote!(::std::format!(#format, #(self.#fields),*))
+}
+
 fn expand_etl_table(table: &Table<'_>) -> TokenStream {
     let rt = rt();
     let ident = table.model.ident;
     let schema = &table.schema;
     let table_name = &table.table;
     let key_names = table.primary_key.iter().map(|&i| &table.columns[i].name);
-    let infos = table.columns.iter().map(|c| {
-        let name = &c.name;
-        let field = c.field.ident.to_string();
-        let sql_type = &c.sql_text;
-        let nullable = c.nullable;
-        let select = match c.sql.select_cast(c.opt) {
-            Some(cast) => format!("{}::{cast}", quote_ident(&c.name)),
-            None => quote_ident(&c.name),
-        };
-        let wire = Ident::new(c.sql.selected_scalar(c.opt).wire_type(), Span::call_site());
-        quote! {
-            #rt::ColumnInfo {
-                name: #name, field: #field, sql_type: #sql_type, nullable: #nullable, select: #select,
-                wire: #rt::WireType::#wire,
-            }
-        }
-    });
+    let infos = column_infos(table);
     let decodes = table.columns.iter().enumerate().map(|(index, c)| {
         let field = c.field.ident;
         let name = &c.name;
@@ -310,27 +355,96 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
         };
         quote!(#field: #decode.map_err(|e| #rt::RowError::decode(#name, e))?)
     });
-    let key = if table.primary_key.is_empty() {
-        quote!(::std::string::String::from("(no primary key)"))
-    } else {
-        let format = table
-            .primary_key
-            .iter()
-            .map(|&i| {
-                format!(
-                    "{}={{:?}}",
-                    table.columns[i].name.replace('{', "{{").replace('}', "}}")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let fields = table
-            .primary_key
-            .iter()
-            .map(|&i| table.columns[i].field.ident);
-        quote!(::std::format!(#format, #(self.#fields),*))
-    };
+    let column_count = table.columns.len();
+    let wire_decodes = table.columns.iter().enumerate().map(|(index, c)| {
+        let field = c.field.ident;
+        let value_ty = c.value_ty;
+        let from_wire = quote_spanned!(value_ty.span()=> <#value_ty as #rt::FromWire>::from_wire(bytes));
+        let error = quote! {
+            |kind| #rt::RowError::wire(&<Self as #rt::EtlTable>::INFO, #index, tuple, kind)
+        };
+        let value_err = quote!(|e| (#error)(#rt::RowErrorKind::Value(e)));
+        let present = if c.opt.infinity_null {
+            quote! {
+                match #from_wire {
+                    ::std::result::Result::Err(#rt::ValueError::Infinite(_)) => ::std::option::Option::None,
+                    other => ::std::option::Option::Some(other.map_err(#value_err)?),
+                }
+            }
+        } else if c.nullable {
+            quote!(::std::option::Option::Some(#from_wire.map_err(#value_err)?))
+        } else {
+            quote!(#from_wire.map_err(#value_err)?)
+        };
+        let absent = if c.nullable {
+            quote!(::std::option::Option::None)
+        } else {
+            quote!(return ::std::result::Result::Err((#error)(#rt::RowErrorKind::UnexpectedNull)))
+        };
+        quote! {
+            #field: match #rt::take_field(&mut rest).map_err(#value_err)? {
+                ::std::option::Option::Some(bytes) => #present,
+                ::std::option::Option::None => #absent,
+            }
+        }
+    });
+    let key = key_expr(table);
+    quote! {
+        impl #rt::EtlTable for #ident {
+            const INFO: #rt::TableInfo = #rt::TableInfo {
+                schema: #schema,
+                name: #table_name,
+                primary_key: &[#(#key_names),*],
+                columns: &[#(#infos),*],
+            };
+            type Encoder = __EtlRecordBatchEncoder;
 
+            fn decode_row(row: &#rt::sqlx::postgres::PgRow) -> ::std::result::Result<Self, #rt::RowError> {
+                ::std::result::Result::Ok(Self { #(#decodes,)* })
+            }
+
+            fn decode_wire(tuple: &[u8]) -> ::std::result::Result<Self, #rt::RowError> {
+                let mut rest = #rt::tuple_fields(tuple, #column_count).map_err(|e| {
+                    #rt::RowError::wire(&<Self as #rt::EtlTable>::INFO, 0, tuple, #rt::RowErrorKind::Value(e))
+                })?;
+                ::std::result::Result::Ok(Self { #(#wire_decodes,)* })
+            }
+
+            fn key(&self) -> ::std::string::String {
+                #key
+            }
+        }
+    }
+}
+
+fn expand_output_record(table: &Table<'_>) -> TokenStream {
+    let rt = rt();
+    let ident = table.model.ident;
+    let infos = column_infos(table);
+    let key = key_expr(table);
+    let key_names = table.primary_key.iter().map(|&i| &table.columns[i].name);
+    quote! {
+        impl #rt::OutputRecord for #ident {
+            const COLUMNS: &'static [#rt::ColumnInfo] = &[#(#infos),*];
+            const PRIMARY_KEY: &'static [&'static str] = &[#(#key_names),*];
+            type Encoder = __EtlRecordBatchEncoder;
+
+            fn key(&self) -> ::std::string::String {
+                #key
+            }
+        }
+    }
+}
+
+/// The record-batch encoder: one column encoder per field, fed by models.
+fn expand_encoder(table: &Table<'_>) -> TokenStream {
+    let rt = rt();
+    let ident = table.model.ident;
+    let key_trait = if table.output {
+        quote!(#rt::OutputRecord)
+    } else {
+        quote!(#rt::EtlTable)
+    };
     let encoder_fields: Vec<Ident> = (0..table.columns.len())
         .map(|i| format_ident!("c{}", i))
         .collect();
@@ -347,7 +461,7 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
         let span = c.field.ty.span();
         let encoder_ty = respan(encoder(c).0, span);
         let push = respan(quote!(<#encoder_ty as #rt::Encode<#value_ty>>::push), span);
-        let err = quote!(|e| #rt::RowError::value(#name, #rt::EtlTable::key(row), e));
+        let err = quote!(|e| #rt::RowError::value(#name, #key_trait::key(row), e));
         if c.nullable {
             quote! {
                 match &row.#field {
@@ -359,62 +473,10 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
             quote!(#push(&mut self.#e, &row.#field).map_err(#err)?;)
         }
     });
-    let column_count = table.columns.len();
-    let wire_pushes = table.columns.iter().zip(&encoder_fields).enumerate().map(|(index, (c, e))| {
-        let push = wire_push(c, quote!(&mut self.#e), quote!(bytes));
-        let error = quote! {
-            |kind| #rt::RowError::wire(&<#ident as #rt::EtlTable>::INFO, #index, tuple, kind)
-        };
-        let pushed = if c.opt.infinity_null {
-            quote! {
-                match #push {
-                    ::std::result::Result::Err(#rt::ValueError::Infinite(_)) => {
-                        #rt::ColumnEncoder::push_null(&mut self.#e);
-                        ::std::result::Result::Ok(())
-                    }
-                    other => other,
-                }
-            }
-        } else {
-            push
-        };
-        let on_null = if c.nullable {
-            quote!(#rt::ColumnEncoder::push_null(&mut self.#e))
-        } else {
-            quote!(return ::std::result::Result::Err((#error)(#rt::RowErrorKind::UnexpectedNull)))
-        };
-        quote! {
-            match #rt::take_field(&mut rest).map_err(|e| (#error)(#rt::RowErrorKind::Value(e)))? {
-                ::std::option::Option::Some(bytes) => {
-                    #pushed.map_err(|e| (#error)(#rt::RowErrorKind::Value(e)))?
-                }
-                ::std::option::Option::None => #on_null,
-            }
-        }
-    });
     let finishes = encoder_fields
         .iter()
         .map(|e| quote!(#rt::ColumnEncoder::finish(&mut self.#e)));
-
     quote! {
-        impl #rt::EtlTable for #ident {
-            const INFO: #rt::TableInfo = #rt::TableInfo {
-                schema: #schema,
-                name: #table_name,
-                primary_key: &[#(#key_names),*],
-                columns: &[#(#infos),*],
-            };
-            type Encoder = __EtlRecordBatchEncoder;
-
-            fn decode_row(row: &#rt::sqlx::postgres::PgRow) -> ::std::result::Result<Self, #rt::RowError> {
-                ::std::result::Result::Ok(Self { #(#decodes,)* })
-            }
-
-            fn key(&self) -> ::std::string::String {
-                #key
-            }
-        }
-
         /// Turns models into Arrow record batches, one encoder per column.
         #[doc(hidden)]
         pub struct __EtlRecordBatchEncoder {
@@ -454,15 +516,6 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
                 ::std::result::Result::Ok(())
             }
 
-            fn push_wire(&mut self, tuple: &[u8]) -> ::std::result::Result<(), #rt::RowError> {
-                let mut rest = #rt::tuple_fields(tuple, #column_count).map_err(|e| {
-                    #rt::RowError::wire(&<#ident as #rt::EtlTable>::INFO, 0, tuple, #rt::RowErrorKind::Value(e))
-                })?;
-                #(#wire_pushes)*
-                self.len += 1;
-                ::std::result::Result::Ok(())
-            }
-
             fn len(&self) -> usize {
                 self.len
             }
@@ -473,6 +526,58 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
                     ::std::clone::Clone::clone(&self.schema),
                     ::std::vec![#(#finishes),*],
                 )
+            }
+        }
+    }
+}
+
+/// Table exports: COPY tuples straight into the column encoders.
+fn expand_wire_encoder(table: &Table<'_>) -> TokenStream {
+    let rt = rt();
+    let ident = table.model.ident;
+    let column_count = table.columns.len();
+    let wire_pushes = table.columns.iter().enumerate().map(|(index, c)| {
+        let e = format_ident!("c{}", index);
+        let push = wire_push(c, quote!(&mut self.#e), quote!(bytes));
+        let error = quote! {
+            |kind| #rt::RowError::wire(&<#ident as #rt::EtlTable>::INFO, #index, tuple, kind)
+        };
+        let pushed = if c.opt.infinity_null {
+            quote! {
+                match #push {
+                    ::std::result::Result::Err(#rt::ValueError::Infinite(_)) => {
+                        #rt::ColumnEncoder::push_null(&mut self.#e);
+                        ::std::result::Result::Ok(())
+                    }
+                    other => other,
+                }
+            }
+        } else {
+            push
+        };
+        let on_null = if c.nullable {
+            quote!(#rt::ColumnEncoder::push_null(&mut self.#e))
+        } else {
+            quote!(return ::std::result::Result::Err((#error)(#rt::RowErrorKind::UnexpectedNull)))
+        };
+        quote! {
+            match #rt::take_field(&mut rest).map_err(|e| (#error)(#rt::RowErrorKind::Value(e)))? {
+                ::std::option::Option::Some(bytes) => {
+                    #pushed.map_err(|e| (#error)(#rt::RowErrorKind::Value(e)))?
+                }
+                ::std::option::Option::None => #on_null,
+            }
+        }
+    });
+    quote! {
+        impl #rt::WireBatchEncoder for __EtlRecordBatchEncoder {
+            fn push_wire(&mut self, tuple: &[u8]) -> ::std::result::Result<(), #rt::RowError> {
+                let mut rest = #rt::tuple_fields(tuple, #column_count).map_err(|e| {
+                    #rt::RowError::wire(&<#ident as #rt::EtlTable>::INFO, 0, tuple, #rt::RowErrorKind::Value(e))
+                })?;
+                #(#wire_pushes)*
+                self.len += 1;
+                ::std::result::Result::Ok(())
             }
         }
     }

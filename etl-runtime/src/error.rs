@@ -61,6 +61,13 @@ pub enum Error {
         table: String,
         drift: Vec<crate::drift::Drift>,
     },
+    #[error("task {task}{}: {reason}", key.as_ref().map(|k| format!(", source row {k}")).unwrap_or_default())]
+    Task {
+        task: String,
+        /// The source row's key, when the failure is about one row.
+        key: Option<String>,
+        reason: String,
+    },
     #[error("the export of {table} stopped: {reason}")]
     Aborted { table: String, reason: String },
 }

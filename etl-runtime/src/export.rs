@@ -1,19 +1,20 @@
 //! Exporting one table: stream its rows on the run's snapshot, convert and encode them on a
 //! blocking thread while the next rows arrive, and publish the files when all are written.
 
+use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
-use std::sync::Arc;
-
 use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
 
 use crate::copy::TupleSplitter;
 use crate::error::{Error, Result};
-use crate::model::{EtlTable, RecordBatchEncoder, TableInfo};
+use crate::model::{EtlTable, RecordBatchEncoder, TableInfo, WireBatchEncoder};
 use crate::parquet_file::{ParquetFileWriter, ParquetOptions, WrittenFile};
 use crate::sink::{Sink, StagedTable};
 use crate::source::PgSource;
@@ -77,31 +78,72 @@ impl Converters {
         self.pool.as_ref().map_or(1, |p| p.current_num_threads())
     }
 
-    /// Converts `tuples` into record batches, in order, split across the pool's threads.
-    fn convert<T: EtlTable>(&self, tuples: &[Bytes]) -> Result<Vec<RecordBatch>, ConvertError> {
-        let convert_part = |part: &[Bytes]| -> Result<RecordBatch, ConvertError> {
-            let mut encoder = T::Encoder::with_capacity(part.len());
-            for tuple in part {
-                encoder.push_wire(tuple).map_err(ConvertError::Row)?;
-            }
-            encoder.finish().map_err(ConvertError::Arrow)
-        };
+    /// Runs `f` on parts of `items`, in parallel on the pool's threads, results in order.
+    pub fn map_parts<I: Sync, R: Send>(
+        &self,
+        items: &[I],
+        f: impl Fn(&[I]) -> R + Sync + Send,
+    ) -> Vec<R> {
         match &self.pool {
-            None => Ok(vec![convert_part(tuples)?]),
+            None => vec![f(items)],
             Some(pool) => {
-                let part_len = tuples.len().div_ceil(pool.current_num_threads()).max(1);
+                let part_len = items.len().div_ceil(pool.current_num_threads()).max(1);
                 pool.install(|| {
                     use rayon::prelude::*;
-                    tuples.par_chunks(part_len).map(convert_part).collect()
+                    items.par_chunks(part_len).map(&f).collect()
                 })
             }
         }
     }
 }
 
-enum ConvertError {
-    Row(crate::model::RowError),
-    Arrow(arrow_schema::ArrowError),
+/// What a run does with the source's COPY tuples, on the blocking side of the pipeline: a
+/// table export encodes them, a task transforms or aggregates them first.
+pub trait ChunkProcessor: Send + 'static {
+    /// The Arrow schema of what it writes.
+    fn schema(&self) -> SchemaRef;
+    /// Turns one chunk of tuples into record batches (possibly none).
+    fn process(&mut self, tuples: Vec<Bytes>) -> Result<Vec<RecordBatch>>;
+    /// Record batches to write after the last chunk (an aggregation's groups).
+    fn finish(&mut self) -> Result<Vec<RecordBatch>> {
+        Ok(Vec::new())
+    }
+    /// Rows left out on purpose (a task that skips bad rows).
+    fn skipped(&self) -> u64 {
+        0
+    }
+}
+
+/// Encodes COPY tuples of `T` straight into Arrow.
+struct TableProcessor<T> {
+    converters: Converters,
+    _table: PhantomData<fn() -> T>,
+}
+
+impl<T: EtlTable> ChunkProcessor for TableProcessor<T> {
+    fn schema(&self) -> SchemaRef {
+        T::Encoder::schema()
+    }
+
+    fn process(&mut self, tuples: Vec<Bytes>) -> Result<Vec<RecordBatch>> {
+        let table = T::INFO.display_name();
+        self.converters
+            .map_parts(&tuples, |part| {
+                let mut encoder = T::Encoder::with_capacity(part.len());
+                for tuple in part {
+                    encoder.push_wire(tuple).map_err(|source| Error::Row {
+                        table: table.clone(),
+                        source,
+                    })?;
+                }
+                encoder.finish().map_err(|source| Error::Arrow {
+                    table: table.clone(),
+                    source,
+                })
+            })
+            .into_iter()
+            .collect()
+    }
 }
 
 /// What one table's export wrote.
@@ -115,6 +157,8 @@ pub struct TableReport {
     /// File names under `location`.
     pub files: Vec<String>,
     pub seconds: f64,
+    /// Source rows a task left out because it declares that bad rows are skipped.
+    pub skipped_rows: u64,
 }
 
 /// The directory a table is written to under the output: `notes`, or `sales.orders` outside
@@ -130,11 +174,28 @@ pub async fn export_table<T: EtlTable>(
     sink: &dyn Sink,
     options: &ExportOptions,
 ) -> Result<TableReport> {
-    let started = Instant::now();
     let info = T::INFO;
-    let staged = sink.stage(&table_dir(&info))?;
-    match write_files::<T>(source, &staged, options).await {
-        Ok(files) => {
+    let processor = TableProcessor::<T> {
+        converters: options.converters.clone(),
+        _table: PhantomData,
+    };
+    run_export(source, sink, options, &info, &info, processor).await
+}
+
+/// Streams `source_table` on the run's snapshot through `processor` and publishes what it
+/// writes as `output` (the same table for a table export, the task's records for a task).
+pub(crate) async fn run_export<P: ChunkProcessor>(
+    source: &PgSource,
+    sink: &dyn Sink,
+    options: &ExportOptions,
+    source_table: &TableInfo,
+    output: &TableInfo,
+    processor: P,
+) -> Result<TableReport> {
+    let started = Instant::now();
+    let staged = sink.stage(&table_dir(output))?;
+    match write_files(source, &staged, options, source_table, output, processor).await {
+        Ok((files, skipped_rows)) => {
             let rows = files.iter().map(|f| f.rows).sum();
             let bytes = files.iter().map(|f| f.bytes).sum();
             let names: Vec<String> = files
@@ -142,15 +203,16 @@ pub async fn export_table<T: EtlTable>(
                 .filter_map(|f| f.path.file_name())
                 .map(|n| n.to_string_lossy().into_owned())
                 .collect();
-            write_manifest(&staged.dir, &info, rows, bytes, &names, source)?;
+            write_manifest(&staged.dir, output, rows, bytes, &names, source)?;
             let location = sink.publish(staged)?;
             Ok(TableReport {
-                table: info.display_name(),
+                table: output.display_name(),
                 rows,
                 bytes,
                 location,
                 files: names,
                 seconds: started.elapsed().as_secs_f64(),
+                skipped_rows,
             })
         }
         Err(e) => {
@@ -160,16 +222,18 @@ pub async fn export_table<T: EtlTable>(
     }
 }
 
-async fn write_files<T: EtlTable>(
+async fn write_files<P: ChunkProcessor>(
     source: &PgSource,
     staged: &StagedTable,
     options: &ExportOptions,
-) -> Result<Vec<WrittenFile>> {
-    let info = T::INFO;
+    info: &TableInfo,
+    output: &TableInfo,
+    processor: P,
+) -> Result<(Vec<WrittenFile>, u64)> {
     let table = info.display_name();
     let mut tx = source.begin_read().await?;
     // On the export's own snapshot: the schema checked is the schema read.
-    let drift = crate::drift::check_table(&mut tx, &info)
+    let drift = crate::drift::check_table(&mut tx, info)
         .await
         .map_err(|source| Error::Query {
             table: table.clone(),
@@ -185,12 +249,16 @@ async fn write_files<T: EtlTable>(
             drift: breaking,
         });
     }
+
     // Two chunks in flight: one being encoded, one arriving.
     let (chunks, received) = mpsc::channel::<Vec<Bytes>>(2);
     let writer = {
         let dir = staged.dir.clone();
         let options = options.clone();
-        tokio::task::spawn_blocking(move || encode_chunks::<T>(received, &dir, &options))
+        let output = output.display_name();
+        tokio::task::spawn_blocking(move || {
+            encode_chunks(received, &dir, &options, &output, processor)
+        })
     };
 
     // COPY's binary format is the cheapest way out of PostgreSQL for the server and for us:
@@ -241,57 +309,50 @@ async fn write_files<T: EtlTable>(
     Ok(files)
 }
 
-/// Runs on a blocking thread: COPY tuples into record batches, batches into Parquet files.
-fn encode_chunks<T: EtlTable>(
+/// Runs on a blocking thread: chunks through the processor, batches into Parquet files.
+fn encode_chunks<P: ChunkProcessor>(
     mut received: mpsc::Receiver<Vec<Bytes>>,
     dir: &Path,
     options: &ExportOptions,
-) -> Result<Vec<WrittenFile>> {
-    let info = T::INFO;
-    let table = info.display_name();
-    let schema = T::Encoder::schema();
+    table: &str,
+    mut processor: P,
+) -> Result<(Vec<WrittenFile>, u64)> {
+    let schema = processor.schema();
     let mut files = Vec::new();
     let mut file: Option<ParquetFileWriter> = None;
-    while let Some(tuples) = received.blocking_recv() {
-        let batches = options
-            .converters
-            .convert::<T>(&tuples)
-            .map_err(|e| match e {
-                ConvertError::Row(source) => Error::Row {
-                    table: table.clone(),
-                    source,
-                },
-                ConvertError::Arrow(source) => Error::Arrow {
-                    table: table.clone(),
-                    source,
-                },
-            })?;
-        drop(tuples);
-        let writer = match &mut file {
-            Some(writer) => writer,
-            None => file.insert(ParquetFileWriter::create(
-                &table,
-                &dir.join(file_name(files.len())),
-                schema.clone(),
-                &options.parquet,
-            )?),
-        };
+    let mut write = |batches: Vec<RecordBatch>, files: &mut Vec<WrittenFile>| -> Result<()> {
         for batch in &batches {
+            let writer = match &mut file {
+                Some(writer) => writer,
+                None => file.insert(ParquetFileWriter::create(
+                    table,
+                    &dir.join(file_name(files.len())),
+                    schema.clone(),
+                    &options.parquet,
+                )?),
+            };
             writer.write(batch)?;
+            if let Some(limit) = options.max_file_bytes
+                && writer.approximate_size() as u64 >= limit
+                && let Some(full) = file.take()
+            {
+                files.push(full.finish()?);
+            }
         }
-        if let Some(limit) = options.max_file_bytes
-            && writer.approximate_size() as u64 >= limit
-            && let Some(full) = file.take()
-        {
-            files.push(full.finish()?);
-        }
+        Ok(())
+    };
+    while let Some(tuples) = received.blocking_recv() {
+        let batches = processor.process(tuples)?;
+        write(batches, &mut files)?;
     }
+    let last = processor.finish()?;
+    write(last, &mut files)?;
     match file {
         Some(writer) => files.push(writer.finish()?),
         // An empty table still gets one file, so that readers see its schema.
         None if files.is_empty() => {
             let writer = ParquetFileWriter::create(
-                &table,
+                table,
                 &dir.join(file_name(0)),
                 schema,
                 &options.parquet,
@@ -300,7 +361,7 @@ fn encode_chunks<T: EtlTable>(
         }
         None => {}
     }
-    Ok(files)
+    Ok((files, processor.skipped()))
 }
 
 fn file_name(index: usize) -> String {

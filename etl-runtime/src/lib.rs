@@ -50,12 +50,15 @@ pub mod parquet_file;
 pub mod registry;
 pub mod sink;
 pub mod source;
+pub mod task;
 pub mod wire;
 
 pub use error::{Error, Result};
 pub use etl_derive::EtlTable;
 pub use export::{ExportOptions, TableReport, export_table};
-pub use model::{ColumnInfo, EtlTable, RecordBatchEncoder, TableInfo};
+pub use model::{
+    ColumnInfo, EtlTable, OutputRecord, RecordBatchEncoder, TableInfo, WireBatchEncoder,
+};
 pub use registry::{Export, Registry};
 pub use sink::{LocalDirSink, Sink};
 pub use source::{PgSource, redact_url};
@@ -73,9 +76,10 @@ pub mod __private {
     };
     pub use crate::encode::*;
     pub use crate::model::{
-        ColumnInfo, EtlTable, RecordBatchEncoder, RowError, RowErrorKind, TableInfo,
+        ColumnInfo, EtlTable, OutputRecord, RecordBatchEncoder, RowError, RowErrorKind, TableInfo,
+        WireBatchEncoder,
     };
-    pub use crate::wire::{WireEncode, WireType, take_field, tuple_fields};
+    pub use crate::wire::{FromWire, WireEncode, WireType, take_field, tuple_fields};
     pub use arrow_array::{ArrayRef, RecordBatch};
     pub use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
     pub use diesel;

@@ -9,6 +9,7 @@ use crate::export::{ExportOptions, TableReport, export_table};
 use crate::model::{EtlTable, TableInfo};
 use crate::sink::Sink;
 use crate::source::PgSource;
+use crate::task::{Aggregate, Transform, output_info, run_aggregate, run_transform};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type RunFn =
@@ -19,12 +20,15 @@ type RunFn =
 pub enum ExportKind {
     /// A copy of one table.
     Table,
+    /// Records a task derives from a table (a transform or an aggregation).
+    Task,
 }
 
 impl std::fmt::Display for ExportKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             ExportKind::Table => "table",
+            ExportKind::Task => "task",
         })
     }
 }
@@ -44,6 +48,24 @@ impl Export {
             info: T::INFO,
             kind: ExportKind::Table,
             run: |source, sink, options| Box::pin(export_table::<T>(source, sink, options)),
+        }
+    }
+
+    /// A row-transform task.
+    pub fn transform<T: Transform>() -> Self {
+        Export {
+            info: output_info::<T::Output>(T::NAME),
+            kind: ExportKind::Task,
+            run: |source, sink, options| Box::pin(run_transform::<T>(source, sink, options)),
+        }
+    }
+
+    /// An aggregation task.
+    pub fn aggregate<A: Aggregate>() -> Self {
+        Export {
+            info: output_info::<A::Output>(A::NAME),
+            kind: ExportKind::Task,
+            run: |source, sink, options| Box::pin(run_aggregate::<A>(source, sink, options)),
         }
     }
 
@@ -71,6 +93,11 @@ pub struct Registry {
 impl Registry {
     pub fn new(exports: Vec<Export>) -> Self {
         Registry { exports }
+    }
+
+    /// Adds exports after the registered ones (tasks after the generated models).
+    pub fn extend(&mut self, exports: impl IntoIterator<Item = Export>) {
+        self.exports.extend(exports);
     }
 
     pub fn all(&self) -> &[Export] {

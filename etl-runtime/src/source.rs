@@ -35,6 +35,8 @@ impl Default for SourceOptions {
 pub struct PgSource {
     pool: PgPool,
     url: String,
+    /// The URL as given, password included, for the tasks' Diesel connection. Never printed.
+    connection_url: String,
     /// The transaction whose snapshot every table reads, held open for the run.
     snapshot_holder: Mutex<Option<Transaction<'static, Postgres>>>,
     snapshot: Option<Snapshot>,
@@ -81,6 +83,7 @@ impl PgSource {
         Ok(Self {
             pool,
             url: redacted,
+            connection_url: url.to_string(),
             snapshot_holder: Mutex::new(None),
             snapshot: None,
         })
@@ -89,6 +92,12 @@ impl PgSource {
     /// The connection string with its password replaced by `***`.
     pub fn display_url(&self) -> &str {
         &self.url
+    }
+
+    /// The connection string as given (with its password): for connections of other
+    /// libraries (the tasks' Diesel lookups). Never log it; use [`Self::display_url`].
+    pub fn connection_url(&self) -> &str {
+        &self.connection_url
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -635,6 +635,119 @@ fn render_value(wire: WireType, bytes: &[u8]) -> String {
     out
 }
 
+/// A model field read from its wire bytes (tasks stream their source as models).
+#[diagnostic::on_unimplemented(
+    message = "a model field cannot have type `{Self}`",
+    label = "not a type of the mapping table"
+)]
+pub trait FromWire: Sized {
+    fn from_wire(bytes: &[u8]) -> Result<Self, ValueError>;
+}
+
+macro_rules! from_wire_be {
+    ($($ty:ty),*) => {$(
+        impl FromWire for $ty {
+            #[inline]
+            fn from_wire(bytes: &[u8]) -> Result<Self, ValueError> {
+                Ok(<$ty>::from_be_bytes(fixed(bytes)?))
+            }
+        }
+    )*};
+}
+from_wire_be!(i16, i32, i64, f32, f64);
+
+impl FromWire for bool {
+    fn from_wire(bytes: &[u8]) -> Result<Self, ValueError> {
+        Ok(fixed::<1>(bytes)?[0] != 0)
+    }
+}
+
+impl FromWire for String {
+    fn from_wire(bytes: &[u8]) -> Result<Self, ValueError> {
+        utf8(bytes).map(str::to_string)
+    }
+}
+
+impl FromWire for Vec<u8> {
+    fn from_wire(bytes: &[u8]) -> Result<Self, ValueError> {
+        Ok(bytes.to_vec())
+    }
+}
+
+impl FromWire for uuid::Uuid {
+    fn from_wire(bytes: &[u8]) -> Result<Self, ValueError> {
+        Ok(uuid::Uuid::from_bytes(fixed(bytes)?))
+    }
+}
+
+impl FromWire for chrono::NaiveDate {
+    fn from_wire(bytes: &[u8]) -> Result<Self, ValueError> {
+        let days = date_days(bytes)?;
+        chrono::DateTime::from_timestamp(i64::from(days) * 86_400, 0)
+            .map(|t| t.date_naive())
+            .ok_or_else(|| ValueError::Wire(format!("date {days} out of chrono's range")))
+    }
+}
+
+impl FromWire for chrono::NaiveDateTime {
+    fn from_wire(bytes: &[u8]) -> Result<Self, ValueError> {
+        chrono::DateTime::<chrono::Utc>::from_wire(bytes).map(|t| t.naive_utc())
+    }
+}
+
+impl FromWire for chrono::DateTime<chrono::Utc> {
+    fn from_wire(bytes: &[u8]) -> Result<Self, ValueError> {
+        let micros = timestamp_micros(bytes)?;
+        chrono::DateTime::from_timestamp_micros(micros)
+            .ok_or_else(|| ValueError::Wire(format!("timestamp {micros} out of chrono's range")))
+    }
+}
+
+impl FromWire for chrono::NaiveTime {
+    fn from_wire(bytes: &[u8]) -> Result<Self, ValueError> {
+        let micros = i64::from_be_bytes(fixed(bytes)?);
+        let secs = u32::try_from(micros.div_euclid(1_000_000))
+            .map_err(|_| ValueError::Wire(format!("time {micros} out of range")))?;
+        let nanos = (micros.rem_euclid(1_000_000) * 1_000) as u32;
+        chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs, nanos)
+            .ok_or_else(|| ValueError::Wire(format!("time {micros} out of range")))
+    }
+}
+
+impl FromWire for bigdecimal::BigDecimal {
+    fn from_wire(bytes: &[u8]) -> Result<Self, ValueError> {
+        let numeric = Numeric::read(bytes)?;
+        if numeric.is_special() {
+            let mut value = String::new();
+            numeric.write_text(&mut value);
+            return Err(ValueError::NotANumber { value });
+        }
+        let mut text = String::new();
+        numeric.write_text(&mut text);
+        text.parse()
+            .map_err(|e| ValueError::Wire(format!("numeric {text}: {e}")))
+    }
+}
+
+impl FromWire for serde_json::Value {
+    fn from_wire(bytes: &[u8]) -> Result<Self, ValueError> {
+        // json is its text; jsonb is a version byte (1) and its text.
+        let text = match bytes.split_first() {
+            Some((1, rest)) => rest,
+            _ => bytes,
+        };
+        serde_json::from_slice(text).map_err(|e| ValueError::Json(e.to_string()))
+    }
+}
+
+impl<T: FromWire> FromWire for Vec<Option<T>> {
+    fn from_wire(bytes: &[u8]) -> Result<Self, ValueError> {
+        ArrayReader::new(bytes)?
+            .map(|value| value?.map(T::from_wire).transpose())
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -200,7 +200,10 @@ def compare_rows(label, kinds, key_idx, expected, actual, problems):
                 return
 
 
-def check_table(conn, directory, qualified, problems):
+def check_table(conn, directory, spec, problems):
+    # `table` or `schema.table`, or `table=dir` to compare a PostgreSQL table (an oracle query's
+    # result) with the Parquet files of another name.
+    qualified, _, dir_name = spec.partition("=")
     schema, _, table = qualified.rpartition(".")
     schema = schema or "public"
     kinds = column_kinds(conn, schema, table)
@@ -210,7 +213,7 @@ def check_table(conn, directory, qualified, problems):
     key = primary_key(conn, schema, table)
     names = [k[0] for k in kinds]
     key_idx = [names.index(k) for k in key]
-    table_dir = os.path.join(directory, qualified if schema != "public" else table)
+    table_dir = os.path.join(directory, dir_name or (qualified if schema != "public" else table))
     files = sorted(f for f in os.listdir(table_dir) if f.endswith(".parquet"))
     if not files:
         problems.append(f"{qualified}: no Parquet files in {table_dir}")
@@ -260,7 +263,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--dir", required=True)
-    parser.add_argument("--tables", required=True, help="comma-separated, schema.table outside public")
+    parser.add_argument(
+        "--tables",
+        required=True,
+        help="comma-separated: table, schema.table outside public, or table=dir to compare a table with another directory",
+    )
     args = parser.parse_args()
 
     problems = []

@@ -64,7 +64,10 @@ async fn every_table_of_a_run_reads_the_same_snapshot() {
         .expect("lines");
     source.close().await;
     assert_eq!(orders.rows, 20_000);
-    assert_eq!(lines.rows, 50_000, "rows committed after the snapshot leaked in");
+    assert_eq!(
+        lines.rows, 50_000,
+        "rows committed after the snapshot leaked in"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -109,7 +112,11 @@ async fn large_tables_split_into_files_that_read_back_whole() {
         .await
         .expect("export");
     source.close().await;
-    assert!(report.files.len() > 1, "expected several files: {:?}", report.files);
+    assert!(
+        report.files.len() > 1,
+        "expected several files: {:?}",
+        report.files
+    );
     assert_eq!(report.rows, 50_000);
     common::assert_readers_agree(&db, &dir, &["lines"]);
 }
@@ -118,7 +125,9 @@ async fn large_tables_split_into_files_that_read_back_whole() {
 async fn an_empty_table_still_has_a_file_with_its_schema() {
     let db = common::database("empty", SCHEMA);
     let dir = common::out_dir(&db.name);
-    let report = common::export::<NothingYet>(&db, &dir).await.expect("export");
+    let report = common::export::<NothingYet>(&db, &dir)
+        .await
+        .expect("export");
     assert_eq!(report.rows, 0);
     assert_eq!(report.files, ["part-00000.parquet"]);
     common::assert_readers_agree(&db, &dir, &["nothing_yet"]);

@@ -6,7 +6,7 @@ SET client_min_messages = warning;
 SET TimeZone = 'UTC';
 SELECT setseed(0.17) \gset
 
-DROP TABLE IF EXISTS notes, purchase_orders, currencies CASCADE;
+DROP TABLE IF EXISTS notes, purchase_orders, currencies, tax_rates CASCADE;
 
 CREATE TABLE currencies (
     id                 serial PRIMARY KEY,
@@ -42,6 +42,13 @@ SELECT 'X' || lpad(i::text, 4, '0'),
        i % 13 <> 0,
        timestamptz '2024-01-01 00:00:00+00' + (i * interval '37 minutes 11.000007 seconds')
 FROM generate_series(1, 2995) AS g(i);
+
+-- Tax per order type; 'dropship' has none (a missing lookup the tasks must handle).
+CREATE TABLE tax_rates (
+    order_type varchar(32)  PRIMARY KEY,
+    rate       numeric(5,4) NOT NULL
+);
+INSERT INTO tax_rates VALUES ('standard', 0.0750), ('blanket', 0.1900), ('contract', 0.0000), ('planned', 0.2100);
 
 CREATE TABLE purchase_orders (
     id              bigserial PRIMARY KEY,
@@ -82,7 +89,8 @@ SELECT md5(i::text || 'po')::uuid,
             ELSE (ARRAY['urgent','net30','net60','capex','opex','recurring','eu','us'])[1 + i % 8 : 1 + i % 8 + i % 3] END,
        CASE WHEN random() < 0.1 THEN NULL
             ELSE jsonb_build_object('priority', 1 + i % 5, 'approver_id', (random() * 100000)::int,
-                                    'currency', (ARRAY['USD','EUR','GBP','JPY','CHF'])[1 + i % 5],
+                                    'currency', CASE WHEN i % 23 = 0 THEN 'AUD' -- not in currencies
+                                                     ELSE (ARRAY['USD','EUR','GBP','JPY','CHF'])[1 + i % 5] END,
                                     'auto_renew', random() < 0.3, 'cost_center', 'CC-' || lpad((i % 999)::text, 3, '0')) END,
        timestamp '2019-01-01' + (random() * 189216000) * interval '1 second',
        CASE WHEN random() < 0.1 THEN NULL ELSE timestamptz '2019-01-01 00:00:00+00' + (random() * 189216000) * interval '1 second' END,
@@ -112,4 +120,4 @@ SELECT CASE WHEN i % 9 = 0 THEN NULL ELSE 1 + (i * 7) % 5000 END,
        CASE WHEN i % 5 = 0 THEN NULL ELSE timestamptz '1969-12-31 23:59:59.999999+00' + i * interval '1 day' END
 FROM generate_series(1, 4000) AS g(i);
 
-ANALYZE currencies, purchase_orders, notes;
+ANALYZE currencies, tax_rates, purchase_orders, notes;

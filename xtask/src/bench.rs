@@ -83,14 +83,20 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         },
     ];
     if let Some(pg2parquet) = on_path("pg2parquet") {
-        let (host, port, user, db) = url_parts(&url)?;
         let mut c = Command::new(pg2parquet);
         c.args([
-            "export", "--host", &host, "--port", &port, "--user", &user, "--dbname", &db,
+            "export",
+            "--quiet",
+            "--connection",
+            &url,
+            "--table",
+            "purchase_orders",
         ])
-        .args(["--table", "purchase_orders", "--compression", "zstd"])
-        .args(["--numeric-handling", "decimal", "--output-file"])
-        .arg(out.join("pg2parquet").join("purchase_orders.parquet"));
+        .args(["--compression", "zstd", "--numeric-handling", "decimal"])
+        .arg("--output-file")
+        .arg(out.join("pg2parquet").join("purchase_orders.parquet"))
+        // It asks a terminal for a password when the URL has none; trust auth ignores it.
+        .env("PGPASSWORD", "unused");
         tools.push(Tool {
             name: "pg2parquet (zstd, decimal)",
             command: c,
@@ -248,20 +254,4 @@ fn on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
         .find(|candidate| candidate.is_file())
-}
-
-/// host, port, user, database of a `postgres://user@host:port/db` URL.
-fn url_parts(url: &str) -> Result<(String, String, String, String)> {
-    let rest = url
-        .split_once("://")
-        .map(|(_, r)| r)
-        .context("expected a postgres:// URL")?;
-    let (authority, db) = rest.split_once('/').context("URL without database")?;
-    let db = db.split('?').next().unwrap_or(db);
-    let (user, hostport) = authority
-        .rsplit_once('@')
-        .unwrap_or(("postgres", authority));
-    let user = user.split(':').next().unwrap_or(user);
-    let (host, port) = hostport.rsplit_once(':').unwrap_or((hostport, "5432"));
-    Ok((host.into(), port.into(), user.into(), db.into()))
 }
