@@ -12,6 +12,9 @@ Examples:
   # Two tables, to another directory:
   etl-app run --tables currencies,purchase_orders --output /data/exports
 
+  # To S3 (credentials from the AWS default chain), encrypted with KMS:
+  etl-app run --output s3://analytics-raw/procurement --sse aws:kms
+
   # What can be exported:
   etl-app list
 
@@ -36,7 +39,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Export tables to Parquet files.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the registered tables with their columns.
     List,
     /// Compare every registered model with the live database; exit 1 listing each difference
@@ -72,10 +75,13 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',')]
     pub tables: Vec<String>,
 
-    /// Directory to write to; each table goes to DIR/<table>/, replacing the previous export of
-    /// that table only once the new one is complete.
+    /// Where to write: a directory, or s3://bucket/prefix. Each table goes to <output>/<table>/,
+    /// replacing the previous export of that table only once the new one is complete.
     #[arg(long, env = "ETL_OUTPUT", default_value = "./etl-out")]
-    pub output: PathBuf,
+    pub output: String,
+
+    #[command(flatten)]
+    pub s3: S3Args,
 
     /// Parquet compression.
     #[arg(long, value_enum, default_value_t = Compression::Zstd)]
@@ -111,6 +117,53 @@ pub struct RunArgs {
     /// when left out.
     #[arg(long, value_parser = parse_bytes)]
     pub max_file_bytes: Option<u64>,
+}
+
+/// S3 output (`--output s3://bucket/prefix`). Credentials and region come from the AWS default
+/// chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity (Kubernetes
+/// service accounts), instance metadata; AWS_REGION; AWS_ENDPOINT_URL for S3-compatible stores.
+#[derive(Debug, Args)]
+pub struct S3Args {
+    /// Path-style addressing (endpoint/bucket/key), which most S3-compatible stores need.
+    #[arg(long, env = "ETL_S3_PATH_STYLE", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub s3_path_style: bool,
+
+    /// Multipart part size (files larger than this go up in parts, one part in memory at a time).
+    #[arg(long, default_value = "64MB", value_parser = parse_bytes)]
+    pub s3_part_size: u64,
+
+    /// Server-side encryption of the uploaded objects.
+    #[arg(long, value_enum)]
+    pub sse: Option<Sse>,
+
+    /// The KMS key for --sse aws:kms (default: the bucket's AWS managed key).
+    #[arg(long, requires = "sse")]
+    pub sse_kms_key_id: Option<String>,
+
+    /// Local directory for files before they are uploaded (default: the system's temp dir).
+    #[arg(long, env = "ETL_STAGING_DIR")]
+    pub staging_dir: Option<PathBuf>,
+
+    /// After every upload succeeded, create or update each table's definition in this Glue
+    /// database, with exact types from the model (decimal(p,s), timestamp, array<...>).
+    #[arg(long, requires = "output")]
+    pub glue_database: Option<String>,
+
+    /// After every upload succeeded, point this Glue crawler at the exported prefixes and start it.
+    #[arg(long)]
+    pub glue_crawler: Option<String>,
+
+    /// Wait for the crawler to finish (up to this many seconds) and report how it ended.
+    #[arg(long, requires = "glue_crawler", num_args = 0..=1, default_missing_value = "900")]
+    pub wait: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Sse {
+    #[value(name = "AES256")]
+    Aes256,
+    #[value(name = "aws:kms")]
+    AwsKms,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

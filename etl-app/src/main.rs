@@ -12,11 +12,13 @@ use clap::Parser;
 use etl_runtime::export::{Converters, ExportOptions};
 use etl_runtime::parquet_file::{Codec, ParquetOptions};
 use etl_runtime::registry::ExportKind;
+use etl_runtime::s3::ServerSideEncryption;
+use etl_runtime::s3::{S3Options, S3Sink};
 use etl_runtime::source::SourceOptions;
-use etl_runtime::{Export, LocalDirSink, PgSource, Registry, TableReport};
+use etl_runtime::{Export, LocalDirSink, PgSource, Registry, Sink, TableReport};
 use futures_util::StreamExt;
 
-use crate::cli::{CheckArgs, Cli, Command, Compression, RunArgs};
+use crate::cli::{CheckArgs, Cli, Command, Compression, RunArgs, Sse};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -33,7 +35,7 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .map_err(Failure::from)
-            .and_then(|rt| rt.block_on(run(&registry, args))),
+            .and_then(|rt| rt.block_on(run(&registry, *args))),
         Command::Check(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -190,17 +192,44 @@ async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode, Failure> {
         snapshot.taken_at.replace([':', '.'], ""),
         std::process::id()
     );
-    let sink = LocalDirSink::new(&args.output, &run_id)?;
+    let sink: Box<dyn Sink> = match S3Options::parse_url(&args.output) {
+        Some((bucket, prefix)) => {
+            let options = S3Options {
+                bucket,
+                prefix,
+                path_style: args.s3.s3_path_style,
+                part_size: usize::try_from(args.s3.s3_part_size).unwrap_or(usize::MAX),
+                sse: args.s3.sse.map(|sse| match sse {
+                    Sse::Aes256 => ServerSideEncryption::Aes256,
+                    Sse::AwsKms => ServerSideEncryption::AwsKms,
+                }),
+                sse_kms_key_id: args.s3.sse_kms_key_id.clone(),
+                staging_dir: args
+                    .s3
+                    .staging_dir
+                    .clone()
+                    .unwrap_or_else(|| std::env::temp_dir().join("etl-staging")),
+            };
+            Box::new(S3Sink::new(options, &run_id).await?)
+        }
+        None if args.output.starts_with("s3:") => {
+            return Err(Failure::Usage(anyhow!(
+                "`{}` is not an S3 location; write s3://bucket/prefix",
+                args.output
+            )));
+        }
+        None => Box::new(LocalDirSink::new(&args.output, &run_id)?),
+    };
     eprintln!(
         "exporting {} table(s) from {} (snapshot of {}) to {}",
         exports.len(),
         source.display_url(),
         snapshot.taken_at,
-        args.output.display()
+        sink.location()
     );
 
     let source_ref = &source;
-    let sink_ref = &sink;
+    let sink_ref: &dyn Sink = sink.as_ref();
     let options_ref = &options;
     let results: Vec<(Export, etl_runtime::Result<TableReport>)> =
         futures_util::stream::iter(exports)
@@ -216,9 +245,13 @@ async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode, Failure> {
 
     let mut failed = 0;
     let mut reports = Vec::new();
+    let mut published = Vec::new();
     for (export, result) in results {
         match result {
-            Ok(report) => reports.push(report),
+            Ok(report) => {
+                published.push((export, report.location.clone()));
+                reports.push(report);
+            }
             Err(e) => {
                 failed += 1;
                 eprintln!(
@@ -235,11 +268,50 @@ async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode, Failure> {
         reports.len(),
         started.elapsed().as_secs_f64()
     );
+    let catalog = args.s3.glue_database.is_some() || args.s3.glue_crawler.is_some();
+    if catalog && failed > 0 {
+        eprintln!("the Glue catalog was not updated, because {failed} table(s) failed");
+    } else if catalog && let Err(e) = update_catalog(&args, &published).await {
+        eprintln!("error: {}", etl_runtime::error::report(&e));
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Glue, once every table of the run is uploaded: definitions and/or a crawl.
+async fn update_catalog(args: &RunArgs, published: &[(Export, String)]) -> etl_runtime::Result<()> {
+    let client = etl_runtime::glue::client().await;
+    if let Some(database) = &args.s3.glue_database {
+        for (export, location) in published {
+            // Glue and Athena want lower-case names without dots.
+            let name = export.name().to_lowercase().replace('.', "_");
+            etl_runtime::glue::put_table(&client, database, &name, location, &(export.schema)())
+                .await?;
+            eprintln!("glue: {database}.{name} -> {location}");
+        }
+    }
+    if let Some(crawler) = &args.s3.glue_crawler {
+        let paths: Vec<String> = published
+            .iter()
+            .map(|(_, location)| format!("{location}/"))
+            .collect();
+        let wait = args.s3.wait.map(std::time::Duration::from_secs);
+        let outcome = etl_runtime::glue::run_crawler(&client, crawler, &paths, wait).await?;
+        eprintln!(
+            "glue: crawler {crawler} {}{}",
+            if wait.is_some() {
+                "finished: "
+            } else {
+                "started"
+            },
+            outcome.last_crawl.unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 fn print_reports(reports: &[TableReport]) {

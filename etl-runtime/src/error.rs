@@ -51,6 +51,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot {action} {location}: {reason}")]
+    S3 {
+        action: &'static str,
+        location: String,
+        reason: String,
+    },
+    #[error("Glue: cannot {action} {name}: {reason}")]
+    Glue {
+        action: &'static str,
+        name: String,
+        reason: String,
+    },
     #[error("no table or task named `{name}` is registered (registered: {known})")]
     UnknownExport { name: String, known: String },
     #[error(

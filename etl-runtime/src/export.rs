@@ -205,7 +205,7 @@ pub(crate) async fn run_export<P: ChunkProcessor>(
                 .map(|n| n.to_string_lossy().into_owned())
                 .collect();
             write_manifest(&staged.dir, output, rows, bytes, &names, source)?;
-            let location = sink.publish(staged)?;
+            let location = sink.publish(staged).await?;
             Ok(TableReport {
                 table: output.display_name(),
                 rows,

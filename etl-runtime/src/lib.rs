@@ -45,9 +45,13 @@ pub mod drift;
 pub mod encode;
 pub mod error;
 pub mod export;
+#[cfg(feature = "s3")]
+pub mod glue;
 pub mod model;
 pub mod parquet_file;
 pub mod registry;
+#[cfg(feature = "s3")]
+pub mod s3;
 pub mod sink;
 pub mod source;
 pub mod task;

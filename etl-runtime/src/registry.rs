@@ -6,7 +6,9 @@ use std::pin::Pin;
 
 use crate::error::{Error, Result};
 use crate::export::{ExportOptions, TableReport, export_table};
-use crate::model::{EtlTable, TableInfo};
+use arrow_schema::SchemaRef;
+
+use crate::model::{EtlTable, OutputRecord, RecordBatchEncoder, TableInfo};
 use crate::sink::Sink;
 use crate::source::PgSource;
 use crate::task::{Aggregate, Transform, output_info, run_aggregate, run_transform};
@@ -38,6 +40,8 @@ impl std::fmt::Display for ExportKind {
 pub struct Export {
     pub info: TableInfo,
     pub kind: ExportKind,
+    /// The Arrow schema of the files it writes (for catalog definitions).
+    pub schema: fn() -> SchemaRef,
     run: RunFn,
 }
 
@@ -47,6 +51,7 @@ impl Export {
         Export {
             info: T::INFO,
             kind: ExportKind::Table,
+            schema: <T::Encoder as RecordBatchEncoder<T>>::schema,
             run: |source, sink, options| Box::pin(export_table::<T>(source, sink, options)),
         }
     }
@@ -56,6 +61,7 @@ impl Export {
         Export {
             info: output_info::<T::Output>(T::NAME),
             kind: ExportKind::Task,
+            schema: <<T::Output as OutputRecord>::Encoder as RecordBatchEncoder<T::Output>>::schema,
             run: |source, sink, options| Box::pin(run_transform::<T>(source, sink, options)),
         }
     }
@@ -65,6 +71,7 @@ impl Export {
         Export {
             info: output_info::<A::Output>(A::NAME),
             kind: ExportKind::Task,
+            schema: <<A::Output as OutputRecord>::Encoder as RecordBatchEncoder<A::Output>>::schema,
             run: |source, sink, options| Box::pin(run_aggregate::<A>(source, sink, options)),
         }
     }

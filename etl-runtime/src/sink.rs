@@ -15,13 +15,16 @@ pub struct StagedTable {
     pub dir: PathBuf,
 }
 
-/// A destination for exported tables (a local directory; S3 next).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A destination for exported tables: a local directory ([`LocalDirSink`]) or S3
+/// ([`crate::s3::S3Sink`]).
 pub trait Sink: Send + Sync {
-    /// Creates an empty staging directory for `table_dir`.
+    /// Creates an empty local staging directory for `table_dir`'s files.
     fn stage(&self, table_dir: &str) -> Result<StagedTable>;
     /// Makes the staged files the table's current export, replacing the previous one whole.
     /// Returns where the table now lives.
-    fn publish(&self, staged: StagedTable) -> Result<String>;
+    fn publish<'a>(&'a self, staged: StagedTable) -> BoxFuture<'a, Result<String>>;
     /// Throws away a staged table after a failure.
     fn discard(&self, staged: StagedTable);
     /// The output's location for messages.
@@ -50,25 +53,7 @@ impl LocalDirSink {
         &self.root
     }
 
-    fn staging_root(&self) -> PathBuf {
-        self.root.join(".etl-staging").join(&self.run_id)
-    }
-}
-
-impl Sink for LocalDirSink {
-    fn stage(&self, table_dir: &str) -> Result<StagedTable> {
-        let dir = self.staging_root().join(table_dir);
-        if dir.exists() {
-            fs::remove_dir_all(&dir).map_err(|e| Error::io("cannot clear", &dir, e))?;
-        }
-        fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-        Ok(StagedTable {
-            table_dir: table_dir.to_string(),
-            dir,
-        })
-    }
-
-    fn publish(&self, staged: StagedTable) -> Result<String> {
+    fn publish_now(&self, staged: StagedTable) -> Result<String> {
         let target = self.root.join(&staged.table_dir);
         let previous = self
             .staging_root()
@@ -93,6 +78,28 @@ impl Sink for LocalDirSink {
         let _ = fs::remove_dir(self.staging_root());
         let _ = fs::remove_dir(self.root.join(".etl-staging"));
         Ok(target.display().to_string())
+    }
+
+    fn staging_root(&self) -> PathBuf {
+        self.root.join(".etl-staging").join(&self.run_id)
+    }
+}
+
+impl Sink for LocalDirSink {
+    fn stage(&self, table_dir: &str) -> Result<StagedTable> {
+        let dir = self.staging_root().join(table_dir);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(|e| Error::io("cannot clear", &dir, e))?;
+        }
+        fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        Ok(StagedTable {
+            table_dir: table_dir.to_string(),
+            dir,
+        })
+    }
+
+    fn publish<'a>(&'a self, staged: StagedTable) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move { self.publish_now(staged) })
     }
 
     fn discard(&self, staged: StagedTable) {
