@@ -3,6 +3,9 @@
 //!
 //! It depends on `std` only, so that `xtask` builds it in seconds.
 
+pub mod faulty_proxy;
+pub mod garage;
+pub mod moto;
 pub mod postgres;
 pub mod python;
 
@@ -41,4 +44,31 @@ pub type Result<T> = std::result::Result<T, HarnessError>;
 
 fn error(message: impl Into<String>) -> HarnessError {
     HarnessError(message.into())
+}
+
+/// Where tools built or installed for the tests are cached, outside the clone
+/// (`ETL_CACHE_DIR`, or `~/.cache/etl-toolkit`).
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("ETL_CACHE_DIR") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
+    home.join(".cache").join("etl-toolkit")
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| error(format!("cannot find a free port: {e}")))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| error(format!("cannot find a free port: {e}")))
+}
+
+/// A number unique within this process, for directory names.
+pub fn unique() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }

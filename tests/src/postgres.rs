@@ -9,14 +9,13 @@
 
 use std::fs;
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::{Result, error, target_dir};
+use crate::{Result, error, free_port, target_dir};
 
 /// A running PostgreSQL server.
 pub struct PgServer {
@@ -191,15 +190,6 @@ fn as_server_user(program: &Path, root: bool) -> Command {
     } else {
         Command::new(program)
     }
-}
-
-fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .map_err(|e| error(format!("cannot find a free port: {e}")))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| error(format!("cannot find a free port: {e}")))
 }
 
 /// Removes clusters left by processes that no longer exist.

@@ -5,18 +5,16 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::{Result, error};
+use crate::{Result, cache_dir, error};
 
 /// Pinned so that a check means the same thing on every machine.
-pub const REQUIREMENTS: &[&str] = &["pyarrow==26.0.1", "duckdb==2.0.1", "psycopg[binary]==3.3.9"];
-
-fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("ETL_CACHE_DIR") {
-        return PathBuf::from(dir);
-    }
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-    home.join(".cache").join("etl-toolkit")
-}
+pub const REQUIREMENTS: &[&str] = &[
+    "pyarrow==26.0.1",
+    "duckdb==2.0.1",
+    "psycopg[binary]==3.3.9",
+    // The Glue API server of the S3/Glue tests (moto_server).
+    "moto[server]==5.2.5",
+];
 
 /// The venv's Python, creating the venv first if needed. Safe to call from several processes
 /// at once: creation happens under a file lock.

@@ -25,11 +25,16 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
         result.with_context(|| format!("step `{name}` failed"))
     };
 
-    step("install test tools (Python readers)", &mut || {
-        let python = etl_tests::python().map_err(anyhow::Error::msg)?;
-        eprintln!("python readers: {}", python.display());
-        Ok(())
-    })?;
+    step(
+        "install test tools (Python readers and moto, Garage)",
+        &mut || {
+            let python = etl_tests::python().map_err(anyhow::Error::msg)?;
+            eprintln!("python readers: {}", python.display());
+            let garage = etl_tests::garage::garage_binary().map_err(anyhow::Error::msg)?;
+            eprintln!("garage: {}", garage.display());
+            Ok(())
+        },
+    )?;
     step("cargo fmt --check", &mut || {
         cargo(&["fmt", "--all", "--check"])
     })?;

@@ -1,0 +1,512 @@
+//! Publishing to a real S3-compatible store (Garage) and a real Glue API (moto's server): the
+//! happy path read back by pyarrow's own S3 client, and the faults: store down before and during
+//! an upload, wrong credentials, a transient failure retried to success.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use etl_tests::faulty_proxy::{Fault, FaultyProxy};
+use etl_tests::garage::{self, Garage};
+
+const PREFIX: &str = "exports";
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// The demo tables, with purchase_orders grown past two 5 MB parts (random text does not
+/// compress).
+fn database(label: &str, big: bool) -> etl_tests::TestDb {
+    let db = etl_tests::fresh_database(label).expect("database");
+    let demo = etl_tests::workspace_root().join("xtask/sql/demo.sql");
+    etl_tests::postgres::psql_file(&db.url, &demo, &[]).expect("demo tables");
+    if big {
+        etl_tests::postgres::psql(
+            &db.url,
+            "INSERT INTO purchase_orders (uuid, \"type\", body, created_at) \
+             SELECT md5(i::text)::uuid, 'standard', \
+                    (SELECT string_agg(md5(random()::text || i || j), '') FROM generate_series(1, 12) j), \
+                    timestamp '2024-01-01' + i * interval '1 minute' \
+             FROM generate_series(1, 40000) i",
+        )
+        .expect("grow purchase_orders");
+    }
+    db
+}
+
+fn etl_app(db: &etl_tests::TestDb, env: &[(String, String)], args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_etl-app"))
+        .arg("run")
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env(
+            "ETL_STAGING_DIR",
+            etl_tests::target_dir()
+                .join("test-out")
+                .join(format!("staging-{}", db.name)),
+        )
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("run etl-app")
+}
+
+/// Downloads `prefix/` with pyarrow's S3 client into a local directory.
+fn download(garage: &Garage, prefix: &str, name: &str) -> PathBuf {
+    let dir = etl_tests::target_dir().join("test-out").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("download dir");
+    let python = etl_tests::python().expect("python");
+    let script = format!(
+        "import pyarrow.fs as fs\n\
+         s3 = fs.S3FileSystem(access_key={ak:?}, secret_key={sk:?}, region={region:?}, \
+                              endpoint_override='127.0.0.1:{port}', scheme='http')\n\
+         fs.copy_files({src:?}, {dst:?}, source_filesystem=s3)\n",
+        ak = garage::ACCESS_KEY,
+        sk = garage::SECRET_KEY,
+        region = garage::REGION,
+        port = garage.s3_port,
+        src = format!("{}/{}", garage::BUCKET, prefix),
+        dst = dir.display().to_string(),
+    );
+    let output = Command::new(python)
+        .args(["-c", &script])
+        .output()
+        .expect("pyarrow");
+    assert!(
+        output.status.success(),
+        "pyarrow download failed: {}",
+        text(&output)
+    );
+    dir
+}
+
+fn assert_readers_agree(db: &etl_tests::TestDb, dir: &Path, tables: &str) {
+    let python = etl_tests::python().expect("python");
+    let output = Command::new(python)
+        .arg(etl_tests::workspace_root().join("tests/interop/compare.py"))
+        .args(["--dsn", &db.url, "--dir"])
+        .arg(dir)
+        .args(["--tables", tables])
+        .output()
+        .expect("compare.py");
+    assert!(
+        output.status.success(),
+        "readers disagree: {}",
+        text(&output)
+    );
+}
+
+async fn s3_client(garage: &Garage) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(garage::REGION))
+        .endpoint_url(garage.endpoint())
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            garage::ACCESS_KEY,
+            garage::SECRET_KEY,
+            None,
+            None,
+            "test",
+        ))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Every object under the prefix, with its ETag.
+async fn objects(garage: &Garage) -> Vec<(String, String)> {
+    let client = s3_client(garage).await;
+    let listed = client
+        .list_objects_v2()
+        .bucket(garage::BUCKET)
+        .prefix(PREFIX)
+        .send()
+        .await
+        .expect("list");
+    let mut objects: Vec<(String, String)> = listed
+        .contents()
+        .iter()
+        .map(|o| {
+            (
+                o.key().unwrap_or_default().to_string(),
+                o.e_tag().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    objects.sort();
+    objects
+}
+
+async fn pending_uploads(garage: &Garage) -> usize {
+    let client = s3_client(garage).await;
+    client
+        .list_multipart_uploads()
+        .bucket(garage::BUCKET)
+        .send()
+        .await
+        .expect("list multipart uploads")
+        .uploads()
+        .len()
+}
+
+const OUTPUT: &str = "s3://etl-test/exports";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exports_go_up_in_parts_with_encryption_and_read_back_equal() {
+    let garage = Garage::start().expect("garage");
+    // Watch what is sent: Garage accepts SSE-S3 and ignores it, so the header is what we check.
+    let proxy = FaultyProxy::start(garage.s3_port, Fault::None).expect("proxy");
+    let env = garage.env_for(&format!("http://127.0.0.1:{}", proxy.port));
+    let db = database("s3_happy", true);
+    let output = etl_app(
+        &db,
+        &env,
+        &[
+            "--tables",
+            "notes,purchase_orders",
+            "--output",
+            OUTPUT,
+            "--s3-part-size",
+            "5MB",
+            "--sse",
+            "AES256",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("s3://etl-test/exports/purchase_orders"),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        proxy.saw("x-amz-server-side-encryption: AES256"),
+        "no SSE header was sent"
+    );
+
+    let objects = objects(&garage).await;
+    let big = objects
+        .iter()
+        .find(|(k, _)| k == "exports/purchase_orders/part-00000.parquet")
+        .expect("purchase_orders uploaded");
+    assert!(
+        big.1.contains('-'),
+        "a multipart object's ETag has a part count: {}",
+        big.1
+    );
+    assert!(
+        objects
+            .iter()
+            .any(|(k, _)| k == "exports/notes/_manifest.json")
+    );
+    assert_eq!(pending_uploads(&garage).await, 0);
+
+    let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
+    assert_readers_agree(&db, &dir, "notes,purchase_orders");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_that_is_down_fails_the_run_clearly() {
+    let mut garage = Garage::start().expect("garage");
+    let env = garage.env_for(&garage.endpoint());
+    garage.stop();
+    let db = database("s3_down", false);
+    let output = etl_app(&db, &env, &["--tables", "notes", "--output", OUTPUT]);
+    let message = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.contains("s3://etl-test/exports/notes"), "{message}");
+    assert!(
+        !message.contains(garage::SECRET_KEY),
+        "the secret key was printed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_store_dying_mid_upload_leaves_the_previous_export_whole() {
+    let garage = Garage::start().expect("garage");
+    let db = database("s3_cut", true);
+    let direct = garage.env_for(&garage.endpoint());
+    let first = etl_app(
+        &db,
+        &direct,
+        &[
+            "--tables",
+            "purchase_orders",
+            "--output",
+            OUTPUT,
+            "--s3-part-size",
+            "5MB",
+        ],
+    );
+    assert!(first.status.success(), "{}", text(&first));
+    let before = objects(&garage).await;
+
+    // The second run's connection dies after 7 MB: inside the second part.
+    let proxy = FaultyProxy::start(garage.s3_port, Fault::CutAfterBytes(7 << 20)).expect("proxy");
+    let cut = garage.env_for(&format!("http://127.0.0.1:{}", proxy.port));
+    let second = etl_app(
+        &db,
+        &cut,
+        &[
+            "--tables",
+            "purchase_orders",
+            "--output",
+            OUTPUT,
+            "--s3-part-size",
+            "5MB",
+        ],
+    );
+    let message = text(&second);
+    assert!(proxy.cut(), "the fault never fired: {message}");
+    assert_eq!(second.status.code(), Some(1), "{message}");
+    assert!(message.contains("purchase_orders"), "{message}");
+    assert_eq!(
+        objects(&garage).await,
+        before,
+        "readers see exactly the previous export"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_credentials_are_a_clear_error() {
+    let garage = Garage::start().expect("garage");
+    let mut env = garage.env_for(&garage.endpoint());
+    let wrong = "not-the-secret-0123456789abcdef";
+    for (k, v) in &mut env {
+        if k == "AWS_SECRET_ACCESS_KEY" {
+            *v = wrong.into();
+        }
+    }
+    let db = database("s3_creds", false);
+    let output = etl_app(&db, &env, &["--tables", "notes", "--output", OUTPUT]);
+    let message = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(
+        message.to_lowercase().contains("signature") || message.contains("AccessDenied"),
+        "{message}"
+    );
+    assert!(
+        !message.contains(wrong),
+        "the secret key was printed: {message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transient_failure_is_retried_to_success() {
+    let garage = Garage::start().expect("garage");
+    // The store refuses the first connections, as while it restarts.
+    let proxy = FaultyProxy::start(garage.s3_port, Fault::DropFirstConnections(2)).expect("proxy");
+    let env = garage.env_for(&format!("http://127.0.0.1:{}", proxy.port));
+    let db = database("s3_retry", false);
+    let output = etl_app(
+        &db,
+        &env,
+        &["--tables", "notes,currencies", "--output", OUTPUT],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
+    assert_readers_agree(&db, &dir, "notes,currencies");
+}
+
+fn glue_env(garage: &Garage, moto: &etl_tests::moto::MotoServer) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = garage
+        .env_for(&garage.endpoint())
+        .into_iter()
+        .filter(|(k, _)| k != "AWS_ENDPOINT_URL")
+        .collect();
+    // One endpoint per service: S3 is Garage, Glue is moto.
+    env.push(("AWS_ENDPOINT_URL_S3".into(), garage.endpoint()));
+    env.push(("AWS_ENDPOINT_URL_GLUE".into(), moto.endpoint()));
+    env
+}
+
+async fn glue_client(moto: &etl_tests::moto::MotoServer) -> aws_sdk_glue::Client {
+    let config = aws_sdk_glue::config::Builder::new()
+        .behavior_version(aws_sdk_glue::config::BehaviorVersion::latest())
+        .region(aws_sdk_glue::config::Region::new("us-east-1"))
+        .endpoint_url(moto.endpoint())
+        .credentials_provider(aws_sdk_glue::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .build();
+    aws_sdk_glue::Client::from_conf(config)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn glue_tables_get_exact_types_from_the_models() {
+    let garage = Garage::start().expect("garage");
+    let moto = etl_tests::moto::MotoServer::start().expect("moto");
+    let db = database("glue_tables", false);
+    let env = glue_env(&garage, &moto);
+    let output = etl_app(
+        &db,
+        &env,
+        &[
+            "--tables",
+            "purchase_orders,spend_per_day",
+            "--output",
+            OUTPUT,
+            "--glue-database",
+            "procurement",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output));
+
+    let glue = glue_client(&moto).await;
+    let table = glue
+        .get_table()
+        .database_name("procurement")
+        .name("purchase_orders")
+        .send()
+        .await
+        .expect("the table was defined");
+    let descriptor = table
+        .table()
+        .and_then(|t| t.storage_descriptor())
+        .expect("descriptor");
+    assert_eq!(
+        descriptor.location(),
+        Some("s3://etl-test/exports/purchase_orders/")
+    );
+    let types: Vec<(String, String)> = descriptor
+        .columns()
+        .iter()
+        .map(|c| {
+            (
+                c.name().to_string(),
+                c.r#type().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for expected in [
+        ("id", "bigint"),
+        ("amount", "decimal(12,2)"),
+        ("conversion_rate", "decimal(18,8)"),
+        ("created_at", "timestamp"),
+        ("due_date", "date"),
+        ("is_active", "boolean"),
+        ("tags", "string"),
+    ] {
+        assert!(
+            types.contains(&(expected.0.to_string(), expected.1.to_string())),
+            "{expected:?} missing from {types:?}"
+        );
+    }
+    // Tasks get definitions too.
+    glue.get_table()
+        .database_name("procurement")
+        .name("spend_per_day")
+        .send()
+        .await
+        .expect("the task's table was defined");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn glue_crawlers_are_started_waited_for_and_refused_clearly() {
+    let garage = Garage::start().expect("garage");
+    let moto = etl_tests::moto::MotoServer::start().expect("moto");
+    let db = database("glue_crawler", false);
+    let env = glue_env(&garage, &moto);
+    let glue = glue_client(&moto).await;
+    // moto has no UpdateCrawler, so the crawler is created already pointing at the export;
+    // etl-app then leaves its targets alone and only starts it.
+    glue.create_crawler()
+        .name("procurement-crawler")
+        .role("arn:aws:iam::123456789012:role/glue")
+        .database_name("procurement")
+        .targets(
+            aws_sdk_glue::types::CrawlerTargets::builder()
+                .s3_targets(
+                    aws_sdk_glue::types::S3Target::builder()
+                        .path("s3://etl-test/exports/notes/")
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create crawler");
+
+    let missing = etl_app(
+        &db,
+        &env,
+        &[
+            "--tables",
+            "notes",
+            "--output",
+            OUTPUT,
+            "--glue-crawler",
+            "nope",
+        ],
+    );
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
+    assert!(
+        text(&missing).contains("no crawler of that name"),
+        "{}",
+        text(&missing)
+    );
+
+    // Crawls finish a second after they start (moto only moves on when told to).
+    moto.post(
+        "/moto-api/state-manager/set-transition",
+        r#"{"model_name": "glue::crawl", "transition": {"progression": "time", "seconds": 1}}"#,
+    )
+    .expect("moto state manager");
+    let waited = etl_app(
+        &db,
+        &env,
+        &[
+            "--tables",
+            "notes",
+            "--output",
+            OUTPUT,
+            "--glue-crawler",
+            "procurement-crawler",
+            "--wait",
+            "60",
+        ],
+    );
+    assert!(waited.status.success(), "{}", text(&waited));
+    assert!(
+        text(&waited).contains("crawler procurement-crawler finished"),
+        "{}",
+        text(&waited)
+    );
+
+    // A crawler that is still running is a clear message, not a loop.
+    moto.post(
+        "/moto-api/state-manager/set-transition",
+        r#"{"model_name": "glue::crawl", "transition": {"progression": "manual", "times": 1000}}"#,
+    )
+    .expect("moto state manager");
+    let started = etl_app(
+        &db,
+        &env,
+        &[
+            "--tables",
+            "notes",
+            "--output",
+            OUTPUT,
+            "--glue-crawler",
+            "procurement-crawler",
+        ],
+    );
+    assert!(started.status.success(), "{}", text(&started));
+    let again = etl_app(
+        &db,
+        &env,
+        &[
+            "--tables",
+            "notes",
+            "--output",
+            OUTPUT,
+            "--glue-crawler",
+            "procurement-crawler",
+        ],
+    );
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(text(&again).contains("already running"), "{}", text(&again));
+}

@@ -1,0 +1,152 @@
+//! A TCP proxy in front of a real server that fails on cue, so that network faults happen at a
+//! chosen point instead of after a sleep: refuse the first connections (a store restarting), or
+//! cut every connection once a number of bytes went through (a store dying mid-upload).
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::{Result, error};
+
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Forward everything (to watch what goes through).
+    None,
+    /// Close the first `n` connections as soon as they are accepted.
+    DropFirstConnections(usize),
+    /// Forward until `n` bytes went from client to server, then close every connection and
+    /// every later one.
+    CutAfterBytes(usize),
+}
+
+pub struct FaultyProxy {
+    pub port: u16,
+    dead: Arc<AtomicBool>,
+    requests: Arc<Mutex<Vec<u8>>>,
+}
+
+impl FaultyProxy {
+    pub fn start(upstream_port: u16, fault: Fault) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .map_err(|e| error(format!("cannot bind the proxy: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| error(format!("proxy address: {e}")))?
+            .port();
+        let dead = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(Vec::new()));
+        let accepted = AtomicUsize::new(0);
+        let dead_flag = Arc::clone(&dead);
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let n = accepted.fetch_add(1, Ordering::SeqCst);
+                let refuse = match fault {
+                    Fault::None => false,
+                    Fault::DropFirstConnections(k) => n < k,
+                    Fault::CutAfterBytes(_) => dead_flag.load(Ordering::SeqCst),
+                };
+                if refuse {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream_port)) else {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                };
+                if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone())
+                    && let Ok(mut open) = open.lock()
+                {
+                    open.push(c);
+                    open.push(s);
+                }
+                let limit = match fault {
+                    Fault::CutAfterBytes(n) => Some(n),
+                    _ => None,
+                };
+                pump(
+                    client,
+                    server,
+                    limit,
+                    Arc::clone(&sent),
+                    Arc::clone(&dead_flag),
+                    Arc::clone(&open),
+                    Arc::clone(&seen),
+                );
+            }
+        });
+        Ok(Self {
+            port,
+            dead,
+            requests,
+        })
+    }
+
+    /// Whether any request's first bytes (its request line and headers) contained `needle`.
+    pub fn saw(&self, needle: &str) -> bool {
+        let needle = needle.to_ascii_lowercase();
+        self.requests.lock().is_ok_and(|r| {
+            String::from_utf8_lossy(&r)
+                .to_ascii_lowercase()
+                .contains(&needle)
+        })
+    }
+
+    /// Whether the cut happened.
+    pub fn cut(&self) -> bool {
+        self.dead.load(Ordering::SeqCst)
+    }
+}
+
+fn pump(
+    client: TcpStream,
+    server: TcpStream,
+    limit: Option<usize>,
+    sent: Arc<AtomicUsize>,
+    dead: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    requests: Arc<Mutex<Vec<u8>>>,
+) {
+    let (Ok(mut client_read), Ok(mut server_write)) = (client.try_clone(), server.try_clone())
+    else {
+        return;
+    };
+    let (mut server_read, mut client_write) = (server, client);
+    // client -> server, counting bytes against the limit
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = match client_read.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            // Keep the start of each read (headers arrive first): enough to check a header.
+            if let Ok(mut r) = requests.lock() {
+                r.extend_from_slice(&buf[..n.min(2048)]);
+            }
+            let total = sent.fetch_add(n, Ordering::SeqCst) + n;
+            if limit.is_some_and(|limit| total > limit) {
+                dead.store(true, Ordering::SeqCst);
+                if let Ok(open) = open.lock() {
+                    for stream in open.iter() {
+                        let _ = stream.shutdown(Shutdown::Both);
+                    }
+                }
+                break;
+            }
+            if server_write.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = server_write.shutdown(Shutdown::Write);
+    });
+    // server -> client
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut server_read, &mut client_write);
+        let _ = client_write.shutdown(Shutdown::Write);
+    });
+}

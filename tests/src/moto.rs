@@ -1,0 +1,97 @@
+//! A real Glue API for the tests: moto's server (from the readers' venv) on a loopback port.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{Result, error, free_port, python};
+
+pub struct MotoServer {
+    pub port: u16,
+    node: Option<(Child, ChildStdin)>,
+}
+
+impl MotoServer {
+    pub fn start() -> Result<Self> {
+        let python = python::python()?;
+        let moto = python.with_file_name("moto_server");
+        let port = free_port()?;
+        // Stopped when our pipe closes, like the other servers of the harness.
+        let script = r#"
+            "$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
+            pid=$!
+            trap 'kill $pid 2>/dev/null; wait $pid; exit 0' INT TERM HUP
+            cat >/dev/null
+            kill $pid 2>/dev/null
+            wait $pid
+        "#;
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .arg(&moto)
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| error(format!("cannot start moto_server: {e}")))?;
+        let stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| error("no pipe to the moto supervisor"))?;
+        let mut server = MotoServer {
+            port,
+            node: Some((child, stdin)),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while server.post("/moto-api/reset", "").is_err() {
+            if Instant::now() > deadline {
+                server.stop();
+                return Err(error("moto_server did not answer within 60 s"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(server)
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A POST to moto's own API (e.g. its state manager); returns the status line.
+    pub fn post(&self, path: &str, body: &str) -> Result<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
+            .map_err(|e| error(format!("moto: {e}")))?;
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|e| error(format!("moto: {e}")))?;
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .map_err(|e| error(format!("moto: {e}")))?;
+        let status = response.lines().next().unwrap_or_default().to_string();
+        if status.contains(" 200 ") || status.contains(" 201 ") {
+            Ok(status)
+        } else {
+            Err(error(format!("moto answered {status}")))
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some((mut child, stdin)) = self.node.take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
