@@ -4,10 +4,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command};
 use std::time::{Duration, Instant};
 
-use crate::{Result, cache_dir, error, free_port, target_dir};
+use crate::{Result, cache_dir, error, free_port, spawn_supervised, target_dir};
 
 pub const GARAGE_VERSION: &str = "2.5.0";
 pub const BUCKET: &str = "etl-test";
@@ -73,6 +73,7 @@ impl Garage {
     /// Starts a fresh node with the bucket [`BUCKET`] and the key [`ACCESS_KEY`].
     pub fn start() -> Result<Garage> {
         let binary = garage_binary()?;
+        crate::remove_stale(&target_dir().join("garage-harness"));
         let dir = target_dir().join("garage-harness").join(format!(
             "{}-{}",
             std::process::id(),
@@ -119,32 +120,24 @@ api_bind_addr = "127.0.0.1:{admin_port}"
     /// Starts the node again after [`Self::stop`], with its data.
     pub fn resume(&mut self) -> Result<()> {
         let log = self.dir.join("garage.log");
-        // The shell runs the node and stops it when our pipe closes (we exited or called stop).
-        let script = r#"
-            GARAGE_DEFAULT_BUCKET="$2" GARAGE_DEFAULT_ACCESS_KEY="$3" GARAGE_DEFAULT_SECRET_KEY="$4" \
-                "$0" -c "$1" server --single-node --default-bucket >>"$5" 2>&1 &
-            pid=$!
-            trap 'kill $pid 2>/dev/null; wait $pid; exit 0' INT TERM HUP
-            cat >/dev/null
-            kill $pid 2>/dev/null
-            wait $pid
-        "#;
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(script)
-            .arg(&self.binary)
-            .arg(&self.config)
-            .args([BUCKET, ACCESS_KEY, SECRET_KEY])
-            .arg(&log)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| error(format!("cannot start garage: {e}")))?;
-        let stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| error("no pipe to the garage supervisor"))?;
+        let args = [
+            "-c".into(),
+            self.config.clone().into_os_string(),
+            "server".into(),
+            "--single-node".into(),
+            "--default-bucket".into(),
+        ];
+        let (child, stdin) = spawn_supervised(
+            false,
+            &log,
+            &self.binary,
+            &args,
+            &[
+                ("GARAGE_DEFAULT_BUCKET", BUCKET),
+                ("GARAGE_DEFAULT_ACCESS_KEY", ACCESS_KEY),
+                ("GARAGE_DEFAULT_SECRET_KEY", SECRET_KEY),
+            ],
+        )?;
         self.node = Some((child, stdin));
         self.wait_ready(&log)
     }
@@ -211,5 +204,6 @@ api_bind_addr = "127.0.0.1:{admin_port}"
 impl Drop for Garage {
     fn drop(&mut self) {
         self.stop();
+        let _ = fs::remove_dir_all(&self.dir);
     }
 }

@@ -72,3 +72,61 @@ pub fn unique() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
+
+/// Starts `program` with `args` under a small shell that stops it (SIGINT, then waits for it)
+/// when the returned pipe closes, which the kernel does when this process exits, however it
+/// exits. Output goes to `log`. `as_postgres` runs it as the `postgres` OS user (PostgreSQL
+/// refuses to run as root).
+pub(crate) fn spawn_supervised(
+    as_postgres: bool,
+    log: &std::path::Path,
+    program: &std::path::Path,
+    args: &[std::ffi::OsString],
+    envs: &[(&str, &str)],
+) -> Result<(std::process::Child, std::process::ChildStdin)> {
+    use std::process::{Command, Stdio};
+    const SCRIPT: &str = r#"
+        log="$1"; shift
+        "$@" >>"$log" 2>&1 &
+        pid=$!
+        trap 'kill -INT $pid 2>/dev/null; wait $pid; exit 0' INT TERM HUP
+        cat >/dev/null
+        kill -INT $pid 2>/dev/null
+        wait $pid
+    "#;
+    let mut command = if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--", "/bin/sh"]);
+        c
+    } else {
+        Command::new("/bin/sh")
+    };
+    let mut child = command
+        .args(["-c", SCRIPT, "supervisor"])
+        .arg(log)
+        .arg(program)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| error(format!("cannot start {}: {e}", program.display())))?;
+    let stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| error("no pipe to the supervisor"))?;
+    Ok((child, stdin))
+}
+
+/// Removes the per-process directories (`<pid>` or `<pid>-<n>`) of processes that no longer
+/// exist, which a killed test run leaves behind.
+pub(crate) fn remove_stale(harness: &std::path::Path) {
+    for entry in std::fs::read_dir(harness).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').next().unwrap_or_default();
+        if !pid.is_empty() && !std::path::Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}

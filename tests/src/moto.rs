@@ -2,10 +2,10 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin};
 use std::time::{Duration, Instant};
 
-use crate::{Result, error, free_port, python};
+use crate::{Result, error, free_port, python, spawn_supervised};
 
 pub struct MotoServer {
     pub port: u16,
@@ -17,29 +17,14 @@ impl MotoServer {
         let python = python::python()?;
         let moto = python.with_file_name("moto_server");
         let port = free_port()?;
-        // Stopped when our pipe closes, like the other servers of the harness.
-        let script = r#"
-            "$0" -H 127.0.0.1 -p "$1" >/dev/null 2>&1 &
-            pid=$!
-            trap 'kill $pid 2>/dev/null; wait $pid; exit 0' INT TERM HUP
-            cat >/dev/null
-            kill $pid 2>/dev/null
-            wait $pid
-        "#;
-        let mut child = Command::new("/bin/sh")
-            .arg("-c")
-            .arg(script)
-            .arg(&moto)
-            .arg(port.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| error(format!("cannot start moto_server: {e}")))?;
-        let stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| error("no pipe to the moto supervisor"))?;
+        let log = crate::target_dir().join(format!("moto-{}-{port}.log", std::process::id()));
+        let args = [
+            "-H".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string().into(),
+        ];
+        let (child, stdin) = spawn_supervised(false, &log, &moto, &args, &[])?;
         let mut server = MotoServer {
             port,
             node: Some((child, stdin)),

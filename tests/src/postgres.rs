@@ -10,12 +10,12 @@
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::{Result, error, free_port, target_dir};
+use crate::{Result, error, free_port, spawn_supervised, target_dir};
 
 /// A running PostgreSQL server.
 pub struct PgServer {
@@ -192,24 +192,13 @@ fn as_server_user(program: &Path, root: bool) -> Command {
     }
 }
 
-/// Removes clusters left by processes that no longer exist.
-fn remove_stale_clusters(harness: &Path) {
-    for entry in fs::read_dir(harness).into_iter().flatten().flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let pid = name.split('-').next().unwrap_or_default();
-        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
 fn start_cluster() -> Result<PgServer> {
     let bin = pg_bin_dir()?;
     let root = running_as_root();
     let harness = target_dir().join("pg-harness");
     fs::create_dir_all(&harness)
         .map_err(|e| error(format!("cannot create {}: {e}", harness.display())))?;
-    remove_stale_clusters(&harness);
+    crate::remove_stale(&harness);
     let dir = harness.join(format!("{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
@@ -249,35 +238,28 @@ fn start_cluster() -> Result<PgServer> {
 
     let port = free_port()?;
     let log = dir.join("server.log");
-    // The shell starts the server, then blocks reading our pipe; EOF (we exited) or a signal
-    // makes it stop the server with a fast shutdown.
-    let script = r#"
-        "$0/postgres" -D "$1" -p "$2" -k "$3" -c listen_addresses=127.0.0.1 \
-            -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-            -c max_connections=200 -c shared_buffers=256MB >>"$4" 2>&1 &
-        pid=$!
-        trap 'kill -INT $pid 2>/dev/null; wait $pid; exit 0' INT TERM HUP
-        cat >/dev/null
-        kill -INT $pid 2>/dev/null
-        wait $pid
-    "#;
-    let mut child = as_server_user(Path::new("/bin/sh"), root)
-        .arg("-c")
-        .arg(script)
-        .arg(&bin)
-        .arg(&data)
-        .arg(port.to_string())
-        .arg(&dir)
-        .arg(&log)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| error(format!("cannot start postgres: {e}")))?;
-    let stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| error("no pipe to the postgres supervisor"))?;
+    let args: Vec<std::ffi::OsString> = vec![
+        "-D".into(),
+        data.clone().into_os_string(),
+        "-p".into(),
+        port.to_string().into(),
+        "-k".into(),
+        dir.clone().into_os_string(),
+        "-c".into(),
+        "listen_addresses=127.0.0.1".into(),
+        // A throwaway cluster: durability buys nothing here.
+        "-c".into(),
+        "fsync=off".into(),
+        "-c".into(),
+        "synchronous_commit=off".into(),
+        "-c".into(),
+        "full_page_writes=off".into(),
+        "-c".into(),
+        "max_connections=200".into(),
+        "-c".into(),
+        "shared_buffers=256MB".into(),
+    ];
+    let (mut child, stdin) = spawn_supervised(root, &log, &bin.join("postgres"), &args, &[])?;
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
 
     // Wait until the server accepts connections (or has died).
