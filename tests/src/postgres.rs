@@ -23,6 +23,8 @@ pub struct PgServer {
     pub url: String,
     /// Whether this process started the server (and will stop it).
     pub owned: bool,
+    /// The CA that signed the server's certificate, for a server started with TLS.
+    pub ca: Option<PathBuf>,
     /// Kept open for the life of the process: its closing stops the server.
     _lifeline: Option<Mutex<Option<(Child, ChildStdin)>>>,
 }
@@ -42,9 +44,10 @@ fn start_or_connect() -> Result<PgServer> {
         Ok(url) if !url.is_empty() => Ok(PgServer {
             url,
             owned: false,
+            ca: None,
             _lifeline: None,
         }),
-        _ => start_cluster(),
+        _ => start_cluster(false),
     }
 }
 
@@ -192,14 +195,14 @@ fn as_server_user(program: &Path, root: bool) -> Command {
     }
 }
 
-fn start_cluster() -> Result<PgServer> {
+fn start_cluster(tls: bool) -> Result<PgServer> {
     let bin = pg_bin_dir()?;
     let root = running_as_root();
     let harness = target_dir().join("pg-harness");
     fs::create_dir_all(&harness)
         .map_err(|e| error(format!("cannot create {}: {e}", harness.display())))?;
     crate::remove_stale(&harness);
-    let dir = harness.join(format!("{}", std::process::id()));
+    let dir = harness.join(format!("{}-{}", std::process::id(), crate::unique()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
     if root {
@@ -238,6 +241,11 @@ fn start_cluster() -> Result<PgServer> {
 
     let port = free_port()?;
     let log = dir.join("server.log");
+    let certificates = if tls {
+        Some(make_certificates(&dir, root)?)
+    } else {
+        None
+    };
     let args: Vec<std::ffi::OsString> = vec![
         "-D".into(),
         data.clone().into_os_string(),
@@ -259,6 +267,17 @@ fn start_cluster() -> Result<PgServer> {
         "-c".into(),
         "shared_buffers=256MB".into(),
     ];
+    let mut args = args;
+    if let Some(certs) = &certificates {
+        for setting in [
+            "ssl=on".to_string(),
+            format!("ssl_cert_file={}", certs.server_cert.display()),
+            format!("ssl_key_file={}", certs.server_key.display()),
+        ] {
+            args.push("-c".into());
+            args.push(setting.into());
+        }
+    }
     let (mut child, stdin) = spawn_supervised(root, &log, &bin.join("postgres"), &args, &[])?;
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
 
@@ -285,8 +304,114 @@ fn start_cluster() -> Result<PgServer> {
     Ok(PgServer {
         url,
         owned: true,
+        ca: certificates.map(|c| c.ca),
         _lifeline: Some(Mutex::new(Some((child, stdin)))),
     })
+}
+
+struct Certificates {
+    ca: PathBuf,
+    server_cert: PathBuf,
+    server_key: PathBuf,
+}
+
+/// A throwaway CA and a server certificate for 127.0.0.1 and localhost, made with openssl.
+fn make_certificates(dir: &Path, root: bool) -> Result<Certificates> {
+    let run = |args: &[&str]| -> Result<()> {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| {
+                error(format!(
+                    "cannot run openssl ({e}); install it: apt-get install openssl"
+                ))
+            })?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(error(format!(
+                "openssl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            )))
+        }
+    };
+    fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| error(format!("cannot write the certificate extensions: {e}")))?;
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=etl-test-ca",
+    ])?;
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ])?;
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ])?;
+    let key = dir.join("server.key");
+    // PostgreSQL refuses a key others can read, and must own it.
+    let _ = Command::new("chmod").arg("600").arg(&key).status();
+    if root {
+        let _ = Command::new("chown")
+            .arg("postgres:postgres")
+            .arg(&key)
+            .arg(dir.join("server.pem"))
+            .status();
+    }
+    Ok(Certificates {
+        ca: dir.join("ca.pem"),
+        server_cert: dir.join("server.pem"),
+        server_key: key,
+    })
+}
+
+static TLS_SERVER: OnceLock<std::result::Result<PgServer, String>> = OnceLock::new();
+
+/// A cluster of this process's own that speaks TLS with a certificate signed by a throwaway CA
+/// ([`PgServer::ca`]), whatever `DATABASE_URL` says.
+pub fn tls_server() -> Result<&'static PgServer> {
+    TLS_SERVER
+        .get_or_init(|| start_cluster(true).map_err(|e| e.0))
+        .as_ref()
+        .map_err(|e| error(e.clone()))
 }
 
 fn read_tail(path: &Path) -> String {

@@ -132,3 +132,59 @@ async fn an_empty_table_still_has_a_file_with_its_schema() {
     assert_eq!(report.files, ["part-00000.parquet"]);
     common::assert_readers_agree(&db, &dir, &["nothing_yet"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tls_is_taken_from_the_url_and_verify_full_checks_the_server() {
+    let server = etl_tests::postgres::tls_server().expect("a TLS cluster");
+    let ca = server.ca.as_ref().expect("its CA");
+    etl_tests::postgres::psql(&server.url, SCHEMA).expect("schema");
+    let verified = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        server.url,
+        ca.display()
+    );
+    let source = PgSource::connect(&verified, &SourceOptions::default())
+        .await
+        .expect("verify-full with the right CA connects");
+    let mut tx = source.begin_read().await.expect("read");
+    let ssl: bool = sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(&mut *tx)
+        .await
+        .expect("pg_stat_ssl");
+    assert!(ssl, "the session is not encrypted");
+    drop(tx);
+    source.close().await;
+
+    // Another CA: verify-full must refuse the server, not fall back to plain text.
+    let other_ca = etl_tests::target_dir()
+        .join("test-out")
+        .join("other-ca.pem");
+    std::fs::create_dir_all(other_ca.parent().expect("dir")).expect("dir");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=other",
+        ])
+        .arg("-keyout")
+        .arg(other_ca.with_extension("key"))
+        .arg("-out")
+        .arg(&other_ca)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success());
+    let wrong = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        server.url,
+        other_ca.display()
+    );
+    let refused = PgSource::connect(&wrong, &SourceOptions::default()).await;
+    let message = etl_runtime::error::report(&refused.err().expect("a server the CA did not sign"));
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+}
