@@ -19,24 +19,7 @@ SELECT setseed(0.5) \gset
 BEGIN;
 DROP TABLE IF EXISTS purchase_orders;
 -- Created in the loading transaction: with wal_level=minimal nothing is WAL-logged.
-CREATE TABLE purchase_orders (
-    id              bigserial,
-    uuid            uuid          NOT NULL,
-    "type"          varchar(32)   NOT NULL,
-    status          varchar(32),
-    title           text,
-    body            text,
-    amount          numeric(12,2),
-    conversion_rate numeric(18,8),
-    tax_rate        double precision,
-    quantity        integer,
-    is_active       boolean,
-    tags            text[],
-    options         jsonb,
-    created_at      timestamp     NOT NULL,
-    updated_at      timestamptz,
-    due_date        date
-);
+\ir purchase_orders.sql
 
 INSERT INTO purchase_orders (id, uuid, "type", status, title, body, amount, conversion_rate, tax_rate,
                              quantity, is_active, tags, options, created_at, updated_at, due_date)

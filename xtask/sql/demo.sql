@@ -10,24 +10,7 @@ DROP TABLE IF EXISTS notes, purchase_orders CASCADE;
 
 \ir lookups.sql
 
-CREATE TABLE purchase_orders (
-    id              bigserial PRIMARY KEY,
-    uuid            uuid          NOT NULL,
-    "type"          varchar(32)   NOT NULL,
-    status          varchar(32),
-    title           text,
-    body            text,
-    amount          numeric(12,2),
-    conversion_rate numeric(18,8),
-    tax_rate        double precision,
-    quantity        integer,
-    is_active       boolean,
-    tags            text[],
-    options         jsonb,
-    created_at      timestamp     NOT NULL,
-    updated_at      timestamptz,
-    due_date        date
-);
+\ir purchase_orders.sql
 
 INSERT INTO purchase_orders (uuid, "type", status, title, body, amount, conversion_rate, tax_rate, quantity,
                              is_active, tags, options, created_at, updated_at, due_date)
@@ -56,6 +39,8 @@ SELECT md5(i::text || 'po')::uuid,
        CASE WHEN random() < 0.1 THEN NULL ELSE timestamptz '2019-01-01 00:00:00+00' + (random() * 189216000) * interval '1 second' END,
        CASE WHEN random() < 0.1 THEN NULL ELSE date '2019-01-01' + (random() * 2500)::int END
 FROM generate_series(1, 5000) AS g(i);
+
+ALTER TABLE purchase_orders ADD PRIMARY KEY (id);
 
 CREATE TABLE notes (
     id                bigserial PRIMARY KEY,
