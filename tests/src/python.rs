@@ -16,11 +16,24 @@ pub const REQUIREMENTS: &[&str] = &[
     "moto[server]==5.2.5",
 ];
 
+/// The venv's Python if it was already created (by `cargo xtask ci` or a test).
+pub fn existing() -> Option<PathBuf> {
+    let venv = venv_dir();
+    venv.join(".ready")
+        .is_file()
+        .then(|| venv.join("bin").join("python"))
+}
+
+fn venv_dir() -> PathBuf {
+    let key = REQUIREMENTS.join(" ");
+    cache_dir().join(format!("venv-{:016x}", fnv1a(key.as_bytes())))
+}
+
 /// The venv's Python, creating the venv first if needed. Safe to call from several processes
 /// at once: creation happens under a file lock.
 pub fn python() -> Result<PathBuf> {
     let key = REQUIREMENTS.join(" ");
-    let venv = cache_dir().join(format!("venv-{:016x}", fnv1a(key.as_bytes())));
+    let venv = venv_dir();
     let python = venv.join("bin").join("python");
     let ready = venv.join(".ready");
     if ready.is_file() {

@@ -34,8 +34,12 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     if !status.success() {
         bail!("etl-app run failed ({status})");
     }
+    let python = etl_tests::python::existing().map_or_else(
+        || "python3 (with pyarrow)".to_string(),
+        |p| p.display().to_string(),
+    );
     println!(
-        "\nRead them with any Parquet reader, e.g.\n  python3 -c \"import pyarrow.parquet as pq; print(pq.read_table('{0}/purchase_orders'))\"\n  duckdb -c \"SELECT type, count(*), sum(amount) FROM '{0}/purchase_orders/*.parquet' GROUP BY ALL\"",
+        "\nRead them with any Parquet reader, e.g.\n  {python} -c \"import pyarrow.parquet as pq; print(pq.read_table('{0}/purchase_orders'))\"\n  duckdb -c \"SELECT type, count(*), sum(amount) FROM '{0}/purchase_orders/*.parquet' GROUP BY ALL\"",
         args.output.display()
     );
     Ok(ExitCode::SUCCESS)
