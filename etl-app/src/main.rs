@@ -81,10 +81,15 @@ impl From<etl_runtime::Error> for Failure {
 
 fn init_logging() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("ETL_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Warnings, and the progress of long tables every 10 s; ETL_LOG=info or debug for more.
+    let filter = EnvFilter::try_from_env("ETL_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,etl_runtime::progress=info"));
+    // Colours only for a person at a terminal, not in a scheduler's log.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .init();
 }
 

@@ -19,6 +19,9 @@ use crate::parquet_file::{ParquetFileWriter, ParquetOptions, WrittenFile};
 use crate::sink::{Sink, StagedTable};
 use crate::source::PgSource;
 
+/// How often a long read reports its progress (as `etl_runtime::progress` events).
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How tables are exported.
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
@@ -273,6 +276,9 @@ async fn write_files<P: ChunkProcessor>(
         let mut stream = tx.copy_out_raw(&sql).await.map_err(query_err)?;
         let mut splitter = TupleSplitter::new();
         let mut chunk = Vec::with_capacity(options.chunk_rows);
+        let started = Instant::now();
+        let mut rows_read: u64 = 0;
+        let mut next_report = started + PROGRESS_EVERY;
         while let Some(data) = stream.try_next().await.map_err(query_err)? {
             splitter
                 .feed(data, &mut chunk)
@@ -281,6 +287,17 @@ async fn write_files<P: ChunkProcessor>(
                     reason: e.to_string(),
                 })?;
             if chunk.len() >= options.chunk_rows {
+                rows_read += chunk.len() as u64;
+                let now = Instant::now();
+                if now >= next_report {
+                    next_report = now + PROGRESS_EVERY;
+                    let seconds = now.duration_since(started).as_secs_f64();
+                    tracing::info!(
+                        target: "etl_runtime::progress",
+                        "{table}: {rows_read} rows read in {seconds:.0} s ({:.0} rows/s)",
+                        rows_read as f64 / seconds
+                    );
+                }
                 let full = std::mem::replace(&mut chunk, Vec::with_capacity(options.chunk_rows));
                 if chunks.send(full).await.is_err() {
                     // The encoder stopped; its own error says why.
