@@ -2,16 +2,19 @@
 //!
 //! Most types go through sqlx's decoders. Dates and timestamps do not: PostgreSQL allows
 //! `±infinity` and years beyond chrono's range, on which sqlx's chrono decoders panic. Those
-//! are read from the binary wire format here and become typed errors (or NULL, when the model
-//! opts into it).
+//! are read with the engine's own binary-format reader ([`crate::wire::FromWire`]) and become
+//! typed errors (or NULL, when the model opts into it).
 
 use std::fmt;
 
 use bigdecimal::BigDecimal;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use sqlx::postgres::{PgRow, PgValueFormat, PgValueRef};
 use sqlx::{Row, ValueRef};
 use uuid::Uuid;
+
+use crate::encode::ValueError;
+use crate::wire::FromWire;
 
 /// Why a column value could not be read into its field.
 #[derive(Debug)]
@@ -146,71 +149,11 @@ where
     }
 }
 
-/// Days and microseconds on the wire count from PostgreSQL's epoch.
-fn pg_epoch() -> NaiveDateTime {
-    NaiveDate::from_ymd_opt(2000, 1, 1)
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .unwrap_or_default()
-}
-
-/// A date or timestamp type read from PostgreSQL's binary format.
-trait WireTime: Sized {
-    const WIDTH: usize;
-    fn from_wire(bytes: &[u8]) -> Result<Self, DecodeError>;
-}
-
-fn wire_i64(bytes: &[u8]) -> Result<i64, DecodeError> {
-    let raw: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| DecodeError::OutOfRange(format!("expected 8 bytes, got {}", bytes.len())))?;
-    Ok(i64::from_be_bytes(raw))
-}
-
-fn wire_i32(bytes: &[u8]) -> Result<i32, DecodeError> {
-    let raw: [u8; 4] = bytes
-        .try_into()
-        .map_err(|_| DecodeError::OutOfRange(format!("expected 4 bytes, got {}", bytes.len())))?;
-    Ok(i32::from_be_bytes(raw))
-}
-
-impl WireTime for NaiveDateTime {
-    const WIDTH: usize = 8;
-    fn from_wire(bytes: &[u8]) -> Result<Self, DecodeError> {
-        match wire_i64(bytes)? {
-            i64::MAX => Err(DecodeError::Infinite("infinity")),
-            i64::MIN => Err(DecodeError::Infinite("-infinity")),
-            micros => pg_epoch()
-                .checked_add_signed(TimeDelta::microseconds(micros))
-                .ok_or_else(|| {
-                    DecodeError::OutOfRange(format!(
-                        "timestamp {micros} µs after 2000-01-01 is beyond the year 262143 that chrono can hold"
-                    ))
-                }),
-        }
-    }
-}
-
-impl WireTime for DateTime<Utc> {
-    const WIDTH: usize = 8;
-    fn from_wire(bytes: &[u8]) -> Result<Self, DecodeError> {
-        NaiveDateTime::from_wire(bytes).map(|t| t.and_utc())
-    }
-}
-
-impl WireTime for NaiveDate {
-    const WIDTH: usize = 4;
-    fn from_wire(bytes: &[u8]) -> Result<Self, DecodeError> {
-        match wire_i32(bytes)? {
-            i32::MAX => Err(DecodeError::Infinite("infinity")),
-            i32::MIN => Err(DecodeError::Infinite("-infinity")),
-            days => pg_epoch()
-                .date()
-                .checked_add_signed(TimeDelta::days(i64::from(days)))
-                .ok_or_else(|| {
-                    DecodeError::OutOfRange(format!(
-                        "date {days} days after 2000-01-01 is beyond the year 262143 that chrono can hold"
-                    ))
-                }),
+impl From<ValueError> for DecodeError {
+    fn from(e: ValueError) -> Self {
+        match e {
+            ValueError::Infinite(value) => DecodeError::Infinite(value),
+            e => DecodeError::OutOfRange(e.to_string()),
         }
     }
 }
@@ -235,7 +178,7 @@ macro_rules! decode_wire_time {
                 if value.is_null() {
                     return Err(DecodeError::UnexpectedNull);
                 }
-                <$ty as WireTime>::from_wire(binary_bytes(&value)?)
+                Ok(<$ty as FromWire>::from_wire(binary_bytes(&value)?)?)
             }
         }
 
@@ -245,7 +188,7 @@ macro_rules! decode_wire_time {
                 if value.is_null() {
                     return Err(DecodeError::UnexpectedNull);
                 }
-                decode_wire_array::<$ty>(binary_bytes(&value)?)
+                Ok(<Vec<Option<$ty>> as FromWire>::from_wire(binary_bytes(&value)?)?)
             }
         }
     )*};
@@ -269,43 +212,6 @@ fn check_type(value: &PgValueRef<'_>, expected: &[&str]) -> Result<(), DecodeErr
             expected.join(" or ")
         )))
     }
-}
-
-/// Reads PostgreSQL's binary array format (one dimension) of a fixed-width element type.
-fn decode_wire_array<T: WireTime>(bytes: &[u8]) -> Result<Vec<Option<T>>, DecodeError> {
-    let mut rest = bytes;
-    let mut take = |n: usize| -> Result<&[u8], DecodeError> {
-        if rest.len() < n {
-            return Err(DecodeError::OutOfRange("truncated array value".into()));
-        }
-        let (head, tail) = rest.split_at(n);
-        rest = tail;
-        Ok(head)
-    };
-    let ndim = wire_i32(take(4)?)?;
-    let _has_nulls = take(4)?;
-    let _element_oid = take(4)?;
-    if ndim == 0 {
-        return Ok(Vec::new());
-    }
-    if ndim != 1 {
-        return Err(DecodeError::OutOfRange(format!(
-            "a {ndim}-dimensional array; only one-dimensional arrays are exported"
-        )));
-    }
-    let len = usize::try_from(wire_i32(take(4)?)?)
-        .map_err(|_| DecodeError::OutOfRange("negative array length".into()))?;
-    let _lower_bound = take(4)?;
-    let mut out = Vec::with_capacity(len);
-    for _ in 0..len {
-        let element_len = wire_i32(take(4)?)?;
-        if element_len < 0 {
-            out.push(None);
-        } else {
-            out.push(Some(T::from_wire(take(T::WIDTH)?)?));
-        }
-    }
-    Ok(out)
 }
 
 /// For fields that opt into `#[etl(infinity = "null")]`: `±infinity` becomes `None`.
