@@ -29,6 +29,9 @@ pub struct Table<'a> {
 pub struct Column<'a> {
     pub field: &'a Field<'a>,
     pub name: String,
+    /// The column's name inside the generated `table!`: the field's name, or that name with
+    /// `_column` appended where Diesel cannot take it (see [`diesel_column_ident`]).
+    pub diesel_ident: Ident,
     /// The SQL type as declared or inferred (`numeric(12,2)`).
     pub sql_text: String,
     pub sql: SqlType,
@@ -97,8 +100,13 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
 
     let mut columns = Vec::with_capacity(model.fields.len());
     let mut seen: HashMap<String, &Ident> = HashMap::new();
+    let field_names: Vec<String> = model.fields.iter().map(|f| f.ident.to_string()).collect();
+    let mut diesel_names: Vec<String> = Vec::new();
     for field in &model.fields {
-        let Some(column) = check_field(cx, field) else {
+        let diesel_ident =
+            diesel_column_ident(field.ident, &module.to_string(), &field_names, &diesel_names);
+        diesel_names.push(diesel_ident.to_string());
+        let Some(column) = check_field(cx, field, diesel_ident) else {
             continue;
         };
         // Two fields on one column would write two Parquet columns of the same name.
@@ -160,7 +168,11 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
     })
 }
 
-fn check_field<'a>(cx: &mut Ctxt, field: &'a Field<'a>) -> Option<Column<'a>> {
+fn check_field<'a>(
+    cx: &mut Ctxt,
+    field: &'a Field<'a>,
+    diesel_ident: Ident,
+) -> Option<Column<'a>> {
     let option_inner = rust_type::option_inner(field.ty);
     let nullable = option_inner.is_some();
     let value_ty = option_inner.unwrap_or(field.ty);
@@ -302,6 +314,7 @@ fn check_field<'a>(cx: &mut Ctxt, field: &'a Field<'a>) -> Option<Column<'a>> {
     Some(Column {
         field,
         name,
+        diesel_ident,
         sql_text,
         sql,
         opt,
@@ -309,6 +322,54 @@ fn check_field<'a>(cx: &mut Ctxt, field: &'a Field<'a>) -> Option<Column<'a>> {
         nullable,
         value_ty,
     })
+}
+
+/// Names Diesel's `table!` defines itself in a table's module (`table`, `star`, the `columns`
+/// and `dsl` modules, ...), so that a column cannot have them.
+const DIESEL_RESERVED: &[&str] = &[
+    "table",
+    "star",
+    "columns",
+    "dsl",
+    "all_columns",
+    "diesel",
+    "SqlType",
+    "BoxedQuery",
+];
+
+/// The column's identifier inside the generated `table!` (and so in the Diesel DSL of tasks:
+/// `address::address_column`). It is the field's name, except where Diesel cannot take it: the
+/// table's own module name (`address.address`), a name `table!` defines itself
+/// ([`DIESEL_RESERVED`]), or a name that does not start with a lower-case letter or `_` (it
+/// could shadow one of Diesel's SQL types, which `table!` imports). Those get `_column`
+/// appended, then a number if a field already has that name. The SQL name is unchanged: the
+/// generated `table!` keeps it through `#[sql_name]`.
+pub fn diesel_column_ident(
+    field: &Ident,
+    module: &str,
+    fields: &[String],
+    taken: &[String],
+) -> Ident {
+    let name = field.to_string();
+    let bare = name.trim_start_matches("r#");
+    let clashes = bare == module
+        || DIESEL_RESERVED.contains(&bare)
+        || !bare.starts_with(|c: char| c.is_lowercase() || c == '_');
+    if !clashes {
+        return field.clone();
+    }
+    let free = |candidate: &str| {
+        candidate != module
+            && !fields.iter().any(|f| f == candidate)
+            && !taken.iter().any(|t| t == candidate)
+    };
+    let mut candidate = format!("{bare}_column");
+    let mut n = 2;
+    while !free(&candidate) {
+        candidate = format!("{bare}_column{n}");
+        n += 1;
+    }
+    Ident::new(&candidate, field.span())
 }
 
 fn is_plain_ident(s: &str) -> bool {

@@ -88,17 +88,17 @@ fn expand_diesel_table(table: &Table<'_>) -> TokenStream {
             .columns
             .iter()
             .take(1)
-            .map(|c| c.field.ident)
+            .map(|c| &c.diesel_ident)
             .collect()
     } else {
         table
             .primary_key
             .iter()
-            .map(|&i| table.columns[i].field.ident)
+            .map(|&i| &table.columns[i].diesel_ident)
             .collect()
     };
     let columns = table.columns.iter().map(|c| {
-        let ident = c.field.ident;
+        let ident = &c.diesel_ident;
         let name = &c.name;
         let ty = diesel_column_type(c);
         quote! {
@@ -154,7 +154,7 @@ fn selected_sql_type(c: &Column<'_>) -> TokenStream {
 /// The Diesel select expression of a column: the column itself, or a cast of it as SQL.
 fn diesel_selection(table: &Table<'_>, c: &Column<'_>) -> (TokenStream, TokenStream) {
     let module = &table.module;
-    let ident = c.field.ident;
+    let ident = &c.diesel_ident;
     match c.sql.select_cast(c.opt) {
         None => (quote!(#module::#ident), quote!(#module::#ident)),
         Some(cast) => {
@@ -343,18 +343,6 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
     let table_name = &table.table;
     let key_names = table.primary_key.iter().map(|&i| &table.columns[i].name);
     let infos = column_infos(table);
-    let decodes = table.columns.iter().enumerate().map(|(index, c)| {
-        let field = c.field.ident;
-        let name = &c.name;
-        let ty = c.field.ty;
-        let value_ty = c.value_ty;
-        let decode = if c.opt.infinity_null {
-            quote_spanned!(ty.span()=> #rt::decode_infinity_as_null::<#value_ty>(row, #index))
-        } else {
-            quote_spanned!(ty.span()=> #rt::decode_at::<#ty>(row, #index))
-        };
-        quote!(#field: #decode.map_err(|e| #rt::RowError::decode(#name, e))?)
-    });
     let column_count = table.columns.len();
     let wire_decodes = table.columns.iter().enumerate().map(|(index, c)| {
         let field = c.field.ident;
@@ -398,10 +386,6 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
                 columns: &[#(#infos),*],
             };
             type Encoder = __EtlRecordBatchEncoder;
-
-            fn decode_row(row: &#rt::sqlx::postgres::PgRow) -> ::std::result::Result<Self, #rt::RowError> {
-                ::std::result::Result::Ok(Self { #(#decodes,)* })
-            }
 
             fn decode_wire(tuple: &[u8]) -> ::std::result::Result<Self, #rt::RowError> {
                 let mut rest = #rt::tuple_fields(tuple, #column_count).map_err(|e| {

@@ -73,11 +73,6 @@ pub trait DecodeColumn: Sized {
     fn decode(row: &PgRow, index: usize) -> Result<Self, DecodeError>;
 }
 
-/// Decodes column `index` of `row` into `T`.
-pub fn decode_at<T: DecodeColumn>(row: &PgRow, index: usize) -> Result<T, DecodeError> {
-    T::decode(row, index)
-}
-
 /// Decodes the column named `name` (for sqlx's `FromRow`, which works by name).
 pub fn decode_named<T: DecodeColumn>(row: &PgRow, name: &str) -> Result<T, sqlx::Error> {
     decode_named_with(row, name, T::decode)

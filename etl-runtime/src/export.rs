@@ -1,7 +1,6 @@
 //! Exporting one table: stream its rows on the run's snapshot, convert and encode them on a
 //! blocking thread while the next rows arrive, and publish the files when all are written.
 
-use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
@@ -118,36 +117,44 @@ pub trait ChunkProcessor: Send + 'static {
     }
 }
 
-/// Encodes COPY tuples of `T` straight into Arrow.
-struct TableProcessor<T> {
+/// Encodes COPY tuples straight into Arrow with one model's generated encoder.
+///
+/// Not generic on purpose: the pipeline around it (reading, files, publishing) is compiled
+/// once, not once per model, and each model adds only its [`encode_part`]. With many models
+/// that is most of the binary's build time (`cargo xtask bench --models N`).
+struct TableProcessor {
     converters: Converters,
-    _table: PhantomData<fn() -> T>,
+    schema: SchemaRef,
+    encode: fn(&[Bytes]) -> Result<RecordBatch>,
 }
 
-impl<T: EtlTable> ChunkProcessor for TableProcessor<T> {
+impl ChunkProcessor for TableProcessor {
     fn schema(&self) -> SchemaRef {
-        T::Encoder::schema()
+        self.schema.clone()
     }
 
     fn process(&mut self, tuples: Vec<Bytes>) -> Result<Vec<RecordBatch>> {
-        let table = T::INFO.display_name();
+        let encode = self.encode;
         self.converters
-            .map_parts(&tuples, |part| {
-                let mut encoder = T::Encoder::with_capacity(part.len());
-                for tuple in part {
-                    encoder.push_wire(tuple).map_err(|source| Error::Row {
-                        table: table.clone(),
-                        source,
-                    })?;
-                }
-                encoder.finish().map_err(|source| Error::Arrow {
-                    table: table.clone(),
-                    source,
-                })
-            })
+            .map_parts(&tuples, encode)
             .into_iter()
             .collect()
     }
+}
+
+/// One part of a chunk of `T`'s COPY tuples as one record batch.
+fn encode_part<T: EtlTable>(part: &[Bytes]) -> Result<RecordBatch> {
+    let mut encoder = T::Encoder::with_capacity(part.len());
+    for tuple in part {
+        encoder.push_wire(tuple).map_err(|source| Error::Row {
+            table: T::INFO.display_name(),
+            source,
+        })?;
+    }
+    encoder.finish().map_err(|source| Error::Arrow {
+        table: T::INFO.display_name(),
+        source,
+    })
 }
 
 /// What one table's export wrote.
@@ -179,22 +186,23 @@ pub async fn export_table<T: EtlTable>(
     options: &ExportOptions,
 ) -> Result<TableReport> {
     let info = T::INFO;
-    let processor = TableProcessor::<T> {
+    let processor = TableProcessor {
         converters: options.converters.clone(),
-        _table: PhantomData,
+        schema: T::Encoder::schema(),
+        encode: encode_part::<T>,
     };
-    run_export(source, sink, options, &info, &info, processor).await
+    run_export(source, sink, options, &info, &info, Box::new(processor)).await
 }
 
 /// Streams `source_table` on the run's snapshot through `processor` and publishes what it
 /// writes as `output` (the same table for a table export, the task's records for a task).
-pub(crate) async fn run_export<P: ChunkProcessor>(
+pub(crate) async fn run_export(
     source: &PgSource,
     sink: &dyn Sink,
     options: &ExportOptions,
     source_table: &TableInfo,
     output: &TableInfo,
-    processor: P,
+    processor: Box<dyn ChunkProcessor>,
 ) -> Result<TableReport> {
     let started = Instant::now();
     let staged = sink.stage(&table_dir(output))?;
@@ -226,13 +234,13 @@ pub(crate) async fn run_export<P: ChunkProcessor>(
     }
 }
 
-async fn write_files<P: ChunkProcessor>(
+async fn write_files(
     source: &PgSource,
     staged: &StagedTable,
     options: &ExportOptions,
     info: &TableInfo,
     output: &TableInfo,
-    processor: P,
+    processor: Box<dyn ChunkProcessor>,
 ) -> Result<(Vec<WrittenFile>, u64)> {
     let table = info.display_name();
     let mut tx = source.begin_read().await?;
@@ -328,12 +336,12 @@ async fn write_files<P: ChunkProcessor>(
 }
 
 /// Runs on a blocking thread: chunks through the processor, batches into Parquet files.
-fn encode_chunks<P: ChunkProcessor>(
+fn encode_chunks(
     mut received: mpsc::Receiver<Vec<Bytes>>,
     dir: &Path,
     options: &ExportOptions,
     table: &str,
-    mut processor: P,
+    mut processor: Box<dyn ChunkProcessor>,
 ) -> Result<(Vec<WrittenFile>, u64)> {
     let schema = processor.schema();
     let mut files = Vec::new();

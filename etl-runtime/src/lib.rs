@@ -76,7 +76,7 @@ pub use sqlx;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::decode::{
-        DecodeColumn, decode_at, decode_infinity_as_null, decode_named, decode_named_with,
+        DecodeColumn, decode_infinity_as_null, decode_named, decode_named_with,
     };
     pub use crate::encode::*;
     pub use crate::model::{

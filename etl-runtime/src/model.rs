@@ -5,7 +5,6 @@ use std::fmt;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, SchemaRef};
-use sqlx::postgres::PgRow;
 
 use crate::decode::DecodeError;
 use crate::encode::ValueError;
@@ -95,9 +94,6 @@ pub trait EtlTable: Sized + Send + Sync + 'static {
     const INFO: TableInfo;
     /// Turns models, or COPY tuples straight from the wire, into Arrow record batches.
     type Encoder: RecordBatchEncoder<Self> + WireBatchEncoder;
-
-    /// Decodes one row of [`TableInfo::select_sql`], by position.
-    fn decode_row(row: &PgRow) -> Result<Self, RowError>;
 
     /// Decodes one tuple of `COPY (SELECT ...) TO STDOUT (FORMAT binary)`.
     fn decode_wire(tuple: &[u8]) -> Result<Self, RowError>;

@@ -31,22 +31,33 @@ def column_kinds(conn, schema, table):
     """[(name, kind, element_kind, not_null)] in column order."""
     rows = conn.execute(
         """
-        SELECT a.attname, coalesce(bt.typname, t.typname), t.typcategory,
-               coalesce(et.typname, ''), et.typtype, coalesce(bt.typtype, t.typtype),
-               a.attnotnull OR coalesce(t.typnotnull, false)
+        SELECT a.attname, a.atttypid, a.attnotnull
         FROM pg_attribute a
         JOIN pg_class c ON c.oid = a.attrelid
         JOIN pg_namespace n ON n.oid = c.relnamespace
-        JOIN pg_type t ON t.oid = a.atttypid
-        LEFT JOIN pg_type bt ON bt.oid = t.typbasetype AND t.typtype = 'd'
-        LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
         WHERE n.nspname = %s AND c.relname = %s AND a.attnum > 0 AND NOT a.attisdropped
         ORDER BY a.attnum
         """,
         (schema, table),
     ).fetchall()
     out = []
-    for name, typname, category, elem, elem_typtype, typtype, not_null in rows:
+    for name, type_oid, not_null in rows:
+        # A domain (over a domain, ...) is its base type, NOT NULL if any of them says so.
+        while True:
+            typname, typtype, category, base, typnotnull, elem, elem_typtype = conn.execute(
+                """
+                SELECT t.typname, t.typtype, t.typcategory, t.typbasetype, t.typnotnull,
+                       coalesce(et.typname, ''), et.typtype
+                FROM pg_type t
+                LEFT JOIN pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
+                WHERE t.oid = %s
+                """,
+                (type_oid,),
+            ).fetchone()
+            not_null = not_null or typnotnull
+            if typtype != "d":
+                break
+            type_oid = base
         if category == "A":
             out.append((name, "array", scalar_kind(elem.lstrip("_"), elem_typtype), not_null))
         else:

@@ -73,6 +73,45 @@ INSERT INTO every_type VALUES
 
 CREATE TABLE sales.orders (id bigint PRIMARY KEY, amount numeric(10,2), note text);
 INSERT INTO sales.orders VALUES (1, 9.99, 'first'), (2, NULL, NULL);
+
+-- Shapes of real schemas: a column named like its table, names Diesel's `table!` defines
+-- itself, a Rust keyword and Diesel DSL methods as column names.
+CREATE TABLE address (
+    address_id integer PRIMARY KEY,
+    address    text NOT NULL,
+    star       integer,
+    "table"    text,
+    columns    text,
+    "select"   text,
+    "filter"   text,
+    "where"    text
+);
+INSERT INTO address VALUES (1, 'Main St 1', 5, 't', 'c', 's', 'f', 'w'),
+                           (2, 'Side St 2', NULL, NULL, NULL, NULL, NULL, NULL);
+
+-- A partitioned parent with a leaf partitioned again: `--all` generates the parent only, and
+-- its export reads every leaf once.
+CREATE TABLE payment (
+    payment_id integer,
+    paid_on    date NOT NULL,
+    amount     numeric(5,2),
+    PRIMARY KEY (payment_id, paid_on)
+) PARTITION BY RANGE (paid_on);
+CREATE TABLE payment_2024_01 PARTITION OF payment FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+CREATE TABLE payment_2024_02 PARTITION OF payment FOR VALUES FROM ('2024-02-01') TO ('2024-03-01')
+    PARTITION BY HASH (payment_id);
+CREATE TABLE payment_2024_02_h0 PARTITION OF payment_2024_02 FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+CREATE TABLE payment_2024_02_h1 PARTITION OF payment_2024_02 FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+INSERT INTO payment SELECT g, DATE '2024-01-01' + g, g * 1.25 FROM generate_series(0, 50) g;
+
+-- Non-ASCII names of a table, its columns and a type; a domain over a domain.
+CREATE DOMAIN "bıgınt" AS bigint;
+CREATE DOMAIN percent AS integer CHECK (VALUE BETWEEN 0 AND 100);
+CREATE DOMAIN required_percent AS percent NOT NULL;
+CREATE TABLE "café" (id "bıgınt" PRIMARY KEY, "prix_€" numeric(8,2), "größe" text, share required_percent);
+INSERT INTO "café" VALUES (1, 2.50, 'groß', 40), (2, NULL, NULL, 0);
+CREATE TABLE "cafè" (id integer PRIMARY KEY);
+INSERT INTO "cafè" VALUES (7);
 "#;
 
 fn args(db: &etl_tests::TestDb, dir: &Path) -> GenArgs {
@@ -153,6 +192,44 @@ async fn generated_models_compile_export_and_read_back_equal() {
             "`{expected}` missing from:\n{every_type}"
         );
     }
+    // A partitioned table is one model: its leaves, partitioned or not, get none.
+    assert!(models.join("payment.rs").exists());
+    let leaves: Vec<_> = read_all(&models)
+        .into_iter()
+        .filter(|(path, _)| path.to_string_lossy().contains("payment_2024"))
+        .collect();
+    assert!(leaves.is_empty(), "leaf partitions generated: {leaves:?}");
+    // Columns Diesel's `table!` cannot name keep their field and SQL names.
+    let address = std::fs::read_to_string(models.join("address.rs")).expect("model");
+    for expected in [
+        "pub address: String",
+        "pub star: Option<i32>",
+        "pub table: Option<String>",
+        "pub columns: Option<String>",
+        "pub select: Option<String>",
+        r#"#[etl(column = "where", sql_type = "text")]"#,
+    ] {
+        assert!(
+            address.contains(expected),
+            "`{expected}` missing from:\n{address}"
+        );
+    }
+    // Two tables whose ASCII names collide get a file each; a domain over a domain is its
+    // base type, NOT NULL from the outer domain.
+    let cafe = std::fs::read_to_string(models.join("caf.rs")).expect("model");
+    let cafe_2 = std::fs::read_to_string(models.join("caf_2.rs")).expect("model");
+    assert!(cafe.contains("from table public.café;"), "{cafe}");
+    assert!(cafe_2.contains("from table public.cafè;"), "{cafe_2}");
+    for expected in [
+        r#"#[etl(column = "größe", sql_type = "text")]"#,
+        r#"#[etl(column = "prix_€", sql_type = "numeric(8,2)")]"#,
+        "/// domain bıgınt over bigint",
+        "/// domain required_percent over integer",
+        "pub share: i32",
+    ] {
+        assert!(cafe.contains(expected), "`{expected}` missing from:\n{cafe}");
+    }
+
     let awkward = std::fs::read_to_string(models.join("awkward.rs")).expect("model");
     for expected in [
         "no_primary_key",
@@ -206,7 +283,41 @@ fn main() {{
     .expect("write program");
     trybuild::TestCases::new().pass(&program);
     // TestCases runs when dropped, above; the program exported every table.
-    common::assert_readers_agree(&db, &out, &["awkward", "every_type", "sales.orders"]);
+    common::assert_readers_agree(
+        &db,
+        &out,
+        &[
+            "awkward",
+            "every_type",
+            "sales.orders",
+            "address",
+            "payment",
+            "café",
+            "cafè",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leaf_partition_asked_for_by_name_says_its_rows_are_the_parents() {
+    let db = common::database("gen_leaf", SCHEMA);
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
+    for leaf in ["payment_2024_01", "payment_2024_02_h1"] {
+        let def = xtask::gen_models::introspect(&pool, "public", leaf)
+            .await
+            .expect("introspect a leaf");
+        assert!(
+            def.notes.iter().any(|n| n.contains("is a partition of public.payment")
+                || n.contains("is a partition of public.payment_2024_02")),
+            "{leaf}: {:?}",
+            def.notes
+        );
+    }
+    let parent = xtask::gen_models::introspect(&pool, "public", "payment")
+        .await
+        .expect("introspect the parent");
+    assert!(parent.notes.is_empty(), "{:?}", parent.notes);
+    assert_eq!(parent.primary_key, ["payment_id", "paid_on"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

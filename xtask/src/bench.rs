@@ -25,6 +25,10 @@ pub struct BenchArgs {
     /// Extra arguments for `etl-app run`, e.g. "--compression snappy".
     #[arg(long, allow_hyphen_values = true)]
     pub etl_args: Option<String>,
+    /// Instead of timing exports, time the build: the incremental release and debug build of
+    /// etl-app after one model changed, with N extra models and with none, per model.
+    #[arg(long, value_name = "N")]
+    pub models: Option<usize>,
 }
 
 struct Tool {
@@ -42,6 +46,10 @@ struct Sample {
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
+    if let Some(models) = args.models {
+        crate::bench_models::run(models)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     cargo(&["build", "--release", "--quiet", "-p", "etl-app"])?;
     let etl_app = etl_tests::target_dir().join("release").join("etl-app");
     let server = etl_tests::server().map_err(anyhow::Error::msg)?;

@@ -189,7 +189,7 @@ pub async fn generate(args: &GenArgs) -> Result<()> {
         if !args.columns.is_empty() {
             select_columns(&mut def, &args.columns)?;
         }
-        let file = args.models_dir.join(format!("{}.rs", def.module_name()));
+        let file = model_file(&args.models_dir, &def);
         let source = render_model(&def, &args.columns)?;
         let changed = write_formatted(&file, &source)?;
         println!(
@@ -205,6 +205,26 @@ pub async fn generate(args: &GenArgs) -> Result<()> {
     write_registry(&args.models_dir)?;
     pool.close().await;
     Ok(())
+}
+
+/// The model file of `def` in `dir`: `<module>.rs`, or `<module>_2.rs`, ... when a file of that
+/// name already holds another table's model (`café` and `cafè` are both `caf` in ASCII).
+fn model_file(dir: &Path, def: &TableDef) -> PathBuf {
+    let module = def.module_name();
+    let owner = format!("from table {}.{};", def.schema, def.name);
+    let mut n = 1;
+    loop {
+        let name = if n == 1 {
+            format!("{module}.rs")
+        } else {
+            format!("{module}_{n}.rs")
+        };
+        let path = dir.join(name);
+        match fs::read_to_string(&path) {
+            Ok(text) if !text.lines().next().is_some_and(|l| l.contains(&owner)) => n += 1,
+            _ => return path,
+        }
+    }
 }
 
 /// A table as read from the catalog.
@@ -232,6 +252,14 @@ pub struct ColumnDef {
 
 impl TableDef {
     pub fn module_name(&self) -> String {
+        // A name with no ASCII letter or digit (`注文`) has nothing to keep in a file name.
+        if !self.name.chars().any(|c| c.is_ascii_alphanumeric()) {
+            return if self.schema == "public" {
+                "table".to_string()
+            } else {
+                format!("{}_table", snake_ident(&self.schema))
+            };
+        }
         if self.schema == "public" {
             snake_ident(&self.name)
         } else {
@@ -243,7 +271,8 @@ impl TableDef {
 async fn list_tables(pool: &PgPool, schema: &str) -> Result<Vec<String>> {
     let rows = sqlx::query(
         "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') ORDER BY c.relname",
+         WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND NOT c.relispartition \
+         ORDER BY c.relname",
     )
     .bind(schema)
     .fetch_all(pool)
@@ -372,6 +401,26 @@ pub async fn introspect(pool: &PgPool, schema: &str, table: &str) -> Result<Tabl
     .fetch_all(pool)
     .await?;
     def.primary_key = keys.iter().map(|r| r.get::<String, _>(0)).collect();
+    // A partition's rows are its parent's too: exporting both writes them twice, which is why
+    // `--all` generates the partitioned parent only (whose export reads every leaf once).
+    let parent = sqlx::query(
+        "SELECT pn.nspname::text, p.relname::text FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         JOIN pg_inherits i ON i.inhrelid = c.oid \
+         JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = p.relnamespace \
+         WHERE n.nspname = $1 AND c.relname = $2 AND c.relispartition",
+    )
+    .bind(schema)
+    .bind(table)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(parent) = parent {
+        let (parent_schema, parent_name): (String, String) = (parent.try_get(0)?, parent.try_get(1)?);
+        def.notes.push(format!(
+            "{schema}.{table} is a partition of {parent_schema}.{parent_name}: its rows are also \
+             exported with {parent_name}, so exporting both writes them twice"
+        ));
+    }
     Ok(def)
 }
 
@@ -513,6 +562,9 @@ pub fn snake_ident(name: &str) -> String {
 
 /// `purchase_orders` -> `PurchaseOrder`: the struct of one row.
 pub fn struct_name(table: &str) -> String {
+    if !table.chars().any(|c| c.is_ascii_alphanumeric()) {
+        return "Row".to_string();
+    }
     let snake = snake_ident(table);
     let snake = snake.trim_end_matches('_');
     let singular = if let Some(stem) = snake.strip_suffix("ies") {

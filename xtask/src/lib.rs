@@ -2,6 +2,7 @@
 //! `cargo xtask gen` does. `main.rs` only parses arguments and dispatches.
 
 pub mod bench;
+pub mod bench_models;
 pub mod ci;
 pub mod demo;
 pub mod gen_models;

@@ -23,7 +23,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Everything CI checks: install test tools, fmt, clippy, tests, interop with pyarrow/DuckDB.
     Ci(ci::CiArgs),
-    /// Time etl-app against COPY BINARY (and pg2parquet when installed) on purchase_orders.
+    /// Time etl-app against COPY BINARY (and pg2parquet when installed) on purchase_orders;
+    /// with `--models N`, time the build with N generated models instead.
     Bench(bench::BenchArgs),
 }
 
