@@ -103,8 +103,12 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
     let field_names: Vec<String> = model.fields.iter().map(|f| f.ident.to_string()).collect();
     let mut diesel_names: Vec<String> = Vec::new();
     for field in &model.fields {
-        let diesel_ident =
-            diesel_column_ident(field.ident, &module.to_string(), &field_names, &diesel_names);
+        let diesel_ident = diesel_column_ident(
+            field.ident,
+            &module.to_string(),
+            &field_names,
+            &diesel_names,
+        );
         diesel_names.push(diesel_ident.to_string());
         let Some(column) = check_field(cx, field, diesel_ident) else {
             continue;
@@ -168,11 +172,7 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
     })
 }
 
-fn check_field<'a>(
-    cx: &mut Ctxt,
-    field: &'a Field<'a>,
-    diesel_ident: Ident,
-) -> Option<Column<'a>> {
+fn check_field<'a>(cx: &mut Ctxt, field: &'a Field<'a>, diesel_ident: Ident) -> Option<Column<'a>> {
     let option_inner = rust_type::option_inner(field.ty);
     let nullable = option_inner.is_some();
     let value_ty = option_inner.unwrap_or(field.ty);

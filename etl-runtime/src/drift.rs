@@ -77,19 +77,49 @@ impl fmt::Display for Drift {
     }
 }
 
+/// A column of the live table, domains resolved.
+struct LiveColumn {
+    name: String,
+    /// As `format_type` prints it (a domain's name for a domain).
+    sql_type: String,
+    not_null: bool,
+    type_oid: i64,
+    /// The type under every domain.
+    base_oid: i64,
+}
+
 /// Compares the model's columns with the live table.
 pub async fn check_table(conn: &mut PgConnection, info: &TableInfo) -> sqlx::Result<Vec<Drift>> {
+    // A domain (over a domain, ...) is checked as its base type, and is NOT NULL when any
+    // domain of the chain says so, as `xtask gen` resolves it.
     let live = sqlx::query(
-        "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), \
-                a.attnotnull OR coalesce(t.typnotnull, false), \
-                a.atttypid::int8, CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE a.atttypid END::int8 \
-         FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
-         WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
-         ORDER BY a.attnum",
+        "WITH RECURSIVE chain AS ( \
+             SELECT a.attnum, a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS live, \
+                    a.attnotnull AS not_null, a.atttypid AS type_oid, a.atttypid AS base \
+             FROM pg_attribute a \
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+           UNION ALL \
+             SELECT c.attnum, c.name, c.live, c.not_null OR t.typnotnull, c.type_oid, t.typbasetype \
+             FROM chain c JOIN pg_type t ON t.oid = c.base AND t.typtype = 'd' \
+         ) \
+         SELECT c.name, c.live, c.not_null, c.type_oid::int8, c.base::int8 \
+         FROM chain c JOIN pg_type t ON t.oid = c.base \
+         WHERE t.typtype <> 'd' ORDER BY c.attnum",
     )
     .bind(info.qualified_sql())
     .fetch_all(&mut *conn)
-    .await?;
+    .await?
+    .iter()
+    .map(|row| {
+        Ok(LiveColumn {
+            name: row.try_get(0)?,
+            sql_type: row.try_get(1)?,
+            not_null: row.try_get(2)?,
+            type_oid: row.try_get(3)?,
+            base_oid: row.try_get(4)?,
+        })
+    })
+    .collect::<sqlx::Result<Vec<_>>>()?;
     if live.is_empty() {
         return Ok(vec![Drift::TableMissing]);
     }
@@ -102,26 +132,22 @@ pub async fn check_table(conn: &mut PgConnection, info: &TableInfo) -> sqlx::Res
 
     let mut drift = Vec::new();
     for (column, declared_oid) in info.columns.iter().zip(&declared_oids) {
-        let Some(row) = live.iter().find(|r| r.get::<String, _>(0) == column.name) else {
+        let Some(row) = live.iter().find(|r| r.name == column.name) else {
             drift.push(Drift::ColumnDropped {
                 column: column.name.to_string(),
             });
             continue;
         };
-        let live_type: String = row.get(1);
-        let not_null: bool = row.get(2);
-        let type_oid: i64 = row.get(3);
-        let base_oid: i64 = row.get(4);
-        let same_type = declared_oid.is_some_and(|oid| oid == type_oid || oid == base_oid)
-            && same_numeric_typmod(column.sql_type, &live_type);
+        let same_type = declared_oid.is_some_and(|oid| oid == row.type_oid || oid == row.base_oid)
+            && same_numeric_typmod(column.sql_type, &row.sql_type);
         if !same_type {
             drift.push(Drift::Retyped {
                 column: column.name.to_string(),
                 declared: column.sql_type.to_string(),
-                live: live_type,
+                live: row.sql_type.clone(),
             });
         }
-        match (column.nullable, not_null) {
+        match (column.nullable, row.not_null) {
             (false, false) => drift.push(Drift::BecameNullable {
                 column: column.name.to_string(),
             }),
@@ -131,12 +157,11 @@ pub async fn check_table(conn: &mut PgConnection, info: &TableInfo) -> sqlx::Res
             _ => {}
         }
     }
-    for row in &live {
-        let name: String = row.get(0);
-        if !info.columns.iter().any(|c| c.name == name) {
+    for row in live {
+        if !info.columns.iter().any(|c| c.name == row.name) {
             drift.push(Drift::ColumnAdded {
-                column: name,
-                sql_type: row.get(1),
+                column: row.name,
+                sql_type: row.sql_type,
             });
         }
     }

@@ -110,7 +110,15 @@ pub async fn run_transform<T: Transform>(
     };
     let source_info = <T::Source as EtlTable>::INFO;
     let output = output_info::<T::Output>(T::NAME);
-    run_export(source, sink, options, &source_info, &output, Box::new(processor)).await
+    run_export(
+        source,
+        sink,
+        options,
+        &source_info,
+        &output,
+        Box::new(processor),
+    )
+    .await
 }
 
 /// Runs an aggregation task.
@@ -129,7 +137,15 @@ pub async fn run_aggregate<A: Aggregate>(
     };
     let source_info = <A::Source as EtlTable>::INFO;
     let output = output_info::<A::Output>(A::NAME);
-    run_export(source, sink, options, &source_info, &output, Box::new(processor)).await
+    run_export(
+        source,
+        sink,
+        options,
+        &source_info,
+        &output,
+        Box::new(processor),
+    )
+    .await
 }
 
 /// Loads lookups on a Diesel connection that reads the run's snapshot, read-only.

@@ -231,7 +231,10 @@ async fn generated_models_compile_export_and_read_back_equal() {
         "/// domain required_percent over integer",
         "pub share: i32",
     ] {
-        assert!(cafe.contains(expected), "`{expected}` missing from:\n{cafe}");
+        assert!(
+            cafe.contains(expected),
+            "`{expected}` missing from:\n{cafe}"
+        );
     }
 
     let awkward = std::fs::read_to_string(models.join("awkward.rs")).expect("model");
@@ -311,8 +314,10 @@ async fn a_leaf_partition_asked_for_by_name_says_its_rows_are_the_parents() {
             .await
             .expect("introspect a leaf");
         assert!(
-            def.notes.iter().any(|n| n.contains("is a partition of public.payment")
-                || n.contains("is a partition of public.payment_2024_02")),
+            def.notes
+                .iter()
+                .any(|n| n.contains("is a partition of public.payment")
+                    || n.contains("is a partition of public.payment_2024_02")),
             "{leaf}: {:?}",
             def.notes
         );

@@ -70,7 +70,10 @@ fn measure(root: &Path, scratch: &Path, models: usize) -> Result<Timings> {
                 "table = \"purchase_orders\"",
                 &format!("table = \"purchase_orders_{i}\""),
             )
-            .replace("struct PurchaseOrder ", &format!("struct PurchaseOrder{i} "));
+            .replace(
+                "struct PurchaseOrder ",
+                &format!("struct PurchaseOrder{i} "),
+            );
         fs::write(models_dir.join(format!("bench_model_{i}.rs")), model)?;
     }
     write_registry(&models_dir)?;
@@ -112,7 +115,10 @@ fn build(scratch: &Path, release: bool) -> Result<()> {
         .status()
         .with_context(|| format!("cannot run {cargo}"))?;
     if !status.success() {
-        bail!("building the scratch workspace {} failed", scratch.display());
+        bail!(
+            "building the scratch workspace {} failed",
+            scratch.display()
+        );
     }
     Ok(())
 }
@@ -129,10 +135,7 @@ fn workspace_manifest(root: &Path) -> Result<String> {
             continue;
         } else if let Some(rest) = line.split_once("{ path = \"") {
             let (name, path) = rest;
-            out.push_str(&format!(
-                "{name}{{ path = \"{}/{path}\n",
-                root.display()
-            ));
+            out.push_str(&format!("{name}{{ path = \"{}/{path}\n", root.display()));
         } else {
             out.push_str(line);
             out.push('\n');

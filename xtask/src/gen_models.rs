@@ -415,7 +415,8 @@ pub async fn introspect(pool: &PgPool, schema: &str, table: &str) -> Result<Tabl
     .fetch_optional(pool)
     .await?;
     if let Some(parent) = parent {
-        let (parent_schema, parent_name): (String, String) = (parent.try_get(0)?, parent.try_get(1)?);
+        let (parent_schema, parent_name): (String, String) =
+            (parent.try_get(0)?, parent.try_get(1)?);
         def.notes.push(format!(
             "{schema}.{table} is a partition of {parent_schema}.{parent_name}: its rows are also \
              exported with {parent_name}, so exporting both writes them twice"
