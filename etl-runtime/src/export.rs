@@ -143,7 +143,7 @@ impl ChunkProcessor for TableProcessor {
 }
 
 /// One part of a chunk of `T`'s COPY tuples as one record batch.
-fn encode_part<T: EtlTable>(part: &[Bytes]) -> Result<RecordBatch> {
+pub(crate) fn encode_part<T: EtlTable>(part: &[Bytes]) -> Result<RecordBatch> {
     let mut encoder = T::Encoder::with_capacity(part.len());
     for tuple in part {
         encoder.push_wire(tuple).map_err(|source| Error::Row {
@@ -185,13 +185,33 @@ pub async fn export_table<T: EtlTable>(
     sink: &dyn Sink,
     options: &ExportOptions,
 ) -> Result<TableReport> {
-    let info = T::INFO;
+    export_encoded(
+        source,
+        sink,
+        options,
+        &T::INFO,
+        T::Encoder::schema(),
+        encode_part::<T>,
+    )
+    .await
+}
+
+/// [`export_table`] given the table's schema and encoder instead of its type: the code each
+/// registered model adds to a binary is only its `encode` function.
+pub(crate) async fn export_encoded(
+    source: &PgSource,
+    sink: &dyn Sink,
+    options: &ExportOptions,
+    info: &TableInfo,
+    schema: SchemaRef,
+    encode: fn(&[Bytes]) -> Result<RecordBatch>,
+) -> Result<TableReport> {
     let processor = TableProcessor {
         converters: options.converters.clone(),
-        schema: T::Encoder::schema(),
-        encode: encode_part::<T>,
+        schema,
+        encode,
     };
-    run_export(source, sink, options, &info, &info, Box::new(processor)).await
+    run_export(source, sink, options, info, info, Box::new(processor)).await
 }
 
 /// Streams `source_table` on the run's snapshot through `processor` and publishes what it

@@ -5,8 +5,10 @@ use std::future::Future;
 use std::pin::Pin;
 
 use crate::error::{Error, Result};
-use crate::export::{ExportOptions, TableReport, export_table};
+use crate::export::{ExportOptions, TableReport, encode_part, export_encoded};
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use bytes::Bytes;
 
 use crate::model::{EtlTable, OutputRecord, RecordBatchEncoder, TableInfo};
 use crate::sink::Sink;
@@ -35,6 +37,16 @@ impl std::fmt::Display for ExportKind {
     }
 }
 
+/// How an export runs.
+#[derive(Clone, Copy)]
+enum Runner {
+    /// A table, by its model's encoder: the pipeline around it is compiled once for every
+    /// model, which keeps the build time each model adds small.
+    Table(fn(&[Bytes]) -> Result<RecordBatch>),
+    /// A task, by its own pipeline.
+    Task(RunFn),
+}
+
 /// One registered export.
 #[derive(Clone, Copy)]
 pub struct Export {
@@ -42,7 +54,7 @@ pub struct Export {
     pub kind: ExportKind,
     /// The Arrow schema of the files it writes (for catalog definitions).
     pub schema: fn() -> SchemaRef,
-    run: RunFn,
+    run: Runner,
 }
 
 impl Export {
@@ -52,7 +64,7 @@ impl Export {
             info: T::INFO,
             kind: ExportKind::Table,
             schema: <T::Encoder as RecordBatchEncoder<T>>::schema,
-            run: |source, sink, options| Box::pin(export_table::<T>(source, sink, options)),
+            run: Runner::Table(encode_part::<T>),
         }
     }
 
@@ -62,7 +74,9 @@ impl Export {
             info: output_info::<T::Output>(T::NAME),
             kind: ExportKind::Task,
             schema: <<T::Output as OutputRecord>::Encoder as RecordBatchEncoder<T::Output>>::schema,
-            run: |source, sink, options| Box::pin(run_transform::<T>(source, sink, options)),
+            run: Runner::Task(|source, sink, options| {
+                Box::pin(run_transform::<T>(source, sink, options))
+            }),
         }
     }
 
@@ -72,7 +86,9 @@ impl Export {
             info: output_info::<A::Output>(A::NAME),
             kind: ExportKind::Task,
             schema: <<A::Output as OutputRecord>::Encoder as RecordBatchEncoder<A::Output>>::schema,
-            run: |source, sink, options| Box::pin(run_aggregate::<A>(source, sink, options)),
+            run: Runner::Task(|source, sink, options| {
+                Box::pin(run_aggregate::<A>(source, sink, options))
+            }),
         }
     }
 
@@ -87,7 +103,13 @@ impl Export {
         sink: &dyn Sink,
         options: &ExportOptions,
     ) -> Result<TableReport> {
-        (self.run)(source, sink, options).await
+        match self.run {
+            Runner::Table(encode) => {
+                let schema = (self.schema)();
+                export_encoded(source, sink, options, &self.info, schema, encode).await
+            }
+            Runner::Task(run) => run(source, sink, options).await,
+        }
     }
 }
 

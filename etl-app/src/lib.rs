@@ -1,0 +1,349 @@
+//! The `etl-app` command line: `run`, `list`, `check` over a registry of exports.
+//!
+//! It is a library so that it is compiled once: the binary (`main.rs`) holds only the models
+//! that `cargo xtask gen` writes and the tasks, so regenerating a model rebuilds those and
+//! nothing else.
+
+mod cli;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+use clap::Parser;
+use etl_runtime::export::{Converters, ExportOptions};
+use etl_runtime::parquet_file::{Codec, ParquetOptions};
+use etl_runtime::registry::ExportKind;
+use etl_runtime::s3::ServerSideEncryption;
+use etl_runtime::s3::{S3Options, S3Sink};
+use etl_runtime::source::SourceOptions;
+use etl_runtime::{Export, LocalDirSink, PgSource, Registry, Sink, TableReport};
+use futures_util::StreamExt;
+
+use crate::cli::{CheckArgs, Cli, Command, Compression, RunArgs, Sse};
+
+/// Parses the command line and runs it over `registry`; the exit code is what schedulers see.
+pub fn main(registry: Registry) -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::List => {
+            list(&registry);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .map_err(Failure::from)
+            .and_then(|rt| rt.block_on(run(&registry, *args))),
+        Command::Check(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .map_err(Failure::from)
+            .and_then(|rt| rt.block_on(check(&registry, args))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why a command failed, which decides the exit status schedulers see: 2 for a mistake in how
+/// etl-app was called or configured (retrying will not help), 1 for a failure at run time
+/// (database unreachable, a table failed).
+enum Failure {
+    Usage(anyhow::Error),
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Failure::Runtime(e)
+    }
+}
+
+impl From<etl_runtime::Error> for Failure {
+    fn from(e: etl_runtime::Error) -> Self {
+        match e {
+            etl_runtime::Error::UnknownExport { .. } => Failure::Usage(e.into()),
+            e => Failure::Runtime(anyhow!(etl_runtime::error::report(&e))),
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    // Warnings, and the progress of long tables every 10 s; ETL_LOG=info or debug for more.
+    let filter = EnvFilter::try_from_env("ETL_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,etl_runtime::progress=info"));
+    // Colours only for a person at a terminal, not in a scheduler's log.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .init();
+}
+
+fn list(registry: &Registry) {
+    println!("{:<32} {:<6} {:>7}  primary key", "name", "kind", "columns");
+    for export in registry.all() {
+        let key = if export.info.primary_key.is_empty() {
+            "(none)".to_string()
+        } else {
+            export.info.primary_key.join(", ")
+        };
+        println!(
+            "{:<32} {:<6} {:>7}  {key}",
+            export.name(),
+            export.kind,
+            export.info.columns.len()
+        );
+    }
+}
+
+fn database_url(database: &cli::Database) -> Result<&str, Failure> {
+    database
+        .database_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            Failure::Usage(anyhow!(
+                "no source database: set DATABASE_URL (or pass --database-url), e.g.\n  \
+                 DATABASE_URL=postgres://user:password@host:5432/db etl-app run\n\
+                 To try etl-app on a throwaway database, run `cargo xtask demo`."
+            ))
+        })
+}
+
+async fn check(registry: &Registry, args: CheckArgs) -> Result<ExitCode, Failure> {
+    let url = database_url(&args.database)?;
+    let exports = registry.select(&args.tables)?;
+    let source = PgSource::connect(url, &SourceOptions::default()).await?;
+    let mut differences = 0;
+    for export in &exports {
+        if export.kind == ExportKind::Task {
+            // A task's source table is registered (and checked) as a table of its own.
+            continue;
+        }
+        let mut tx = source.begin_read().await?;
+        let drift = etl_runtime::drift::check_table(&mut tx, &export.info)
+            .await
+            .with_context(|| format!("cannot read the schema of {}", export.name()))?;
+        if drift.is_empty() {
+            println!("{}: matches its model", export.name());
+        }
+        for change in &drift {
+            differences += 1;
+            let severity = if change.is_breaking() {
+                "breaks the export"
+            } else {
+                "note"
+            };
+            println!("{}: {change} ({severity})", export.name());
+        }
+    }
+    source.close().await;
+    if differences > 0 {
+        eprintln!(
+            "{differences} difference(s); regenerate the models with `cargo xtask gen --table NAME`"
+        );
+        Ok(ExitCode::FAILURE)
+    } else {
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode, Failure> {
+    let url = database_url(&args.database)?;
+    let exports = registry.select(&args.tables)?;
+    let codec = match args.compression {
+        Compression::Zstd => Codec::Zstd(args.zstd_level),
+        Compression::Snappy => Codec::Snappy,
+        Compression::None => Codec::None,
+    };
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        |n| n as usize,
+    );
+    let options = ExportOptions {
+        parquet: ParquetOptions {
+            codec,
+            row_group_rows: args.row_group_rows,
+            row_group_bytes: usize::try_from(args.row_group_bytes).unwrap_or(usize::MAX),
+        },
+        max_file_bytes: args.max_file_bytes,
+        converters: Converters::new(threads)?,
+        ..ExportOptions::default()
+    };
+    let source_options = SourceOptions {
+        max_connections: args.parallel_tables + 1,
+        statement_timeout: std::time::Duration::from_secs(args.statement_timeout),
+        ..SourceOptions::default()
+    };
+    let started = Instant::now();
+    let mut source = PgSource::connect(url, &source_options).await?;
+    let snapshot = source.export_snapshot().await?;
+    let run_id = format!(
+        "{}-{}",
+        snapshot.taken_at.replace([':', '.'], ""),
+        std::process::id()
+    );
+    let sink: Box<dyn Sink> = match S3Options::parse_url(&args.output) {
+        Some((bucket, prefix)) => {
+            let options = S3Options {
+                bucket,
+                prefix,
+                path_style: args.s3.s3_path_style,
+                part_size: usize::try_from(args.s3.s3_part_size).unwrap_or(usize::MAX),
+                sse: args.s3.sse.map(|sse| match sse {
+                    Sse::Aes256 => ServerSideEncryption::Aes256,
+                    Sse::AwsKms => ServerSideEncryption::AwsKms,
+                }),
+                sse_kms_key_id: args.s3.sse_kms_key_id.clone(),
+                staging_dir: args
+                    .s3
+                    .staging_dir
+                    .clone()
+                    .unwrap_or_else(|| std::env::temp_dir().join("etl-staging")),
+            };
+            Box::new(S3Sink::new(options, &run_id).await?)
+        }
+        None if args.output.starts_with("s3:") => {
+            return Err(Failure::Usage(anyhow!(
+                "`{}` is not an S3 location; write s3://bucket/prefix",
+                args.output
+            )));
+        }
+        None => Box::new(LocalDirSink::new(&args.output, &run_id)?),
+    };
+    eprintln!(
+        "exporting {} table(s) from {} (snapshot of {}) to {}",
+        exports.len(),
+        source.display_url(),
+        snapshot.taken_at,
+        sink.location()
+    );
+
+    let source_ref = &source;
+    let sink_ref: &dyn Sink = sink.as_ref();
+    let options_ref = &options;
+    let results: Vec<(Export, etl_runtime::Result<TableReport>)> =
+        futures_util::stream::iter(exports)
+            .map(|export| async move {
+                eprintln!("  {} ...", export.name());
+                let result = export.run(source_ref, sink_ref, options_ref).await;
+                (export, result)
+            })
+            .buffered(args.parallel_tables as usize)
+            .collect()
+            .await;
+    source.close().await;
+
+    let mut failed = 0;
+    let mut reports = Vec::new();
+    let mut published = Vec::new();
+    for (export, result) in results {
+        match result {
+            Ok(report) => {
+                published.push((export, report.location.clone()));
+                reports.push(report);
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!(
+                    "error: {}: {}",
+                    export.name(),
+                    etl_runtime::error::report(&e)
+                );
+            }
+        }
+    }
+    print_reports(&reports);
+    eprintln!(
+        "{} table(s) exported, {failed} failed, in {:.2} s",
+        reports.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let catalog = args.s3.glue_database.is_some() || args.s3.glue_crawler.is_some();
+    if catalog && failed > 0 {
+        eprintln!("the Glue catalog was not updated, because {failed} table(s) failed");
+    } else if catalog && let Err(e) = update_catalog(&args, &published).await {
+        eprintln!("error: {}", etl_runtime::error::report(&e));
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Glue, once every table of the run is uploaded: definitions and/or a crawl.
+async fn update_catalog(args: &RunArgs, published: &[(Export, String)]) -> etl_runtime::Result<()> {
+    let client = etl_runtime::glue::client().await;
+    if let Some(database) = &args.s3.glue_database {
+        for (export, location) in published {
+            // Glue and Athena want lower-case names without dots.
+            let name = export.name().to_lowercase().replace('.', "_");
+            etl_runtime::glue::put_table(&client, database, &name, location, &(export.schema)())
+                .await?;
+            eprintln!("glue: {database}.{name} -> {location}");
+        }
+    }
+    if let Some(crawler) = &args.s3.glue_crawler {
+        let paths: Vec<String> = published
+            .iter()
+            .map(|(_, location)| format!("{location}/"))
+            .collect();
+        let wait = args.s3.wait.map(std::time::Duration::from_secs);
+        let outcome = etl_runtime::glue::run_crawler(&client, crawler, &paths, wait).await?;
+        eprintln!(
+            "glue: crawler {crawler} {}{}",
+            if wait.is_some() {
+                "finished: "
+            } else {
+                "started"
+            },
+            outcome.last_crawl.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+fn print_reports(reports: &[TableReport]) {
+    if reports.is_empty() {
+        return;
+    }
+    println!(
+        "{:<28} {:>10} {:>12} {:>8}  path",
+        "table", "rows", "bytes", "seconds"
+    );
+    for report in reports {
+        let files = report
+            .files
+            .iter()
+            .map(|f| format!("{}/{f}", report.location))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "{:<28} {:>10} {:>12} {:>8.2}  {files}",
+            report.table, report.rows, report.bytes, report.seconds
+        );
+        if report.skipped_rows > 0 {
+            println!(
+                "{:<28} {:>10} source rows skipped (the task skips bad rows)",
+                "", report.skipped_rows
+            );
+        }
+    }
+}
