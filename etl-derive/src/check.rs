@@ -102,13 +102,10 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
     let mut seen: HashMap<String, &Ident> = HashMap::new();
     let field_names: Vec<String> = model.fields.iter().map(|f| f.ident.to_string()).collect();
     let mut diesel_names: Vec<String> = Vec::new();
+    let module_text = module.to_string();
     for field in &model.fields {
-        let diesel_ident = diesel_column_ident(
-            field.ident,
-            &module.to_string(),
-            &field_names,
-            &diesel_names,
-        );
+        let diesel_ident =
+            diesel_column_ident(field.ident, &module_text, &field_names, &diesel_names);
         diesel_names.push(diesel_ident.to_string());
         let Some(column) = check_field(cx, field, diesel_ident) else {
             continue;

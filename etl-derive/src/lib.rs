@@ -29,7 +29,7 @@
 //!   type at compile time (diesel's `check_for_backend`);
 //! - sqlx's `FromRow`, by column name, with the same renames;
 //! - `etl_runtime::EtlTable`: the table metadata (schema, table, primary key, columns with
-//!   their SQL types and nullability, the SELECT list), row decoding by position, and the
+//!   their SQL types and nullability, the SELECT list), decoding of COPY tuples, and the
 //!   encoder that turns models into Arrow record batches for Parquet's `ArrowWriter`.
 //!
 //! The crate that holds models must depend on `diesel` (the `table!` macro refers to it by
