@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use clap::Parser;
-use etl_runtime::export::{Converters, ExportOptions};
-use etl_runtime::parquet_file::{Codec, ParquetOptions};
-use etl_runtime::registry::ExportKind;
-use etl_runtime::s3::ServerSideEncryption;
-use etl_runtime::s3::{S3Options, S3Sink};
+use etl_runtime::run::export::{Converters, ExportOptions};
+use etl_runtime::run::registry::ExportKind;
+use etl_runtime::sink::s3::ServerSideEncryption;
+use etl_runtime::sink::s3::{S3Options, S3Sink};
 use etl_runtime::source::SourceOptions;
+use etl_runtime::write::{Codec, ParquetOptions};
 use etl_runtime::{Export, LocalDirSink, PgSource, Registry, Sink, TableReport};
 use futures_util::StreamExt;
 
@@ -136,7 +136,7 @@ async fn check(registry: &Registry, args: CheckArgs) -> Result<ExitCode, Failure
             continue;
         }
         let mut tx = source.begin_read().await?;
-        let drift = etl_runtime::drift::check_table(&mut tx, &export.info)
+        let drift = etl_runtime::source::drift::check_table(&mut tx, &export.info)
             .await
             .with_context(|| format!("cannot read the schema of {}", export.name()))?;
         if drift.is_empty() {
@@ -290,13 +290,19 @@ async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode, Failure> {
 
 /// Glue, once every table of the run is uploaded: definitions and/or a crawl.
 async fn update_catalog(args: &RunArgs, published: &[(Export, String)]) -> etl_runtime::Result<()> {
-    let client = etl_runtime::glue::client().await;
+    let client = etl_runtime::sink::glue::client().await;
     if let Some(database) = &args.s3.glue_database {
         for (export, location) in published {
             // Glue and Athena want lower-case names without dots.
             let name = export.name().to_lowercase().replace('.', "_");
-            etl_runtime::glue::put_table(&client, database, &name, location, &(export.schema)())
-                .await?;
+            etl_runtime::sink::glue::put_table(
+                &client,
+                database,
+                &name,
+                location,
+                &(export.schema)(),
+            )
+            .await?;
             eprintln!("glue: {database}.{name} -> {location}");
         }
     }
@@ -306,7 +312,7 @@ async fn update_catalog(args: &RunArgs, published: &[(Export, String)]) -> etl_r
             .map(|(_, location)| format!("{location}/"))
             .collect();
         let wait = args.s3.wait.map(std::time::Duration::from_secs);
-        let outcome = etl_runtime::glue::run_crawler(&client, crawler, &paths, wait).await?;
+        let outcome = etl_runtime::sink::glue::run_crawler(&client, crawler, &paths, wait).await?;
         eprintln!(
             "glue: crawler {crawler} {}{}",
             if wait.is_some() {

@@ -7,8 +7,8 @@ use syn::{Ident, Type};
 
 use crate::ast::{Field, Model};
 use crate::ctxt::Ctxt;
-use crate::mapping::{ColumnEncoding, OptIns, Scalar, SqlType};
 use crate::rust_type::{self, Inferred};
+use etl_types::{ColumnEncoding, OptIns, Scalar, SqlType};
 
 /// Diesel is built with `32-column-tables`; wider tables do not compile in `table!`.
 pub const MAX_COLUMNS: usize = 32;

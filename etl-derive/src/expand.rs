@@ -9,7 +9,7 @@ use syn::{DeriveInput, Ident, Type};
 use crate::ast::Model;
 use crate::check::{Column, Table, check};
 use crate::ctxt::Ctxt;
-use crate::mapping::{Encoding, Shape};
+use etl_types::{Encoding, Shape};
 
 pub fn derive(input: &DeriveInput) -> Result<TokenStream, syn::Error> {
     let mut cx = Ctxt::default();
@@ -302,7 +302,7 @@ fn column_infos(table: &Table<'_>) -> Vec<TokenStream> {
                 Some(cast) => format!("{}::{cast}", quote_ident(&c.name)),
                 None => quote_ident(&c.name),
             };
-            let wire = Ident::new(c.sql.selected_scalar(c.opt).wire_type(), Span::call_site());
+            let wire = wire_variant(c);
             quote! {
                 #rt::ColumnInfo {
                     name: #name, field: #field, sql_type: #sql_type, nullable: #nullable, select: #select,
@@ -313,27 +313,38 @@ fn column_infos(table: &Table<'_>) -> Vec<TokenStream> {
         .collect()
 }
 
-/// `id=42, tenant="a"` from the key fields, for messages.
+/// The `WireType` variant the column's selected values read as: the same enum the engine
+/// matches on, named by its `Debug` text.
+fn wire_variant(c: &Column<'_>) -> Ident {
+    let wire = c.sql.selected_scalar(c.opt).wire_type();
+    format_ident!("{}", format!("{wire:?}"))
+}
+
+/// `id=42, tenant="a"` from the key fields, for messages: each value as its codec renders keys,
+/// the same text the wire path renders for the same row.
 fn key_expr(table: &Table<'_>) -> TokenStream {
     if table.primary_key.is_empty() {
         return quote!(::std::string::String::from("(no primary key)"));
     }
-    let format = table
-        .primary_key
-        .iter()
-        .map(|&i| {
-            format!(
-                "{}={{:?}}",
-                table.columns[i].name.replace('{', "{{").replace('}', "}}")
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let fields = table
-        .primary_key
-        .iter()
-        .map(|&i| table.columns[i].field.ident);
-    quote!(::std::format!(#format, #(self.#fields),*))
+    let rt = rt();
+    let parts = table.primary_key.iter().enumerate().map(|(n, &i)| {
+        let c = &table.columns[i];
+        let prefix = if n == 0 {
+            format!("{}=", c.name)
+        } else {
+            format!(", {}=", c.name)
+        };
+        let field = c.field.ident;
+        quote! {
+            key.push_str(#prefix);
+            #rt::JsonElement::write_key(&self.#field, &mut key);
+        }
+    });
+    quote!({
+        let mut key = ::std::string::String::new();
+        #(#parts)*
+        key
+    })
 }
 
 fn expand_etl_table(table: &Table<'_>) -> TokenStream {
@@ -607,8 +618,7 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 /// The call that writes a column's wire bytes into its encoder.
 fn wire_push(c: &Column<'_>, encoder: TokenStream, bytes: TokenStream) -> TokenStream {
     let rt = rt();
-    let selected = c.sql.selected_scalar(c.opt);
-    let wire = Ident::new(selected.wire_type(), Span::call_site());
+    let wire = wire_variant(c);
     let scalar = |encoding: Encoding, encoder: TokenStream, bytes: TokenStream| match encoding {
         Encoding::Decimal(_) => quote!((#encoder).push_wire_numeric(#bytes)),
         Encoding::Utf8 | Encoding::DecimalText | Encoding::UuidText | Encoding::Json => {

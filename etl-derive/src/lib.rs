@@ -65,7 +65,6 @@ mod ast;
 mod check;
 mod ctxt;
 mod expand;
-mod mapping;
 mod rust_type;
 
 use proc_macro::TokenStream;

@@ -71,7 +71,7 @@ pub enum Error {
     )]
     SchemaDrift {
         table: String,
-        drift: Vec<crate::drift::Drift>,
+        drift: Vec<crate::source::drift::Drift>,
     },
     #[error("task {task}{}: {reason}", key.as_ref().map(|k| format!(", source row {k}")).unwrap_or_default())]
     Task {

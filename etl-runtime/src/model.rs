@@ -6,8 +6,8 @@ use std::fmt;
 use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, SchemaRef};
 
-use crate::decode::DecodeError;
-use crate::encode::ValueError;
+use crate::codec::row::DecodeError;
+use crate::codec::{ValueError, WireType, render_key_value, take_field};
 
 /// A table as the model declares it.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +36,7 @@ pub struct ColumnInfo {
     /// The expression the SELECT list uses, without alias: `"amount"`, `"mood"::text`.
     pub select: &'static str,
     /// How the selected value reads on the wire.
-    pub wire: crate::wire::WireType,
+    pub wire: WireType,
 }
 
 impl TableInfo {
@@ -182,7 +182,7 @@ impl RowError {
     pub fn wire(info: &TableInfo, index: usize, tuple: &[u8], kind: RowErrorKind) -> Self {
         RowError {
             column: info.columns.get(index).map_or("?", |c| c.name),
-            key: crate::wire::render_key(info, tuple),
+            key: render_key(info, tuple),
             kind,
         }
     }
@@ -207,4 +207,26 @@ impl fmt::Display for RowError {
             ),
         }
     }
+}
+
+/// The primary key of a COPY tuple, rendered for messages (`id=42`) as the model's
+/// [`EtlTable::key`] renders the same row.
+fn render_key(info: &TableInfo, tuple: &[u8]) -> Option<String> {
+    let mut rest = tuple.get(2..)?;
+    let mut values = Vec::with_capacity(info.columns.len());
+    for _ in info.columns {
+        values.push(take_field(&mut rest).ok()?);
+    }
+    let parts: Vec<String> = info
+        .key_indexes()
+        .map(|i| {
+            let column = &info.columns[i];
+            let value = match values[i] {
+                None => "NULL".to_string(),
+                Some(bytes) => render_key_value(column.wire, bytes),
+            };
+            format!("{}={value}", column.name)
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
 }

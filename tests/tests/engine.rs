@@ -3,7 +3,7 @@
 
 mod common;
 
-use etl_runtime::export::ExportOptions;
+use etl_runtime::run::export::ExportOptions;
 use etl_runtime::source::SourceOptions;
 use etl_runtime::{EtlTable, LocalDirSink, PgSource};
 
@@ -105,7 +105,7 @@ async fn large_tables_split_into_files_that_read_back_whole() {
     let options = ExportOptions {
         max_file_bytes: Some(64 * 1024),
         chunk_rows: 1000,
-        converters: etl_runtime::export::Converters::new(2).expect("pool"),
+        converters: etl_runtime::run::export::Converters::new(2).expect("pool"),
         ..ExportOptions::default()
     };
     let report = etl_runtime::export_table::<Line>(&source, &sink, &options)

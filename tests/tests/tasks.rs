@@ -5,9 +5,9 @@ mod common;
 
 use diesel::prelude::*;
 use etl_runtime::EtlTable;
-use etl_runtime::export::ExportOptions;
+use etl_runtime::run::export::ExportOptions;
+use etl_runtime::run::task::{BadRows, TaskError, Transform, run_transform};
 use etl_runtime::source::SourceOptions;
-use etl_runtime::task::{BadRows, TaskError, Transform, run_transform};
 use etl_runtime::{LocalDirSink, PgSource};
 
 const SCHEMA: &str = r#"

@@ -14,7 +14,7 @@ use clap::Args;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool, Row};
 
-use crate::mapping::{CastKind, NumericTypmod, OptIns, Scalar, SqlType};
+use etl_types::{CastKind, NumericTypmod, OptIns, Scalar, SqlType};
 
 #[derive(Debug, Args)]
 pub struct GenArgs {
@@ -373,7 +373,7 @@ pub async fn introspect(pool: &PgPool, schema: &str, table: &str) -> Result<Tabl
                 .push(format!("column {name} (numeric without precision): {why}"));
             comment = Some(format!("numeric without precision in the database: {why}"));
         } else if let Scalar::Numeric(Some(t)) = sql.scalar
-            && t.precision > crate::mapping::MAX_DECIMAL_PRECISION
+            && t.precision > etl_types::MAX_DECIMAL_PRECISION
         {
             opt.numeric_string = true;
             comment = Some(format!(

@@ -6,6 +6,3 @@ pub mod bench_models;
 pub mod ci;
 pub mod demo;
 pub mod gen_models;
-#[path = "../../etl-derive/src/mapping.rs"]
-#[allow(dead_code)]
-pub mod mapping;

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use bigdecimal::{BigDecimal, One, RoundingMode};
 use diesel::prelude::*;
 use etl_runtime::EtlTable;
-use etl_runtime::task::{TaskError, Transform};
+use etl_runtime::run::task::{TaskError, Transform};
 
 use crate::models::currencies::currencies;
 use crate::models::purchase_orders::PurchaseOrder;

@@ -5,7 +5,7 @@ use bigdecimal::BigDecimal;
 use chrono::NaiveDate;
 use diesel::PgConnection;
 use etl_runtime::EtlTable;
-use etl_runtime::task::{Aggregate, TaskError};
+use etl_runtime::run::task::{Aggregate, TaskError};
 
 use crate::models::purchase_orders::PurchaseOrder;
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use etl_runtime::export::ExportOptions;
+use etl_runtime::run::export::ExportOptions;
 use etl_runtime::source::SourceOptions;
 use etl_runtime::{EtlTable, LocalDirSink, PgSource, TableReport};
 use etl_tests::TestDb;

@@ -1,8 +1,10 @@
-//! The PostgreSQL -> Rust -> Parquet type mapping: the one table that `#[derive(EtlTable)]` and
-//! `cargo xtask gen` both follow (see the README's "Type mapping").
+//! The PostgreSQL -> Rust -> Parquet type mapping: the one table that `#[derive(EtlTable)]`,
+//! the engine (`etl-runtime`) and `cargo xtask gen` all follow (see the README's "Type
+//! mapping" and `shared/type-mapping.md`).
 //!
-//! This file depends on `std` only, because it is compiled twice: as a module of the proc-macro
-//! crate, and into `xtask` through `#[path]` (a proc-macro crate can export nothing but macros).
+//! A crate of its own, depending on `std` only, because a proc-macro crate can export nothing
+//! but macros: the derive reads [`SqlType`]s at compile time and names a [`WireType`] in the
+//! code it generates; the engine reads values by that same [`WireType`] at run time.
 
 use std::fmt;
 
@@ -239,25 +241,25 @@ impl Scalar {
         }
     }
 
-    /// The name of `etl_runtime::wire::WireType` for values of this type as selected.
-    pub fn wire_type(self) -> &'static str {
+    /// How values of this type read on the wire, as selected (a `::text` cast reads as text).
+    pub fn wire_type(self) -> WireType {
         match self {
-            Scalar::Int2 => "Int2",
-            Scalar::Int4 => "Int4",
-            Scalar::Int8 => "Int8",
-            Scalar::Float4 => "Float4",
-            Scalar::Float8 => "Float8",
-            Scalar::Numeric(_) => "Numeric",
-            Scalar::Bool => "Bool",
-            Scalar::Text | Scalar::Cast(_) => "Text",
-            Scalar::Uuid => "Uuid",
-            Scalar::Date => "Date",
-            Scalar::Timestamp => "Timestamp",
-            Scalar::Timestamptz => "Timestamptz",
-            Scalar::Time => "Time",
-            Scalar::Json => "Json",
-            Scalar::Jsonb => "Jsonb",
-            Scalar::Bytea => "Bytea",
+            Scalar::Int2 => WireType::Int2,
+            Scalar::Int4 => WireType::Int4,
+            Scalar::Int8 => WireType::Int8,
+            Scalar::Float4 => WireType::Float4,
+            Scalar::Float8 => WireType::Float8,
+            Scalar::Numeric(_) => WireType::Numeric,
+            Scalar::Bool => WireType::Bool,
+            Scalar::Text | Scalar::Cast(_) => WireType::Text,
+            Scalar::Uuid => WireType::Uuid,
+            Scalar::Date => WireType::Date,
+            Scalar::Timestamp => WireType::Timestamp,
+            Scalar::Timestamptz => WireType::Timestamptz,
+            Scalar::Time => WireType::Time,
+            Scalar::Json => WireType::Json,
+            Scalar::Jsonb => WireType::Jsonb,
+            Scalar::Bytea => WireType::Bytea,
         }
     }
 
@@ -265,6 +267,30 @@ impl Scalar {
     pub fn can_be_infinite(self) -> bool {
         matches!(self, Scalar::Date | Scalar::Timestamp | Scalar::Timestamptz)
     }
+}
+
+/// The SQL type of a value as selected, which decides how its bytes read in PostgreSQL's binary
+/// format. The derive names the variant in generated code (its `Debug` text is the variant's
+/// name); the engine's codecs match on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireType {
+    Int2,
+    Int4,
+    Int8,
+    Float4,
+    Float8,
+    Numeric,
+    Bool,
+    /// text and everything cast to `::text`
+    Text,
+    Uuid,
+    Date,
+    Timestamp,
+    Timestamptz,
+    Time,
+    Json,
+    Jsonb,
+    Bytea,
 }
 
 /// How a column's values are written to Parquet: the default of the mapping table or one of

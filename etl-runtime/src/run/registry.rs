@@ -4,16 +4,16 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use super::export::{ExportOptions, TableReport, encode_part, export_encoded};
 use crate::error::{Error, Result};
-use crate::export::{ExportOptions, TableReport, encode_part, export_encoded};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
 
+use super::task::{Aggregate, Transform, output_info, run_aggregate, run_transform};
 use crate::model::{EtlTable, OutputRecord, RecordBatchEncoder, TableInfo};
 use crate::sink::Sink;
 use crate::source::PgSource;
-use crate::task::{Aggregate, Transform, output_info, run_aggregate, run_transform};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 type RunFn =

@@ -16,8 +16,8 @@ use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
+use super::export::{ChunkProcessor, Converters, ExportOptions, TableReport, run_export};
 use crate::error::{Error, Result};
-use crate::export::{ChunkProcessor, Converters, ExportOptions, TableReport, run_export};
 use crate::model::{EtlTable, OutputRecord, RecordBatchEncoder, TableInfo};
 use crate::sink::Sink;
 use crate::source::PgSource;

@@ -1,4 +1,9 @@
-//! The PostgreSQL side: read-only sessions, one snapshot shared by every table of a run.
+//! The PostgreSQL side: read-only sessions, one snapshot shared by every table of a run
+//! ([`PgSource`]), the COPY stream cut into tuples ([`copy`]), and the comparison of a model with
+//! the live table ([`drift`]).
+
+pub mod copy;
+pub mod drift;
 
 use std::str::FromStr;
 use std::time::Duration;

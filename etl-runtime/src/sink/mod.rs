@@ -1,5 +1,12 @@
 //! Where finished Parquet files go. A table's files are written to a staging area first and
-//! published together, so that a reader never sees half an export.
+//! published together, so that a reader never sees half an export: a local directory
+//! ([`LocalDirSink`]) or S3 ([`s3`]), and the Glue catalog that describes what was published
+//! ([`glue`]).
+
+#[cfg(feature = "s3")]
+pub mod glue;
+#[cfg(feature = "s3")]
+pub mod s3;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -18,7 +25,7 @@ pub struct StagedTable {
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// A destination for exported tables: a local directory ([`LocalDirSink`]) or S3
-/// ([`crate::s3::S3Sink`]).
+/// ([`s3::S3Sink`]).
 pub trait Sink: Send + Sync {
     /// Creates an empty local staging directory for `table_dir`'s files.
     fn stage(&self, table_dir: &str) -> Result<StagedTable>;

@@ -11,12 +11,12 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
 
-use crate::copy::TupleSplitter;
 use crate::error::{Error, Result};
 use crate::model::{EtlTable, RecordBatchEncoder, TableInfo, WireBatchEncoder};
-use crate::parquet_file::{ParquetFileWriter, ParquetOptions, WrittenFile};
 use crate::sink::{Sink, StagedTable};
 use crate::source::PgSource;
+use crate::source::copy::TupleSplitter;
+use crate::write::{ParquetFileWriter, ParquetOptions, WrittenFile};
 
 /// How often a long read reports its progress (as `etl_runtime::progress` events).
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -265,7 +265,7 @@ async fn write_files(
     let table = info.display_name();
     let mut tx = source.begin_read().await?;
     // On the export's own snapshot: the schema checked is the schema read.
-    let drift = crate::drift::check_table(&mut tx, info)
+    let drift = crate::source::drift::check_table(&mut tx, info)
         .await
         .map_err(|source| Error::Query {
             table: table.clone(),

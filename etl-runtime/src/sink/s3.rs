@@ -22,8 +22,8 @@ pub use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use tokio::io::AsyncReadExt;
 
+use super::{LocalDirSink, Sink, StagedTable};
 use crate::error::{Error, Result};
-use crate::sink::{LocalDirSink, Sink, StagedTable};
 
 /// Where and how to upload.
 #[derive(Debug, Clone)]
@@ -322,7 +322,7 @@ impl Sink for S3Sink {
         self.staging.stage(table_dir)
     }
 
-    fn publish<'a>(&'a self, staged: StagedTable) -> crate::sink::BoxFuture<'a, Result<String>> {
+    fn publish<'a>(&'a self, staged: StagedTable) -> super::BoxFuture<'a, Result<String>> {
         Box::pin(async move {
             let result = self.publish_table(&staged).await;
             // The local copy is not needed once uploaded, nor after a failure.

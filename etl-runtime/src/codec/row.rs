@@ -1,8 +1,9 @@
-//! Reading column values out of a PostgreSQL row into model fields.
+//! Reading column values out of a sqlx row into model fields: the `FromRow` the derive
+//! generates, for models used with sqlx directly. Exports and tasks read the COPY wire instead.
 //!
 //! Most types go through sqlx's decoders. Dates and timestamps do not: PostgreSQL allows
 //! `±infinity` and years beyond chrono's range, on which sqlx's chrono decoders panic. Those
-//! are read with the engine's own binary-format reader ([`crate::wire::FromWire`]) and become
+//! are read with the engine's own binary-format reader ([`FromWire`]) and become
 //! typed errors (or NULL, when the model opts into it).
 
 use std::fmt;
@@ -13,8 +14,7 @@ use sqlx::postgres::{PgRow, PgValueFormat, PgValueRef};
 use sqlx::{Row, ValueRef};
 use uuid::Uuid;
 
-use crate::encode::ValueError;
-use crate::wire::FromWire;
+use super::{FromWire, ValueError};
 
 /// Why a column value could not be read into its field.
 #[derive(Debug)]

@@ -1,0 +1,323 @@
+//! Values, one module per PostgreSQL type family. Each family module holds everything the
+//! engine knows about its types: the binary wire read, the Arrow field and builder, the push
+//! of a model value ([`Encode`]), the push of wire bytes ([`WireEncode`]), the read of a model
+//! field from the wire ([`FromWire`]) and the JSON text ([`JsonElement`]), which also renders
+//! keys in messages. Adding a type touches one family module and the type table (`etl-types`).
+//!
+//! Two paths write the same columns and must agree value for value (the `paths_agree` test
+//! proves it for every mapped type): table exports push COPY bytes straight into the encoders
+//! ([`WireEncode`]); tasks read models ([`FromWire`]) and push them ([`Encode`]). Where the two
+//! meet in text (JSON arrays, jsonb, keys), both call the same writer of the family module.
+//!
+//! A value the target cannot hold exactly is a [`ValueError`], never a rounded, truncated or
+//! NULL value.
+
+mod array;
+mod boolean;
+mod bytea;
+mod datetime;
+mod float;
+mod integer;
+mod json;
+mod numeric;
+pub mod row;
+mod text;
+mod uuid;
+
+use std::fmt;
+
+use arrow_array::ArrayRef;
+use arrow_schema::Field;
+
+pub use self::array::{ArrayReader, ListEncoder};
+pub use self::boolean::BoolEncoder;
+pub use self::bytea::BytesEncoder;
+pub use self::datetime::{DateEncoder, TimeEncoder, TimestampEncoder, TimestamptzEncoder};
+pub use self::float::{Float32Encoder, Float64Encoder};
+pub use self::integer::{Int16Encoder, Int32Encoder, Int64Encoder};
+pub use self::numeric::{DecimalEncoder, Numeric};
+pub use self::text::Utf8Encoder;
+pub use self::uuid::UuidBytesEncoder;
+pub use etl_types::WireType;
+
+/// A value that has no exact representation in its Parquet column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ValueError {
+    DecimalOverflow {
+        value: String,
+        precision: u8,
+        scale: i8,
+    },
+    DecimalScale {
+        value: String,
+        scale: i8,
+    },
+    Json(String),
+    /// `NaN` into a DECIMAL.
+    NotANumber {
+        value: String,
+    },
+    /// `infinity` or `-infinity` in a date or timestamp column.
+    Infinite(&'static str),
+    /// Bytes that are not what PostgreSQL's binary format promises.
+    Wire(String),
+}
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ValueError::DecimalOverflow {
+                value,
+                precision,
+                scale,
+            } => write!(
+                f,
+                "value {value} does not fit DECIMAL({precision},{scale}): more than {} integer digits",
+                i16::from(*precision) - i16::from(*scale)
+            ),
+            ValueError::DecimalScale { value, scale } => write!(
+                f,
+                "value {value} has more than {scale} decimal places and would be rounded; widen the model's numeric scale"
+            ),
+            ValueError::Json(e) => write!(f, "cannot render the value as JSON: {e}"),
+            ValueError::NotANumber { value } => write!(
+                f,
+                "value {value} has no DECIMAL representation; opt into `numeric = \"string\"` to export it as text"
+            ),
+            ValueError::Infinite(value) => write!(
+                f,
+                "value `{value}` has no Parquet representation; opt into `#[etl(infinity = \"null\")]` to write it as NULL"
+            ),
+            ValueError::Wire(e) => write!(f, "unexpected bytes from PostgreSQL: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ValueError {}
+
+/// One Parquet column under construction.
+pub trait ColumnEncoder: Send {
+    /// The Arrow field of this column.
+    fn field(&self, name: &str, nullable: bool) -> Field;
+    fn push_null(&mut self);
+    fn finish(&mut self) -> ArrayRef;
+}
+
+/// A column encoder that accepts model values of type `T`.
+#[diagnostic::on_unimplemented(
+    message = "a field of type `{T}` cannot be written by `{Self}`",
+    label = "this field's Rust type does not match its SQL type",
+    note = "the README's type mapping lists the Rust type of each SQL type"
+)]
+pub trait Encode<T: ?Sized>: ColumnEncoder {
+    fn push(&mut self, value: &T) -> Result<(), ValueError>;
+}
+
+/// A column's value on the wire, written into its encoder.
+pub trait WireEncode: ColumnEncoder {
+    fn push_wire(&mut self, bytes: &[u8]) -> Result<(), ValueError>;
+}
+
+/// A model field read from its wire bytes (tasks stream their source as models).
+#[diagnostic::on_unimplemented(
+    message = "a model field cannot have type `{Self}`",
+    label = "not a type of the mapping table"
+)]
+pub trait FromWire: Sized {
+    fn from_wire(bytes: &[u8]) -> Result<Self, ValueError>;
+}
+
+/// A value written as JSON the way PostgreSQL's `to_json` writes it: numbers exact, non-finite
+/// floats as the strings `"NaN"`, `"Infinity"`, `"-Infinity"`, dates and timestamps as ISO 8601
+/// strings, bytea as `"\\x0a1b"`, jsonb as jsonb prints itself. Array elements and jsonb values
+/// are written this way, from models and from the wire alike.
+pub trait JsonElement {
+    fn write_json(&self, out: &mut String) -> Result<(), ValueError>;
+
+    /// The value in a message about its row (`id=42`, `code="EUR"`): JSON, except that text is
+    /// quoted the way Rust prints strings.
+    fn write_key(&self, out: &mut String) {
+        if self.write_json(out).is_err() {
+            out.push('?');
+        }
+    }
+}
+
+impl<T: JsonElement> JsonElement for Option<T> {
+    fn write_json(&self, out: &mut String) -> Result<(), ValueError> {
+        match self {
+            Some(value) => value.write_json(out),
+            None => {
+                out.push_str("null");
+                Ok(())
+            }
+        }
+    }
+
+    fn write_key(&self, out: &mut String) {
+        match self {
+            Some(value) => value.write_key(out),
+            None => out.push_str("NULL"),
+        }
+    }
+}
+
+/// The JSON text of one value of wire type `wire`, as [`JsonElement`] writes the same value
+/// read into its model type.
+pub fn write_json_wire(out: &mut String, wire: WireType, bytes: &[u8]) -> Result<(), ValueError> {
+    match wire {
+        WireType::Int2 => i16::from_wire(bytes)?.write_json(out),
+        WireType::Int4 => i32::from_wire(bytes)?.write_json(out),
+        WireType::Int8 => i64::from_wire(bytes)?.write_json(out),
+        WireType::Float4 => f32::from_wire(bytes)?.write_json(out),
+        WireType::Float8 => f64::from_wire(bytes)?.write_json(out),
+        WireType::Numeric => numeric::write_json_wire(out, bytes),
+        WireType::Bool => bool::from_wire(bytes)?.write_json(out),
+        WireType::Text => text::write_json_str(out, utf8(bytes)?),
+        WireType::Uuid => ::uuid::Uuid::from_wire(bytes)?.write_json(out),
+        WireType::Date => datetime::write_json_date(out, datetime::date_days(bytes)?),
+        WireType::Timestamp => {
+            datetime::write_json_timestamp(out, datetime::timestamp_micros(bytes)?, false)
+        }
+        WireType::Timestamptz => {
+            datetime::write_json_timestamp(out, datetime::timestamp_micros(bytes)?, true)
+        }
+        WireType::Time => datetime::write_json_time(out, i64::from_wire(bytes)?),
+        WireType::Json | WireType::Jsonb => {
+            out.push_str(json::text_from_wire(wire, bytes)?);
+            Ok(())
+        }
+        WireType::Bytea => {
+            bytea::write_json_bytes(out, bytes);
+            Ok(())
+        }
+    }
+}
+
+/// A value read off the wire, rendered for a message about its row: what [`JsonElement::write_key`]
+/// writes for the same value in a model, or the raw bytes in hex if they do not read.
+pub fn render_key_value(wire: WireType, bytes: &[u8]) -> String {
+    let mut out = String::new();
+    let written = match wire {
+        WireType::Text => utf8(bytes).map(|text| text::write_key_str(&mut out, text)),
+        _ => write_json_wire(&mut out, wire, bytes),
+    };
+    if written.is_err() {
+        out = format!(
+            "0x{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+    }
+    out
+}
+
+/// Reads one length-prefixed field (`-1` is NULL) off the front of `rest`.
+#[inline]
+pub fn take_field<'a>(rest: &mut &'a [u8]) -> Result<Option<&'a [u8]>, ValueError> {
+    let truncated = || ValueError::Wire("truncated value".into());
+    let (len, tail) = rest.split_first_chunk::<4>().ok_or_else(truncated)?;
+    let len = i32::from_be_bytes(*len);
+    if len < 0 {
+        *rest = tail;
+        return Ok(None);
+    }
+    let len = len as usize;
+    if tail.len() < len {
+        return Err(truncated());
+    }
+    let (value, tail) = tail.split_at(len);
+    *rest = tail;
+    Ok(Some(value))
+}
+
+/// The fields of one COPY tuple after its field count, checked against the expected count.
+#[inline]
+pub fn tuple_fields(tuple: &[u8], expected: usize) -> Result<&[u8], ValueError> {
+    let (count, rest) = tuple
+        .split_first_chunk::<2>()
+        .ok_or_else(|| ValueError::Wire("empty tuple".into()))?;
+    let count = i16::from_be_bytes(*count);
+    if count as usize != expected {
+        return Err(ValueError::Wire(format!(
+            "a row of {count} fields where the SELECT list has {expected}"
+        )));
+    }
+    Ok(rest)
+}
+
+/// Exactly `N` bytes, as a fixed-width binary value has.
+#[inline]
+fn fixed<const N: usize>(bytes: &[u8]) -> Result<[u8; N], ValueError> {
+    bytes
+        .try_into()
+        .map_err(|_| ValueError::Wire(format!("expected {N} bytes, got {}", bytes.len())))
+}
+
+#[inline]
+fn utf8(bytes: &[u8]) -> Result<&str, ValueError> {
+    std::str::from_utf8(bytes).map_err(|e| ValueError::Wire(format!("invalid UTF-8: {e}")))
+}
+
+/// An encoder over one Arrow primitive builder: its field, NULL and finish, and the model push
+/// `|v| convert` for values of type `$rust`.
+macro_rules! primitive_encoder {
+    ($(#[$doc:meta])* $name:ident, $builder:ty, $rust:ty, $data_type:expr, |$v:ident| $convert:expr) => {
+        $(#[$doc])*
+        pub struct $name(pub(crate) $builder);
+
+        impl $name {
+            pub fn new(capacity: usize) -> Self {
+                Self(<$builder>::with_capacity(capacity))
+            }
+        }
+
+        impl $crate::codec::ColumnEncoder for $name {
+            fn field(&self, name: &str, nullable: bool) -> ::arrow_schema::Field {
+                ::arrow_schema::Field::new(name, $data_type, nullable)
+            }
+            fn push_null(&mut self) {
+                self.0.append_null();
+            }
+            fn finish(&mut self) -> ::arrow_array::ArrayRef {
+                ::std::sync::Arc::new(self.0.finish())
+            }
+        }
+
+        impl $crate::codec::Encode<$rust> for $name {
+            #[inline]
+            fn push(&mut self, $v: &$rust) -> Result<(), $crate::codec::ValueError> {
+                self.0.append_value($convert);
+                Ok(())
+            }
+        }
+    };
+}
+use primitive_encoder;
+
+/// The wire push of a primitive encoder: the bytes read by `|b| convert`.
+macro_rules! wire_primitive {
+    ($encoder:ty => |$b:ident| $convert:expr) => {
+        impl $crate::codec::WireEncode for $encoder {
+            #[inline]
+            fn push_wire(&mut self, $b: &[u8]) -> Result<(), $crate::codec::ValueError> {
+                let value = $convert;
+                self.0.append_value(value);
+                Ok(())
+            }
+        }
+    };
+}
+use wire_primitive;
+
+/// Big-endian fixed-width values: the wire read of the integer and float families.
+macro_rules! from_wire_be {
+    ($($ty:ty),*) => {$(
+        impl $crate::codec::FromWire for $ty {
+            #[inline]
+            fn from_wire(bytes: &[u8]) -> Result<Self, $crate::codec::ValueError> {
+                Ok(<$ty>::from_be_bytes($crate::codec::fixed(bytes)?))
+            }
+        }
+    )*};
+}
+use from_wire_be;
