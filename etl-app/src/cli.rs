@@ -128,9 +128,10 @@ pub struct S3Args {
     #[arg(long, env = "ETL_S3_PATH_STYLE", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
     pub s3_path_style: bool,
 
-    /// Multipart part size (files larger than this go up in parts, one part in memory at a time).
-    #[arg(long, default_value = "64MB", value_parser = parse_bytes)]
-    pub s3_part_size: u64,
+    /// Multipart part size, at least 5MB (files larger than this go up in parts, one part in
+    /// memory at a time). Default: 64MB.
+    #[arg(long, value_parser = parse_bytes)]
+    pub s3_part_size: Option<u64>,
 
     /// Server-side encryption of the uploaded objects.
     #[arg(long, value_enum)]

@@ -5,38 +5,48 @@
 //! nothing else.
 
 mod cli;
+mod config;
 
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
-use clap::Parser;
-use etl_runtime::run::export::{Converters, ExportOptions};
+use clap::{CommandFactory, FromArgMatches};
 use etl_runtime::run::registry::ExportKind;
-use etl_runtime::sink::s3::ServerSideEncryption;
-use etl_runtime::sink::s3::{S3Options, S3Sink};
+use etl_runtime::sink::s3::S3Sink;
 use etl_runtime::source::SourceOptions;
-use etl_runtime::write::{Codec, ParquetOptions};
 use etl_runtime::{Export, LocalDirSink, PgSource, Registry, Sink, TableReport};
 use futures_util::StreamExt;
 
-use crate::cli::{CheckArgs, Cli, Command, Compression, RunArgs, Sse};
+use crate::cli::{CheckArgs, Cli, Command};
+use crate::config::{Catalog, Output, RunConfig};
 
 /// Parses the command line and runs it over `registry`; the exit code is what schedulers see.
 pub fn main(registry: Registry) -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging();
     let result = match cli.command {
         Command::List => {
             list(&registry);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")
-            .map_err(Failure::from)
-            .and_then(|rt| rt.block_on(run(&registry, *args))),
+        Command::Run(args) => {
+            // Every flag and location is checked before the first connection.
+            let given = |id: &str| {
+                matches.subcommand_matches("run").is_some_and(|run| {
+                    run.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+                })
+            };
+            RunConfig::new(*args, given, &registry).and_then(|config| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .context("cannot start the async runtime")
+                    .map_err(Failure::from)
+                    .and_then(|rt| rt.block_on(run(config)))
+            })
+        }
         Command::Check(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -111,24 +121,10 @@ fn list(registry: &Registry) {
     }
 }
 
-fn database_url(database: &cli::Database) -> Result<&str, Failure> {
-    database
-        .database_url
-        .as_deref()
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| {
-            Failure::Usage(anyhow!(
-                "no source database: set DATABASE_URL (or pass --database-url), e.g.\n  \
-                 DATABASE_URL=postgres://user:password@host:5432/db etl-app run\n\
-                 To try etl-app on a throwaway database, run `cargo xtask demo`."
-            ))
-        })
-}
-
 async fn check(registry: &Registry, args: CheckArgs) -> Result<ExitCode, Failure> {
-    let url = database_url(&args.database)?;
+    let url = config::checked_database_url(&args.database)?;
     let exports = registry.select(&args.tables)?;
-    let source = PgSource::connect(url, &SourceOptions::default()).await?;
+    let source = PgSource::connect(&url, &SourceOptions::default()).await?;
     let mut differences = 0;
     for export in &exports {
         if export.kind == ExportKind::Task {
@@ -163,72 +159,22 @@ async fn check(registry: &Registry, args: CheckArgs) -> Result<ExitCode, Failure
     }
 }
 
-async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode, Failure> {
-    let url = database_url(&args.database)?;
-    let exports = registry.select(&args.tables)?;
-    let codec = match args.compression {
-        Compression::Zstd => Codec::Zstd(args.zstd_level),
-        Compression::Snappy => Codec::Snappy,
-        Compression::None => Codec::None,
-    };
-    let threads = args.threads.map_or_else(
-        || std::thread::available_parallelism().map_or(1, usize::from),
-        |n| n as usize,
-    );
-    let options = ExportOptions {
-        parquet: ParquetOptions {
-            codec,
-            row_group_rows: args.row_group_rows,
-            row_group_bytes: usize::try_from(args.row_group_bytes).unwrap_or(usize::MAX),
-        },
-        max_file_bytes: args.max_file_bytes,
-        converters: Converters::new(threads)?,
-        ..ExportOptions::default()
-    };
-    let source_options = SourceOptions {
-        max_connections: args.parallel_tables + 1,
-        statement_timeout: std::time::Duration::from_secs(args.statement_timeout),
-        ..SourceOptions::default()
-    };
+async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
     let started = Instant::now();
-    let mut source = PgSource::connect(url, &source_options).await?;
+    let mut source = PgSource::connect(&config.database_url, &config.source).await?;
     let snapshot = source.export_snapshot().await?;
     let run_id = format!(
         "{}-{}",
         snapshot.taken_at.replace([':', '.'], ""),
         std::process::id()
     );
-    let sink: Box<dyn Sink> = match S3Options::parse_url(&args.output) {
-        Some((bucket, prefix)) => {
-            let options = S3Options {
-                bucket,
-                prefix,
-                path_style: args.s3.s3_path_style,
-                part_size: usize::try_from(args.s3.s3_part_size).unwrap_or(usize::MAX),
-                sse: args.s3.sse.map(|sse| match sse {
-                    Sse::Aes256 => ServerSideEncryption::Aes256,
-                    Sse::AwsKms => ServerSideEncryption::AwsKms,
-                }),
-                sse_kms_key_id: args.s3.sse_kms_key_id.clone(),
-                staging_dir: args
-                    .s3
-                    .staging_dir
-                    .clone()
-                    .unwrap_or_else(|| std::env::temp_dir().join("etl-staging")),
-            };
-            Box::new(S3Sink::new(options, &run_id).await?)
-        }
-        None if args.output.starts_with("s3:") => {
-            return Err(Failure::Usage(anyhow!(
-                "`{}` is not an S3 location; write s3://bucket/prefix",
-                args.output
-            )));
-        }
-        None => Box::new(LocalDirSink::new(&args.output, &run_id)?),
+    let sink: Box<dyn Sink> = match &config.output {
+        Output::S3(options) => Box::new(S3Sink::new(options.clone(), &run_id).await?),
+        Output::Local(dir) => Box::new(LocalDirSink::new(dir, &run_id)?),
     };
     eprintln!(
         "exporting {} table(s) from {} (snapshot of {}) to {}",
-        exports.len(),
+        config.exports.len(),
         source.display_url(),
         snapshot.taken_at,
         sink.location()
@@ -236,15 +182,15 @@ async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode, Failure> {
 
     let source_ref = &source;
     let sink_ref: &dyn Sink = sink.as_ref();
-    let options_ref = &options;
+    let options_ref = &config.export;
     let results: Vec<(Export, etl_runtime::Result<TableReport>)> =
-        futures_util::stream::iter(exports)
+        futures_util::stream::iter(config.exports.iter().copied())
             .map(|export| async move {
                 eprintln!("  {} ...", export.name());
                 let result = export.run(source_ref, sink_ref, options_ref).await;
                 (export, result)
             })
-            .buffered(args.parallel_tables as usize)
+            .buffered(config.parallel_tables)
             .collect()
             .await;
     source.close().await;
@@ -274,10 +220,10 @@ async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode, Failure> {
         reports.len(),
         started.elapsed().as_secs_f64()
     );
-    let catalog = args.s3.glue_database.is_some() || args.s3.glue_crawler.is_some();
+    let catalog = !config.catalog.is_empty();
     if catalog && failed > 0 {
         eprintln!("the Glue catalog was not updated, because {failed} table(s) failed");
-    } else if catalog && let Err(e) = update_catalog(&args, &published).await {
+    } else if catalog && let Err(e) = update_catalog(&config.catalog, &published).await {
         eprintln!("error: {}", etl_runtime::error::report(&e));
         return Ok(ExitCode::FAILURE);
     }
@@ -289,9 +235,12 @@ async fn run(registry: &Registry, args: RunArgs) -> Result<ExitCode, Failure> {
 }
 
 /// Glue, once every table of the run is uploaded: definitions and/or a crawl.
-async fn update_catalog(args: &RunArgs, published: &[(Export, String)]) -> etl_runtime::Result<()> {
+async fn update_catalog(
+    catalog: &Catalog,
+    published: &[(Export, String)],
+) -> etl_runtime::Result<()> {
     let client = etl_runtime::sink::glue::client().await;
-    if let Some(database) = &args.s3.glue_database {
+    if let Some(database) = &catalog.database {
         for (export, location) in published {
             // Glue and Athena want lower-case names without dots.
             let name = export.name().to_lowercase().replace('.', "_");
@@ -306,12 +255,12 @@ async fn update_catalog(args: &RunArgs, published: &[(Export, String)]) -> etl_r
             eprintln!("glue: {database}.{name} -> {location}");
         }
     }
-    if let Some(crawler) = &args.s3.glue_crawler {
+    if let Some(crawler) = &catalog.crawler {
         let paths: Vec<String> = published
             .iter()
             .map(|(_, location)| format!("{location}/"))
             .collect();
-        let wait = args.s3.wait.map(std::time::Duration::from_secs);
+        let wait = catalog.wait;
         let outcome = etl_runtime::sink::glue::run_crawler(&client, crawler, &paths, wait).await?;
         eprintln!(
             "glue: crawler {crawler} {}{}",

@@ -222,3 +222,108 @@ fn check_lists_each_kind_of_drift() {
         );
     }
 }
+
+/// A "database" that records whether anything connected to it: a listening socket nobody
+/// answers on.
+struct Unreachable {
+    listener: std::net::TcpListener,
+}
+
+impl Unreachable {
+    fn new() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        Self { listener }
+    }
+
+    fn url(&self) -> String {
+        let port = self.listener.local_addr().expect("address").port();
+        format!("postgres://etl:s3cret@127.0.0.1:{port}/prod")
+    }
+
+    /// Whether a connection was attempted (it waits in the backlog until accepted).
+    fn was_contacted(&self) -> bool {
+        self.listener.accept().is_ok()
+    }
+}
+
+/// Mistakes in how `run` is called are usage errors (exit 2) naming the flag, found before
+/// any connection is attempted.
+#[test]
+fn a_bad_output_or_a_flag_that_does_not_apply_fails_before_connecting() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--output", "s3:/bad"], "--output `s3:/bad`"),
+        (&["--output", "s3://"], "--output `s3://`"),
+        (&["--output", "s3://Bad_Bucket/x"], "not an S3 bucket name"),
+        (
+            &["--sse", "AES256", "--output", "./x"],
+            "--sse applies to S3 output only",
+        ),
+        (
+            &["--glue-database", "analytics", "--output", "./x"],
+            "--glue-database applies to S3 output only",
+        ),
+        (
+            &["--staging-dir", "/tmp/s", "--output", "./x"],
+            "--staging-dir applies to S3 output only",
+        ),
+        (
+            &["--output", "s3://bucket/p", "--s3-part-size", "1MB"],
+            "--s3-part-size",
+        ),
+        (
+            &["--tables", "no_such_table", "--output", "./x"],
+            "no_such_table",
+        ),
+    ];
+    for (args, expected) in cases {
+        let database = Unreachable::new();
+        let output = etl_app()
+            .arg("run")
+            .args(*args)
+            .env("DATABASE_URL", database.url())
+            .output()
+            .expect("run etl-app");
+        let message = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert!(message.contains(expected), "{args:?}: {message}");
+        assert!(!message.contains("s3cret"), "{args:?}: {message}");
+        assert!(
+            !database.was_contacted(),
+            "{args:?}: a connection was attempted before the arguments were checked"
+        );
+    }
+}
+
+/// The check above can fail: a correct command line does try to connect (here to a server
+/// that hangs up at once, so the run fails at run time: exit 1).
+#[test]
+fn a_correct_command_line_does_connect() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let hang_up = std::thread::spawn(move || listener.accept().is_ok());
+    let output = etl_app()
+        .args(["run", "--output"])
+        .arg(out_dir("connects"))
+        .env(
+            "DATABASE_URL",
+            format!("postgres://etl:s3cret@127.0.0.1:{port}/prod"),
+        )
+        .output()
+        .expect("run etl-app");
+    assert!(hang_up.join().expect("listener thread"), "no connection");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+}
+
+#[test]
+fn a_malformed_database_url_is_a_usage_error_without_its_password() {
+    let output = etl_app()
+        .args(["run", "--output", "./x"])
+        .env("DATABASE_URL", "postgres://etl:s3cret@db:notaport/prod")
+        .output()
+        .expect("run etl-app");
+    let message = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(message.contains("DATABASE_URL"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+}

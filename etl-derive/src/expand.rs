@@ -42,6 +42,19 @@ fn rt() -> TokenStream {
     quote!(::etl_runtime::__private)
 }
 
+/// `<V as FieldOf<Encoder>>::CODEC`, the one way generated code reads and writes a field's
+/// value, spanned on the field's type: a field of the wrong type is the same error at the same
+/// place wherever the codec is used, which the compiler reports once.
+fn field_codec(c: &Column<'_>) -> TokenStream {
+    let rt = rt();
+    let value_ty = c.value_ty;
+    let encoder_ty = encoder(c).0;
+    respan(
+        quote!(<#value_ty as #rt::FieldOf<#encoder_ty>>::CODEC),
+        c.field.ty.span(),
+    )
+}
+
 fn expand(table: &Table<'_>) -> TokenStream {
     let encoder = expand_encoder(table);
     if table.output {
@@ -214,14 +227,31 @@ fn expand_from_row(table: &Table<'_>) -> TokenStream {
     let fields = table.columns.iter().map(|c| {
         let field = c.field.ident;
         let name = &c.name;
-        let value_ty = c.value_ty;
-        let ty = c.field.ty;
-        // Spanned on the field, so that a type error points there and not at the derive.
-        if c.opt.infinity_null {
-            quote_spanned!(ty.span()=> #field: #rt::decode_named_with(row, #name, #rt::decode_infinity_as_null::<#value_ty>)?)
+        let codec = field_codec(c);
+        let decode = quote!((#codec.decode)(row, index));
+        let read = if c.opt.infinity_null {
+            quote! {
+                if #rt::is_null(row, index)? {
+                    ::std::result::Result::Ok(::std::option::Option::None)
+                } else {
+                    match #decode {
+                        ::std::result::Result::Err(#rt::DecodeError::Infinite(_)) => ::std::result::Result::Ok(::std::option::Option::None),
+                        other => other.map(::std::option::Option::Some),
+                    }
+                }
+            }
+        } else if c.nullable {
+            quote! {
+                if #rt::is_null(row, index)? {
+                    ::std::result::Result::Ok(::std::option::Option::None)
+                } else {
+                    #decode.map(::std::option::Option::Some)
+                }
+            }
         } else {
-            quote_spanned!(ty.span()=> #field: #rt::decode_named::<#ty>(row, #name)?)
-        }
+            decode
+        };
+        quote!(#field: #rt::decode_named_with(row, #name, |row, index| #read)?)
     });
     quote! {
         impl<'r> #rt::sqlx::FromRow<'r, #rt::sqlx::postgres::PgRow> for #ident {
@@ -357,8 +387,8 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
     let column_count = table.columns.len();
     let wire_decodes = table.columns.iter().enumerate().map(|(index, c)| {
         let field = c.field.ident;
-        let value_ty = c.value_ty;
-        let from_wire = quote_spanned!(value_ty.span()=> <#value_ty as #rt::FromWire>::from_wire(bytes));
+        let codec = field_codec(c);
+        let from_wire = quote!((#codec.from_wire)(bytes));
         let error = quote! {
             |kind| #rt::RowError::wire(&<Self as #rt::EtlTable>::INFO, #index, tuple, kind)
         };
@@ -452,20 +482,18 @@ fn expand_encoder(table: &Table<'_>) -> TokenStream {
     let pushes = table.columns.iter().zip(&encoder_fields).map(|(c, e)| {
         let field = c.field.ident;
         let name = &c.name;
-        let value_ty = c.value_ty;
-        let span = c.field.ty.span();
-        let encoder_ty = respan(encoder(c).0, span);
-        let push = respan(quote!(<#encoder_ty as #rt::Encode<#value_ty>>::push), span);
+        let codec = field_codec(c);
+        let push = quote!((#codec.push));
         let err = quote!(|e| #rt::RowError::value(#name, #key_trait::key(row), e));
         if c.nullable {
             quote! {
                 match &row.#field {
-                    ::std::option::Option::Some(value) => #push(&mut self.#e, value).map_err(#err)?,
+                    ::std::option::Option::Some(value) => #push(value, &mut self.#e).map_err(#err)?,
                     ::std::option::Option::None => #rt::ColumnEncoder::push_null(&mut self.#e),
                 }
             }
         } else {
-            quote!(#push(&mut self.#e, &row.#field).map_err(#err)?;)
+            quote!(#push(&row.#field, &mut self.#e).map_err(#err)?;)
         }
     });
     let finishes = encoder_fields

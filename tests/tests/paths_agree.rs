@@ -235,7 +235,8 @@ async fn assert_paths_agree<T: EtlTable>(url: &str, rows: usize) {
     let mut wire = T::Encoder::with_capacity(tuples.len());
     let mut model = T::Encoder::with_capacity(tuples.len());
     for tuple in &tuples {
-        wire.push_wire(tuple).expect("the wire path takes every row");
+        wire.push_wire(tuple)
+            .expect("the wire path takes every row");
         let row = T::decode_wire(tuple).expect("every row reads into the model");
         model.push(&row).expect("the model path takes every row");
     }
@@ -316,7 +317,8 @@ async fn keys_render_alike_on_both_paths() {
     let model_error = encoder
         .push(&row)
         .expect_err("12345 does not fit numeric(4,0)'s DECIMAL(4,0)");
-    let expected = r#"code="E\"U\nR", day="1999-12-31", id=-7, uid="123e4567-e89b-12d3-a456-426614174000""#;
+    let expected =
+        r#"code="E\"U\nR", day="1999-12-31", id=-7, uid="123e4567-e89b-12d3-a456-426614174000""#;
     assert_eq!(row.key(), expected);
     assert_eq!(wire_error.key.as_deref(), Some(expected));
     assert_eq!(model_error.key.as_deref(), Some(expected));

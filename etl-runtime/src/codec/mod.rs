@@ -113,6 +113,79 @@ pub trait Encode<T: ?Sized>: ColumnEncoder {
     fn push(&mut self, value: &T) -> Result<(), ValueError>;
 }
 
+/// What a model field's value type is for a column written by encoder `E`: how it reads from
+/// the wire and from a sqlx row, and how `E` writes it. Implemented for exactly the pairs of
+/// the type table. Generated code reaches a field's value only through [`FieldOf::CODEC`], so a
+/// field of the wrong type (hidden behind an alias, where the derive cannot see it) is one
+/// error at that field, in these words.
+#[diagnostic::on_unimplemented(
+    message = "a field of type `{Self}` cannot hold this column's values",
+    label = "the column is written by `{E}`, which takes another Rust type",
+    note = "the README's type mapping lists the Rust type of each SQL type"
+)]
+pub trait FieldOf<E>: Sized {
+    const CODEC: FieldCodec<Self, E>;
+}
+
+/// A field's reads and write, as [`FieldOf`] provides them.
+pub struct FieldCodec<T, E> {
+    pub decode: fn(&sqlx::postgres::PgRow, usize) -> Result<T, row::DecodeError>,
+    pub from_wire: fn(&[u8]) -> Result<T, ValueError>,
+    pub push: fn(&T, &mut E) -> Result<(), ValueError>,
+}
+
+macro_rules! field_of {
+    ($($ty:ty => $encoder:ty),* $(,)?) => {$(
+        impl FieldOf<$encoder> for $ty {
+            const CODEC: FieldCodec<Self, $encoder> = FieldCodec {
+                decode: <$ty as row::DecodeColumn>::decode,
+                from_wire: <$ty as FromWire>::from_wire,
+                push: |value, encoder| Encode::push(encoder, value),
+            };
+        }
+    )*};
+}
+
+/// The scalars of the type table, and each as the element of an array written as JSON text.
+macro_rules! field_of_scalars {
+    ($($ty:ty => $encoder:ty),* $(,)?) => {
+        field_of!($($ty => $encoder,)* $(Vec<Option<$ty>> => Utf8Encoder,)*);
+    };
+}
+
+field_of_scalars!(
+    i16 => Int16Encoder,
+    i32 => Int32Encoder,
+    i64 => Int64Encoder,
+    f32 => Float32Encoder,
+    f64 => Float64Encoder,
+    bool => BoolEncoder,
+    bigdecimal::BigDecimal => DecimalEncoder,
+    String => Utf8Encoder,
+    ::uuid::Uuid => Utf8Encoder,
+    chrono::NaiveDate => DateEncoder,
+    chrono::NaiveDateTime => TimestampEncoder,
+    chrono::DateTime<chrono::Utc> => TimestamptzEncoder,
+    chrono::NaiveTime => TimeEncoder,
+    serde_json::Value => Utf8Encoder,
+    Vec<u8> => BytesEncoder,
+);
+field_of!(::uuid::Uuid => UuidBytesEncoder);
+
+/// Arrays as a native LIST: a list of whatever the element is.
+impl<T, E> FieldOf<ListEncoder<E>> for Vec<Option<T>>
+where
+    T: FieldOf<E>,
+    E: Encode<T>,
+    Vec<Option<T>>: FromWire + row::DecodeColumn,
+{
+    const CODEC: FieldCodec<Self, ListEncoder<E>> = FieldCodec {
+        decode: <Self as row::DecodeColumn>::decode,
+        from_wire: <Self as FromWire>::from_wire,
+        push: |value, encoder| Encode::push(encoder, value),
+    };
+}
+
 /// A column's value on the wire, written into its encoder.
 pub trait WireEncode: ColumnEncoder {
     fn push_wire(&mut self, bytes: &[u8]) -> Result<(), ValueError>;

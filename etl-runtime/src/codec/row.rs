@@ -73,12 +73,7 @@ pub trait DecodeColumn: Sized {
     fn decode(row: &PgRow, index: usize) -> Result<Self, DecodeError>;
 }
 
-/// Decodes the column named `name` (for sqlx's `FromRow`, which works by name).
-pub fn decode_named<T: DecodeColumn>(row: &PgRow, name: &str) -> Result<T, sqlx::Error> {
-    decode_named_with(row, name, T::decode)
-}
-
-/// [`decode_named`] with a decoder of the caller's choice.
+/// Decodes the column named `name` with `decode` (for sqlx's `FromRow`, which works by name).
 pub fn decode_named_with<T>(
     row: &PgRow,
     name: &str,
@@ -209,13 +204,7 @@ fn check_type(value: &PgValueRef<'_>, expected: &[&str]) -> Result<(), DecodeErr
     }
 }
 
-/// For fields that opt into `#[etl(infinity = "null")]`: `±infinity` becomes `None`.
-pub fn decode_infinity_as_null<T: DecodeColumn>(
-    row: &PgRow,
-    index: usize,
-) -> Result<Option<T>, DecodeError> {
-    match Option::<T>::decode(row, index) {
-        Err(DecodeError::Infinite(_)) => Ok(None),
-        other => other,
-    }
+/// Whether the column at `index` is NULL.
+pub fn is_null(row: &PgRow, index: usize) -> Result<bool, DecodeError> {
+    Ok(row.try_get_raw(index)?.is_null())
 }

@@ -1,0 +1,227 @@
+//! The configuration of a run, built from the command line and checked before any I/O: a
+//! malformed connection string or output location, or a flag that does not apply to the chosen
+//! output, is a usage error (exit 2) that names the flag, before a connection is opened.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use etl_runtime::run::export::{Converters, ExportOptions};
+use etl_runtime::sink::s3::{S3Options, ServerSideEncryption};
+use etl_runtime::source::SourceOptions;
+use etl_runtime::sqlx::postgres::PgConnectOptions;
+use etl_runtime::write::{Codec, ParquetOptions};
+use etl_runtime::{Export, Registry, redact_url};
+
+use crate::Failure;
+use crate::cli::{Compression, Database, RunArgs, Sse};
+
+/// S3's default part size when `--s3-part-size` is left out.
+const DEFAULT_PART_SIZE: u64 = 64 << 20;
+
+/// Everything `etl-app run` needs, checked.
+pub struct RunConfig {
+    /// The connection string as given (password included): never print it.
+    pub database_url: String,
+    pub exports: Vec<Export>,
+    pub output: Output,
+    pub export: ExportOptions,
+    pub source: SourceOptions,
+    pub parallel_tables: usize,
+    pub catalog: Catalog,
+}
+
+/// Where the run publishes.
+pub enum Output {
+    Local(PathBuf),
+    S3(S3Options),
+}
+
+/// What the Glue catalog is told once every table is published (S3 output only).
+#[derive(Default)]
+pub struct Catalog {
+    pub database: Option<String>,
+    pub crawler: Option<String>,
+    /// Wait this long for the crawler to finish; `None` starts it and returns.
+    pub wait: Option<Duration>,
+}
+
+impl Catalog {
+    pub fn is_empty(&self) -> bool {
+        self.database.is_none() && self.crawler.is_none()
+    }
+}
+
+/// The flags that only mean something for S3 output, by their clap ids and as written.
+const S3_ONLY: &[(&str, &str)] = &[
+    ("sse", "--sse"),
+    ("sse_kms_key_id", "--sse-kms-key-id"),
+    ("s3_part_size", "--s3-part-size"),
+    ("s3_path_style", "--s3-path-style"),
+    ("staging_dir", "--staging-dir"),
+    ("glue_database", "--glue-database"),
+    ("glue_crawler", "--glue-crawler"),
+    ("wait", "--wait"),
+];
+
+impl RunConfig {
+    /// Checks `args`; `given(id)` says whether the flag with clap id `id` was written on the
+    /// command line (a value from the environment, such as `ETL_S3_PATH_STYLE` set for every
+    /// job of a scheduler, is not a mistake).
+    pub fn new(
+        args: RunArgs,
+        given: impl Fn(&str) -> bool,
+        registry: &Registry,
+    ) -> Result<Self, Failure> {
+        let database_url = checked_database_url(&args.database)?;
+        let exports = registry.select(&args.tables)?;
+        let output = if args.output.starts_with("s3:") {
+            Output::S3(s3_options(&args)?)
+        } else {
+            if let Some((_, flag)) = S3_ONLY.iter().find(|(id, _)| given(id)) {
+                return Err(usage(format!(
+                    "{flag} applies to S3 output only, but --output is the local directory `{}`; \
+                     write --output s3://bucket/prefix or leave {flag} out",
+                    args.output
+                )));
+            }
+            Output::Local(PathBuf::from(&args.output))
+        };
+        let threads = args.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, usize::from),
+            |n| n as usize,
+        );
+        let export = ExportOptions {
+            parquet: ParquetOptions {
+                codec: match args.compression {
+                    Compression::Zstd => Codec::Zstd(args.zstd_level),
+                    Compression::Snappy => Codec::Snappy,
+                    Compression::None => Codec::None,
+                },
+                row_group_rows: args.row_group_rows,
+                row_group_bytes: usize::try_from(args.row_group_bytes).unwrap_or(usize::MAX),
+            },
+            max_file_bytes: args.max_file_bytes,
+            converters: Converters::new(threads)?,
+            ..ExportOptions::default()
+        };
+        let source = SourceOptions {
+            max_connections: args.parallel_tables + 1,
+            statement_timeout: Duration::from_secs(args.statement_timeout),
+            ..SourceOptions::default()
+        };
+        let catalog = Catalog {
+            database: args.s3.glue_database,
+            crawler: args.s3.glue_crawler,
+            wait: args.s3.wait.map(Duration::from_secs),
+        };
+        Ok(Self {
+            database_url,
+            exports,
+            output,
+            export,
+            source,
+            parallel_tables: args.parallel_tables as usize,
+            catalog,
+        })
+    }
+}
+
+/// `DATABASE_URL` / `--database-url`, present and parseable as a PostgreSQL connection string.
+pub fn checked_database_url(database: &Database) -> Result<String, Failure> {
+    let url = database
+        .database_url
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            usage(
+                "no source database: set DATABASE_URL (or pass --database-url), e.g.\n  \
+                 DATABASE_URL=postgres://user:password@host:5432/db etl-app run\n\
+                 To try etl-app on a throwaway database, run `cargo xtask demo`.",
+            )
+        })?;
+    match PgConnectOptions::from_str(url) {
+        Ok(_) => Ok(url.to_string()),
+        Err(e) => {
+            let redacted = redact_url(url);
+            // The parser's message could quote the string; only ever show it redacted.
+            let reason = e.to_string().replace(url, &redacted);
+            Err(usage(format!(
+                "DATABASE_URL (or --database-url) `{redacted}` is not a PostgreSQL connection string: {reason}"
+            )))
+        }
+    }
+}
+
+fn s3_options(args: &RunArgs) -> Result<S3Options, Failure> {
+    let (bucket, prefix) = S3Options::parse_url(&args.output).ok_or_else(|| {
+        usage(format!(
+            "--output `{}` is not an S3 location; write s3://bucket/prefix",
+            args.output
+        ))
+    })?;
+    if !valid_bucket(&bucket) {
+        return Err(usage(format!(
+            "--output `{}`: `{bucket}` is not an S3 bucket name (3-63 characters: lower-case letters, digits, dots and hyphens)",
+            args.output
+        )));
+    }
+    let part_size = args.s3.s3_part_size.unwrap_or(DEFAULT_PART_SIZE);
+    if part_size < 5 << 20 {
+        return Err(usage(format!(
+            "--s3-part-size {part_size}: S3 parts are at least 5MB"
+        )));
+    }
+    Ok(S3Options {
+        bucket,
+        prefix,
+        path_style: args.s3.s3_path_style,
+        part_size: usize::try_from(part_size).unwrap_or(usize::MAX),
+        sse: args.s3.sse.map(|sse| match sse {
+            Sse::Aes256 => ServerSideEncryption::Aes256,
+            Sse::AwsKms => ServerSideEncryption::AwsKms,
+        }),
+        sse_kms_key_id: args.s3.sse_kms_key_id.clone(),
+        staging_dir: args
+            .s3
+            .staging_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("etl-staging")),
+    })
+}
+
+/// S3's bucket naming rules, as far as they can be checked without asking S3.
+fn valid_bucket(bucket: &str) -> bool {
+    (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && bucket
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && bucket
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure::Usage(anyhow!(message.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_bucket;
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        assert!(valid_bucket("analytics-raw"));
+        assert!(valid_bucket("a.b-c1"));
+        assert!(!valid_bucket("ab"));
+        assert!(!valid_bucket("Upper"));
+        assert!(!valid_bucket("-leading"));
+        assert!(!valid_bucket("under_score"));
+    }
+}
