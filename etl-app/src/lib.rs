@@ -206,11 +206,8 @@ async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
             }
             Err(e) => {
                 failed += 1;
-                eprintln!(
-                    "error: {}: {}",
-                    export.name(),
-                    etl_runtime::error::report(&e)
-                );
+                // Every error of a table's export names the table (or task).
+                eprintln!("error: {}", etl_runtime::error::report(&e));
             }
         }
     }

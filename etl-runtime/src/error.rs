@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error from outside the engine (the AWS SDK, a task's own code), kept as the source.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("cannot connect to PostgreSQL at {url}: {source}")]
@@ -14,36 +17,44 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
-    #[error("query on {table} failed: {source}")]
-    Query {
-        table: String,
-        #[source]
-        source: sqlx::Error,
-    },
     #[error("{context}: {source}")]
     Database {
         context: &'static str,
         #[source]
         source: sqlx::Error,
     },
+    /// Anything that went wrong while one table (or task) was exported, with its name: the
+    /// one place a table's name is added to an error ([`Error::in_table`]).
     #[error("table {table}: {source}")]
-    Row {
+    Table {
         table: String,
         #[source]
-        source: crate::model::RowError,
+        source: Box<Error>,
     },
-    #[error("table {table}: writing Parquet failed: {source}")]
-    Parquet {
-        table: String,
+    #[error("reading the table failed: {0}")]
+    Query(#[source] sqlx::Error),
+    #[error("{0}")]
+    Row(#[source] crate::model::RowError),
+    #[error("writing Parquet failed: {0}")]
+    Parquet(#[source] parquet::errors::ParquetError),
+    #[error("building the Arrow batch failed: {0}")]
+    Arrow(#[source] arrow_schema::ArrowError),
+    #[error("the COPY stream is malformed: {0}")]
+    Copy(#[source] crate::source::copy::CopyError),
+    #[error("the {what} failed: {source}")]
+    Thread {
+        what: &'static str,
         #[source]
-        source: parquet::errors::ParquetError,
+        source: tokio::task::JoinError,
     },
-    #[error("table {table}: building the Arrow batch failed: {source}")]
-    Arrow {
-        table: String,
+    #[error("cannot start {threads} converter threads: {source}")]
+    ConverterThreads {
+        threads: usize,
         #[source]
-        source: arrow_schema::ArrowError,
+        source: rayon::ThreadPoolBuildError,
     },
+    #[error("cannot render the manifest: {0}")]
+    Manifest(#[source] serde_json::Error),
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -51,17 +62,21 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot {action} {location}: {reason}")]
+    /// The service's code and message are in the source's chain ("AccessDenied: ..."); they
+    /// never contain the secret key.
+    #[error("cannot {action} {location}")]
     S3 {
         action: &'static str,
         location: String,
-        reason: String,
+        #[source]
+        source: BoxError,
     },
-    #[error("Glue: cannot {action} {name}: {reason}")]
+    #[error("Glue: cannot {action} {name}")]
     Glue {
         action: &'static str,
         name: String,
-        reason: String,
+        #[source]
+        source: BoxError,
     },
     #[error("no table or task named `{name}` is registered (registered: {known})")]
     UnknownExport { name: String, known: String },
@@ -73,15 +88,14 @@ pub enum Error {
         table: String,
         drift: Vec<crate::source::drift::Drift>,
     },
-    #[error("task {task}{}: {reason}", key.as_ref().map(|k| format!(", source row {k}")).unwrap_or_default())]
+    #[error("task {task}{}: {source}", key.as_ref().map(|k| format!(", source row {k}")).unwrap_or_default())]
     Task {
         task: String,
         /// The source row's key, when the failure is about one row.
         key: Option<String>,
-        reason: String,
+        #[source]
+        source: BoxError,
     },
-    #[error("the export of {table} stopped: {reason}")]
-    Aborted { table: String, reason: String },
 }
 
 impl Error {
@@ -94,6 +108,17 @@ impl Error {
             action,
             path: path.into(),
             source,
+        }
+    }
+
+    /// This error as part of `table`'s export; errors that already name it are kept as they are.
+    pub fn in_table(self, table: &str) -> Self {
+        match self {
+            e @ (Error::Table { .. } | Error::SchemaDrift { .. } | Error::Task { .. }) => e,
+            e => Error::Table {
+                table: table.to_string(),
+                source: Box::new(e),
+            },
         }
     }
 }

@@ -218,9 +218,8 @@ async fn copy_tuples<T: EtlTable>(url: &str) -> Vec<Bytes> {
 
 fn parquet_bytes(name: &str, batch: &RecordBatch) -> Vec<u8> {
     let path = common::out_dir(&format!("paths_agree_{name}")).join("part.parquet");
-    let mut writer =
-        ParquetFileWriter::create(name, &path, batch.schema(), &ParquetOptions::default())
-            .expect("create");
+    let mut writer = ParquetFileWriter::create(&path, batch.schema(), &ParquetOptions::default())
+        .expect("create");
     writer.write(batch).expect("write");
     writer.finish().expect("finish");
     std::fs::read(&path).expect("read back")

@@ -41,6 +41,8 @@ struct Tool {
 #[derive(Default, Clone)]
 struct Sample {
     seconds: f64,
+    /// User + system CPU seconds of the client process (PostgreSQL's own CPU is not in it).
+    cpu_seconds: f64,
     max_rss_kb: u64,
     bytes: u64,
 }
@@ -156,15 +158,16 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         args.rows, args.runs
     );
     println!(
-        "| tool | wall (s) | x COPY | rows/s | peak RSS (MB) | output (MB) |\n|---|---|---|---|---|---|"
+        "| tool | wall (s) | x COPY | rows/s | client CPU s / 1M rows | peak RSS (MB) | output (MB) |\n|---|---|---|---|---|---|---|"
     );
     for (tool, m) in tools.iter().zip(&medians) {
         println!(
-            "| {} | {:.2} | {:.2} | {:.0} | {:.1} | {} |",
+            "| {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.1} | {} |",
             tool.name,
             m.seconds,
             m.seconds / floor,
             args.rows as f64 / m.seconds,
+            m.cpu_seconds * 1e6 / args.rows as f64,
             m.max_rss_kb as f64 / 1024.0,
             if tool.output.is_some() {
                 format!("{:.1}", m.bytes as f64 / 1e6)
@@ -221,7 +224,7 @@ fn measure(tool: &mut Tool) -> Result<Sample> {
     // GNU time reports the child's peak RSS; wall time is ours, to the microsecond.
     let mut command = Command::new("/usr/bin/time");
     command
-        .args(["-f", "%M"])
+        .args(["-f", "%M %U %S"])
         .arg(&program)
         .args(&args)
         .envs(envs);
@@ -238,14 +241,19 @@ fn measure(tool: &mut Tool) -> Result<Sample> {
         );
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let max_rss_kb = stderr
+    let last: Vec<&str> = stderr
         .lines()
         .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| last.get(i).and_then(|v| v.parse::<f64>().ok());
+    let max_rss_kb = field(0).map_or(0, |kb| kb as u64);
+    let cpu_seconds = field(1).unwrap_or(0.0) + field(2).unwrap_or(0.0);
     let bytes = tool.output.as_deref().map(dir_bytes).unwrap_or(0);
     Ok(Sample {
         seconds,
+        cpu_seconds,
         max_rss_kb,
         bytes,
     })
@@ -268,6 +276,9 @@ fn median(samples: &[Sample]) -> Sample {
     let mut by_time = samples.to_vec();
     by_time.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
     let mut median = by_time[by_time.len() / 2].clone();
+    let mut cpu: Vec<f64> = samples.iter().map(|s| s.cpu_seconds).collect();
+    cpu.sort_by(f64::total_cmp);
+    median.cpu_seconds = cpu[cpu.len() / 2];
     let mut rss: Vec<u64> = samples.iter().map(|s| s.max_rss_kb).collect();
     rss.sort_unstable();
     median.max_rss_kb = rss[rss.len() / 2];

@@ -68,10 +68,7 @@ impl Converters {
             .num_threads(threads)
             .thread_name(|i| format!("etl-convert-{i}"))
             .build()
-            .map_err(|e| Error::Aborted {
-                table: "(all)".into(),
-                reason: format!("cannot start {threads} converter threads: {e}"),
-            })?;
+            .map_err(|source| Error::ConverterThreads { threads, source })?;
         Ok(Self {
             pool: Some(Arc::new(pool)),
         })
@@ -146,15 +143,9 @@ impl ChunkProcessor for TableProcessor {
 pub(crate) fn encode_part<T: EtlTable>(part: &[Bytes]) -> Result<RecordBatch> {
     let mut encoder = T::Encoder::with_capacity(part.len());
     for tuple in part {
-        encoder.push_wire(tuple).map_err(|source| Error::Row {
-            table: T::INFO.display_name(),
-            source,
-        })?;
+        encoder.push_wire(tuple).map_err(Error::Row)?;
     }
-    encoder.finish().map_err(|source| Error::Arrow {
-        table: T::INFO.display_name(),
-        source,
-    })
+    encoder.finish().map_err(Error::Arrow)
 }
 
 /// What one table's export wrote.
@@ -194,6 +185,7 @@ pub async fn export_table<T: EtlTable>(
         encode_part::<T>,
     )
     .await
+    .map_err(|e| e.in_table(&T::INFO.display_name()))
 }
 
 /// [`export_table`] given the table's schema and encoder instead of its type: the code each
@@ -226,7 +218,7 @@ pub(crate) async fn run_export(
 ) -> Result<TableReport> {
     let started = Instant::now();
     let staged = sink.stage(&table_dir(output))?;
-    match write_files(source, &staged, options, source_table, output, processor).await {
+    match write_files(source, &staged, options, source_table, processor).await {
         Ok((files, skipped_rows)) => {
             let rows = files.iter().map(|f| f.rows).sum();
             let bytes = files.iter().map(|f| f.bytes).sum();
@@ -259,7 +251,6 @@ async fn write_files(
     staged: &StagedTable,
     options: &ExportOptions,
     info: &TableInfo,
-    output: &TableInfo,
     processor: Box<dyn ChunkProcessor>,
 ) -> Result<(Vec<WrittenFile>, u64)> {
     let table = info.display_name();
@@ -267,10 +258,7 @@ async fn write_files(
     // On the export's own snapshot: the schema checked is the schema read.
     let drift = crate::source::drift::check_table(&mut tx, info)
         .await
-        .map_err(|source| Error::Query {
-            table: table.clone(),
-            source,
-        })?;
+        .map_err(Error::Query)?;
     let (breaking, benign): (Vec<_>, Vec<_>) = drift.into_iter().partition(|d| d.is_breaking());
     for change in benign {
         tracing::warn!(table = %table, "{change}");
@@ -287,33 +275,21 @@ async fn write_files(
     let writer = {
         let dir = staged.dir.clone();
         let options = options.clone();
-        let output = output.display_name();
-        tokio::task::spawn_blocking(move || {
-            encode_chunks(received, &dir, &options, &output, processor)
-        })
+        tokio::task::spawn_blocking(move || encode_chunks(received, &dir, &options, processor))
     };
 
     // COPY's binary format is the cheapest way out of PostgreSQL for the server and for us:
     // one message per row, decoded in place by the generated encoder.
     let sql = format!("COPY ({}) TO STDOUT (FORMAT binary)", info.select_sql());
-    let query_err = |source| Error::Query {
-        table: table.clone(),
-        source,
-    };
     let read = async {
-        let mut stream = tx.copy_out_raw(&sql).await.map_err(query_err)?;
+        let mut stream = tx.copy_out_raw(&sql).await.map_err(Error::Query)?;
         let mut splitter = TupleSplitter::new();
         let mut chunk = Vec::with_capacity(options.chunk_rows);
         let started = Instant::now();
         let mut rows_read: u64 = 0;
         let mut next_report = started + PROGRESS_EVERY;
-        while let Some(data) = stream.try_next().await.map_err(query_err)? {
-            splitter
-                .feed(data, &mut chunk)
-                .map_err(|e| Error::Aborted {
-                    table: table.clone(),
-                    reason: e.to_string(),
-                })?;
+        while let Some(data) = stream.try_next().await.map_err(Error::Query)? {
+            splitter.feed(data, &mut chunk).map_err(Error::Copy)?;
             if chunk.len() >= options.chunk_rows {
                 rows_read += chunk.len() as u64;
                 let now = Instant::now();
@@ -333,10 +309,7 @@ async fn write_files(
                 }
             }
         }
-        splitter.finish().map_err(|e| Error::Aborted {
-            table: table.clone(),
-            reason: e.to_string(),
-        })?;
+        splitter.finish().map_err(Error::Copy)?;
         if !chunk.is_empty() {
             let _ = chunks.send(chunk).await;
         }
@@ -344,9 +317,9 @@ async fn write_files(
     };
     let read_result: Result<()> = read.await;
     drop(chunks);
-    let written = writer.await.map_err(|e| Error::Aborted {
-        table: table.clone(),
-        reason: format!("the encoder thread failed: {e}"),
+    let written = writer.await.map_err(|source| Error::Thread {
+        what: "encoder thread",
+        source,
     });
     // The encoder's error explains a failed read better than "channel closed".
     let files = written??;
@@ -360,7 +333,6 @@ fn encode_chunks(
     mut received: mpsc::Receiver<Vec<Bytes>>,
     dir: &Path,
     options: &ExportOptions,
-    table: &str,
     mut processor: Box<dyn ChunkProcessor>,
 ) -> Result<(Vec<WrittenFile>, u64)> {
     let schema = processor.schema();
@@ -371,7 +343,6 @@ fn encode_chunks(
             let writer = match &mut file {
                 Some(writer) => writer,
                 None => file.insert(ParquetFileWriter::create(
-                    table,
                     &dir.join(file_name(files.len())),
                     schema.clone(),
                     &options.parquet,
@@ -397,12 +368,8 @@ fn encode_chunks(
         Some(writer) => files.push(writer.finish()?),
         // An empty table still gets one file, so that readers see its schema.
         None if files.is_empty() => {
-            let writer = ParquetFileWriter::create(
-                table,
-                &dir.join(file_name(0)),
-                schema,
-                &options.parquet,
-            )?;
+            let writer =
+                ParquetFileWriter::create(&dir.join(file_name(0)), schema, &options.parquet)?;
             files.push(writer.finish()?);
         }
         None => {}
@@ -435,9 +402,6 @@ fn write_manifest(
         "tool": concat!("etl-toolkit ", env!("CARGO_PKG_VERSION")),
     });
     let path = dir.join("_manifest.json");
-    let text = serde_json::to_string_pretty(&manifest).map_err(|e| Error::Aborted {
-        table: info.display_name(),
-        reason: format!("cannot render the manifest: {e}"),
-    })?;
+    let text = serde_json::to_string_pretty(&manifest).map_err(Error::Manifest)?;
     std::fs::write(&path, text).map_err(|e| Error::io("cannot write", &path, e))
 }

@@ -103,13 +103,14 @@ impl Export {
         sink: &dyn Sink,
         options: &ExportOptions,
     ) -> Result<TableReport> {
-        match self.run {
+        let result = match self.run {
             Runner::Table(encode) => {
                 let schema = (self.schema)();
                 export_encoded(source, sink, options, &self.info, schema, encode).await
             }
             Runner::Task(run) => run(source, sink, options).await,
-        }
+        };
+        result.map_err(|e| e.in_table(&self.name()))
     }
 }
 

@@ -156,14 +156,14 @@ async fn load_lookups<L: Send + 'static>(
 ) -> Result<L> {
     let url = source.connection_url().to_string();
     let snapshot = source.snapshot().map(|s| s.id.clone());
-    let failed = move |reason: String| Error::Task {
+    let failed = move |cause: LookupError| Error::Task {
         task: task.to_string(),
         key: None,
-        reason,
+        source: Box::new(cause),
     };
     tokio::task::spawn_blocking(move || {
-        let mut conn = PgConnection::establish(&url)
-            .map_err(|e| failed(format!("cannot connect to load the lookups: {e}")))?;
+        let mut conn =
+            PgConnection::establish(&url).map_err(|e| failed(LookupError::Connect(e)))?;
         let mut setup = vec![
             "SET application_name = 'etl-app'".to_string(),
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".to_string(),
@@ -178,34 +178,42 @@ async fn load_lookups<L: Send + 'static>(
         for sql in setup {
             diesel::sql_query(sql)
                 .execute(&mut conn)
-                .map_err(|e| failed(format!("cannot open the lookups' transaction: {e}")))?;
+                .map_err(|e| failed(LookupError::Setup(e)))?;
         }
-        let lookups =
-            load(&mut conn).map_err(|e| failed(format!("loading the lookups failed: {e}")))?;
+        let lookups = load(&mut conn).map_err(|e| failed(LookupError::Load(e)))?;
         let _ = diesel::sql_query("ROLLBACK").execute(&mut conn);
         Ok(lookups)
     })
     .await
-    .map_err(|e| Error::Task {
-        task: task.to_string(),
-        key: None,
-        reason: format!("the lookups' thread failed: {e}"),
-    })?
+    .map_err(|e| failed(LookupError::Thread(e)))?
+}
+
+/// Why a task's lookups could not be loaded.
+#[derive(Debug, thiserror::Error)]
+enum LookupError {
+    #[error("cannot connect to load the lookups: {0}")]
+    Connect(#[source] diesel::ConnectionError),
+    #[error("cannot open the lookups' transaction: {0}")]
+    Setup(#[source] diesel::result::Error),
+    #[error("loading the lookups failed: {0}")]
+    Load(#[source] TaskError),
+    #[error("the lookups' thread failed: {0}")]
+    Thread(#[source] tokio::task::JoinError),
 }
 
 fn row_error(task: &'static str, source: crate::model::RowError) -> Error {
     Error::Task {
         task: task.to_string(),
         key: source.key.clone(),
-        reason: source.to_string(),
+        source: Box::new(source),
     }
 }
 
-fn task_error(task: &'static str, key: String, cause: &TaskError) -> Error {
+fn task_error(task: &'static str, key: String, cause: TaskError) -> Error {
     Error::Task {
         task: task.to_string(),
         key: Some(key),
-        reason: cause.to_string(),
+        source: cause,
     }
 }
 
@@ -235,7 +243,7 @@ impl<T: Transform> ChunkProcessor for TransformProcessor<T> {
                             BadRows::Skip => {
                                 skipped.fetch_add(1, Ordering::Relaxed);
                             }
-                            BadRows::Fail => return Err(task_error(T::NAME, row.key(), &cause)),
+                            BadRows::Fail => return Err(task_error(T::NAME, row.key(), cause)),
                         }
                     }
                 }
@@ -255,10 +263,7 @@ fn encode<O: OutputRecord>(task: &'static str, records: &[O]) -> Result<RecordBa
     for record in records {
         encoder.push(record).map_err(|e| row_error(task, e))?;
     }
-    encoder.finish().map_err(|source| Error::Arrow {
-        table: task.to_string(),
-        source,
-    })
+    encoder.finish().map_err(Error::Arrow)
 }
 
 struct AggregateProcessor<A: Aggregate> {
@@ -290,7 +295,7 @@ impl<A: Aggregate> ChunkProcessor for AggregateProcessor<A> {
                 if let Err(cause) = folded {
                     match A::BAD_ROWS {
                         BadRows::Skip => skipped += 1,
-                        BadRows::Fail => return Err(task_error(A::NAME, row.key(), &cause)),
+                        BadRows::Fail => return Err(task_error(A::NAME, row.key(), cause)),
                     }
                 }
             }
@@ -318,7 +323,7 @@ impl<A: Aggregate> ChunkProcessor for AggregateProcessor<A> {
             let record = A::finish(key, acc).map_err(|cause| Error::Task {
                 task: A::NAME.to_string(),
                 key: None,
-                reason: cause.to_string(),
+                source: cause,
             })?;
             records.push(record);
             if records.len() == self.batch_rows {

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use arrow_schema::{DataType, Schema};
 use aws_sdk_glue::Client;
-use aws_sdk_glue::error::DisplayErrorContext;
 use aws_sdk_glue::types::{
     Column, CrawlerState, DatabaseInput, S3Target, SerDeInfo, StorageDescriptor, TableInput,
 };
@@ -29,7 +28,7 @@ fn glue_error(
     Error::Glue {
         action,
         name: name.to_string(),
-        reason: DisplayErrorContext(e).to_string(),
+        source: Box::new(e),
     }
 }
 
@@ -176,7 +175,7 @@ pub async fn run_crawler(
             Some(s) if s.is_entity_not_found_exception() => Error::Glue {
                 action: "find crawler",
                 name: crawler.to_string(),
-                reason: "no crawler of that name; create it (with an IAM role that reads the bucket) or use --glue-database".into(),
+                source: "no crawler of that name; create it (with an IAM role that reads the bucket) or use --glue-database".into(),
             },
             _ => glue_error("read crawler", crawler, e),
         })?;
@@ -220,7 +219,7 @@ pub async fn run_crawler(
             Some(s) if s.is_crawler_running_exception() => Error::Glue {
                 action: "start crawler",
                 name: crawler.to_string(),
-                reason: "it is already running; the new files will be seen by its next run".into(),
+                source: "it is already running; the new files will be seen by its next run".into(),
             },
             _ => glue_error("start crawler", crawler, e),
         })?;
@@ -259,7 +258,7 @@ pub async fn run_crawler(
             return Err(Error::Glue {
                 action: "wait for crawler",
                 name: crawler.to_string(),
-                reason: format!("still {state:?} after {} s", timeout.as_secs()),
+                source: format!("still {state:?} after {} s", timeout.as_secs()).into(),
             });
         }
         // Polling a remote state machine: Glue offers no notification to wait on.

@@ -115,9 +115,7 @@ impl S3Sink {
         Error::S3 {
             action,
             location: format!("s3://{}/{key}", self.options.bucket),
-            // DisplayErrorContext prints the service's code and message ("AccessDenied: ...");
-            // it never contains the secret key.
-            reason: DisplayErrorContext(e).to_string(),
+            source: Box::new(e),
         }
     }
 
@@ -305,7 +303,7 @@ impl S3Sink {
                         self.options.bucket,
                         failure.key().unwrap_or_default()
                     ),
-                    reason: failure.message().unwrap_or_default().to_string(),
+                    source: failure.message().unwrap_or("no reason given").into(),
                 });
             }
         }

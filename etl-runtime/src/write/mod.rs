@@ -76,33 +76,22 @@ impl ParquetOptions {
 
 /// A Parquet file under construction at `path`.
 pub struct ParquetFileWriter {
-    table: String,
     path: PathBuf,
     writer: ArrowWriter<File>,
     rows: u64,
 }
 
 impl ParquetFileWriter {
-    pub fn create(
-        table: &str,
-        path: &Path,
-        schema: SchemaRef,
-        options: &ParquetOptions,
-    ) -> Result<Self> {
-        let parquet_err = |source| Error::Parquet {
-            table: table.to_string(),
-            source,
-        };
+    pub fn create(path: &Path, schema: SchemaRef, options: &ParquetOptions) -> Result<Self> {
         let file = File::create(path).map_err(|e| Error::io("cannot create", path, e))?;
-        let props = options.writer_properties().map_err(parquet_err)?;
+        let props = options.writer_properties().map_err(Error::Parquet)?;
         let spill_dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let writer_options = ArrowWriterOptions::new()
             .with_properties(props)
             .with_page_store_factory(Arc::new(SpillPageStoreFactory::new(spill_dir)));
-        let writer =
-            ArrowWriter::try_new_with_options(file, schema, writer_options).map_err(parquet_err)?;
+        let writer = ArrowWriter::try_new_with_options(file, schema, writer_options)
+            .map_err(Error::Parquet)?;
         Ok(Self {
-            table: table.to_string(),
             path: path.to_path_buf(),
             writer,
             rows: 0,
@@ -111,10 +100,7 @@ impl ParquetFileWriter {
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
-        self.writer.write(batch).map_err(|source| Error::Parquet {
-            table: self.table.clone(),
-            source,
-        })
+        self.writer.write(batch).map_err(Error::Parquet)
     }
 
     /// Bytes written to the file so far plus those buffered for the open row group.
@@ -124,10 +110,7 @@ impl ParquetFileWriter {
 
     /// Writes the footer and syncs the file; returns the path, its rows and its bytes.
     pub fn finish(self) -> Result<WrittenFile> {
-        let file = self.writer.into_inner().map_err(|source| Error::Parquet {
-            table: self.table.clone(),
-            source,
-        })?;
+        let file = self.writer.into_inner().map_err(Error::Parquet)?;
         file.sync_all()
             .map_err(|e| Error::io("cannot sync", &self.path, e))?;
         let bytes = file
