@@ -375,21 +375,13 @@ fn is_plain_ident(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-/// The Rust module name for a table: `purchase_orders`, `Display Table` -> `display_table`.
+/// The Rust module name of a table's Diesel `table!`: the same snake_case name `cargo xtask
+/// gen` gives it (`purchase_orders`, `Display Table` -> `display_table`, `UserID` -> `user_id`).
 pub fn module_name(table: &str) -> String {
-    let mut out = String::new();
-    for c in table.chars() {
-        if c.is_ascii_alphanumeric() {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    let out = out.trim_matches('_').to_string();
-    match out.chars().next() {
-        None => "table_".to_string(),
-        Some(c) if c.is_ascii_digit() => format!("t_{out}"),
-        _ if syn::parse_str::<Ident>(&out).is_err() => format!("{out}_"),
-        _ => out,
+    if table.chars().any(|c| c.is_ascii_alphanumeric()) {
+        etl_types::snake_ident(table)
+    } else {
+        // Nothing to keep (`注文`): `table` itself is an item `table!` defines.
+        "table_".to_string()
     }
 }

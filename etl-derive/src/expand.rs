@@ -9,7 +9,7 @@ use syn::{DeriveInput, Ident, Type};
 use crate::ast::Model;
 use crate::check::{Column, Table, check};
 use crate::ctxt::Ctxt;
-use etl_types::{Encoding, Shape};
+use etl_types::{Encoding, Shape, quote_ident};
 
 pub fn derive(input: &DeriveInput) -> Result<TokenStream, syn::Error> {
     let mut cx = Ctxt::default();
@@ -314,10 +314,6 @@ fn encoder(c: &Column<'_>) -> (TokenStream, TokenStream) {
     }
 }
 
-fn quote_ident(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
 fn column_infos(table: &Table<'_>) -> Vec<TokenStream> {
     let rt = rt();
     table
@@ -503,7 +499,6 @@ fn expand_encoder(table: &Table<'_>) -> TokenStream {
         /// Turns models into Arrow record batches, one encoder per column.
         #[doc(hidden)]
         pub struct __EtlRecordBatchEncoder {
-            len: usize,
             schema: #rt::SchemaRef,
             #(#encoder_fields: #encoder_tys,)*
         }
@@ -511,7 +506,6 @@ fn expand_encoder(table: &Table<'_>) -> TokenStream {
         impl __EtlRecordBatchEncoder {
             fn __new(capacity: usize) -> Self {
                 Self {
-                    len: 0,
                     schema: #rt::Arc::new(#rt::Schema::empty()),
                     #(#encoder_fields: #encoder_news,)*
                 }
@@ -535,16 +529,10 @@ fn expand_encoder(table: &Table<'_>) -> TokenStream {
 
             fn push(&mut self, row: &#ident) -> ::std::result::Result<(), #rt::RowError> {
                 #(#pushes)*
-                self.len += 1;
                 ::std::result::Result::Ok(())
             }
 
-            fn len(&self) -> usize {
-                self.len
-            }
-
             fn finish(&mut self) -> ::std::result::Result<#rt::RecordBatch, #rt::ArrowError> {
-                self.len = 0;
                 #rt::RecordBatch::try_new(
                     ::std::clone::Clone::clone(&self.schema),
                     ::std::vec![#(#finishes),*],
@@ -599,7 +587,6 @@ fn expand_wire_encoder(table: &Table<'_>) -> TokenStream {
                     #rt::RowError::wire(&<#ident as #rt::EtlTable>::INFO, 0, tuple, #rt::RowErrorKind::Value(e))
                 })?;
                 #(#wire_pushes)*
-                self.len += 1;
                 ::std::result::Result::Ok(())
             }
         }

@@ -8,6 +8,9 @@
 
 use std::fmt;
 
+mod naming;
+pub use naming::{quote_ident, snake_ident};
+
 /// One PostgreSQL scalar type, as far as the export is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scalar {

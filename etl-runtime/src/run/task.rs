@@ -155,7 +155,7 @@ async fn load_lookups<L: Send + 'static>(
     load: fn(&mut PgConnection) -> Result<L, TaskError>,
 ) -> Result<L> {
     let url = source.connection_url().to_string();
-    let snapshot = source.snapshot().map(|s| s.id.clone());
+    let setup = source.session_setup_sql();
     let failed = move |cause: LookupError| Error::Task {
         task: task.to_string(),
         key: None,
@@ -164,17 +164,6 @@ async fn load_lookups<L: Send + 'static>(
     tokio::task::spawn_blocking(move || {
         let mut conn =
             PgConnection::establish(&url).map_err(|e| failed(LookupError::Connect(e)))?;
-        let mut setup = vec![
-            "SET application_name = 'etl-app'".to_string(),
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY".to_string(),
-        ];
-        if let Some(id) = snapshot {
-            // The id comes from pg_export_snapshot() (hex digits and dashes), never from input.
-            setup.push(format!(
-                "SET TRANSACTION SNAPSHOT '{}'",
-                id.replace('\'', "")
-            ));
-        }
         for sql in setup {
             diesel::sql_query(sql)
                 .execute(&mut conn)

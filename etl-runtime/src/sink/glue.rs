@@ -154,7 +154,7 @@ pub async fn put_table(
 /// How a crawl ended.
 #[derive(Debug, Clone)]
 pub struct CrawlOutcome {
-    pub state: String,
+    /// The last crawl's status and error, when the run waited for it (`SUCCEEDED`).
     pub last_crawl: Option<String>,
 }
 
@@ -224,10 +224,7 @@ pub async fn run_crawler(
             _ => glue_error("start crawler", crawler, e),
         })?;
     let Some(timeout) = wait else {
-        return Ok(CrawlOutcome {
-            state: "RUNNING".into(),
-            last_crawl: None,
-        });
+        return Ok(CrawlOutcome { last_crawl: None });
     };
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -242,7 +239,6 @@ pub async fn run_crawler(
         if state == Some(CrawlerState::Ready) {
             let last = info.and_then(|c| c.last_crawl());
             return Ok(CrawlOutcome {
-                state: "READY".into(),
                 last_crawl: last.map(|l| {
                     format!(
                         "{}{}",

@@ -9,7 +9,7 @@ pub mod glue;
 pub mod s3;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
@@ -54,10 +54,6 @@ impl LocalDirSink {
             root,
             run_id: run_id.to_string(),
         })
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     fn publish_now(&self, staged: StagedTable) -> Result<String> {

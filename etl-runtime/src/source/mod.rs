@@ -26,6 +26,26 @@ pub struct SourceOptions {
     pub max_connections: u32,
 }
 
+/// Opens a transaction that reads one snapshot and cannot write.
+const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+impl SourceOptions {
+    /// The settings of every session of a run, whichever library opens it.
+    fn session_settings(&self) -> [(&'static str, String); 5] {
+        [
+            ("application_name", self.application_name.clone()),
+            ("default_transaction_read_only", "on".into()),
+            (
+                "statement_timeout",
+                self.statement_timeout.as_millis().to_string(),
+            ),
+            // `interval::text` in ISO 8601, timestamptz casts in UTC.
+            ("intervalstyle", "iso_8601".into()),
+            ("TimeZone", "UTC".into()),
+        ]
+    }
+}
+
 impl Default for SourceOptions {
     fn default() -> Self {
         Self {
@@ -45,6 +65,7 @@ pub struct PgSource {
     /// The transaction whose snapshot every table reads, held open for the run.
     snapshot_holder: Mutex<Option<Transaction<'static, Postgres>>>,
     snapshot: Option<Snapshot>,
+    options: SourceOptions,
 }
 
 /// A snapshot exported with `pg_export_snapshot()`.
@@ -63,17 +84,16 @@ impl PgSource {
             url: redacted.clone(),
             source,
         };
-        let timeout_ms = options.statement_timeout.as_millis().to_string();
+        let settings = options.session_settings();
         let connect = PgConnectOptions::from_str(url)
             .map_err(connect_err)?
             .application_name(&options.application_name)
-            .options([
-                ("default_transaction_read_only", "on"),
-                ("statement_timeout", timeout_ms.as_str()),
-                // `interval::text` in ISO 8601, timestamptz casts in UTC.
-                ("intervalstyle", "iso_8601"),
-                ("TimeZone", "UTC"),
-            ])
+            .options(
+                settings
+                    .iter()
+                    .filter(|(name, _)| *name != "application_name")
+                    .map(|(name, value)| (*name, value.as_str())),
+            )
             .log_statements(tracing::log::LevelFilter::Debug);
         // One direct connection first: it fails at once with the server's own reason (refused,
         // bad password, unknown database), where the pool would retry until its timeout.
@@ -91,6 +111,7 @@ impl PgSource {
             connection_url: url.to_string(),
             snapshot_holder: Mutex::new(None),
             snapshot: None,
+            options: options.clone(),
         })
     }
 
@@ -105,10 +126,6 @@ impl PgSource {
         &self.connection_url
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// Opens the REPEATABLE READ, READ ONLY transaction whose snapshot every table of the run
     /// will read, so that all tables are consistent with each other.
     pub async fn export_snapshot(&mut self) -> Result<Snapshot> {
@@ -116,11 +133,7 @@ impl PgSource {
             context: "cannot export a snapshot",
             source,
         };
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(db)?;
+        let mut tx = self.pool.begin_with(BEGIN_READ).await.map_err(db)?;
         let (id, taken_at): (String, String) = sqlx::query_as(
             "SELECT pg_export_snapshot(), to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
         )
@@ -143,23 +156,37 @@ impl PgSource {
             context: "cannot open a read transaction",
             source,
         };
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(db)?;
-        if let Some(snapshot) = &self.snapshot {
-            // The id comes from pg_export_snapshot() (hex digits and dashes), never from input.
-            let sql = format!(
-                "SET TRANSACTION SNAPSHOT '{}'",
-                snapshot.id.replace('\'', "")
-            );
+        let mut tx = self.pool.begin_with(BEGIN_READ).await.map_err(db)?;
+        if let Some(sql) = self.join_snapshot_sql() {
             sqlx::query(AssertSqlSafe(sql))
                 .execute(&mut *tx)
                 .await
                 .map_err(db)?;
         }
         Ok(tx)
+    }
+
+    /// `SET TRANSACTION SNAPSHOT ...` for the run's snapshot, if one was exported.
+    fn join_snapshot_sql(&self) -> Option<String> {
+        // The id comes from pg_export_snapshot() (hex digits and dashes), never from input.
+        self.snapshot
+            .as_ref()
+            .map(|s| format!("SET TRANSACTION SNAPSHOT '{}'", s.id.replace('\'', "")))
+    }
+
+    /// The statements that bring a session opened by another library (the tasks' Diesel
+    /// connection) to where this source's sessions are: the same settings, then a read-only
+    /// transaction on the run's snapshot.
+    pub fn session_setup_sql(&self) -> Vec<String> {
+        let mut sql: Vec<String> = self
+            .options
+            .session_settings()
+            .iter()
+            .map(|(name, value)| format!("SET {name} = '{}'", value.replace('\'', "''")))
+            .collect();
+        sql.push(BEGIN_READ.to_string());
+        sql.extend(self.join_snapshot_sql());
+        sql
     }
 
     /// Ends the snapshot transaction and closes the pool.
