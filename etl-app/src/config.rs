@@ -75,6 +75,7 @@ impl RunConfig {
         registry: &Registry,
     ) -> Result<Self, Failure> {
         let database_url = checked_database_url(&args.database)?;
+        require_exports(registry)?;
         let exports = registry.select(&args.tables)?;
         let output = if args.output.starts_with("s3:") {
             Output::S3(s3_options(&args)?)
@@ -125,6 +126,21 @@ impl RunConfig {
             parallel_tables: args.parallel_tables as usize,
             catalog,
         })
+    }
+}
+
+/// What a binary without models says.
+pub const NO_MODELS: &str = "no tables are registered yet: generate a model per table with \
+    `cargo xtask gen --table NAME` (or `--all`) against your database, then rebuild etl-app. \
+    (The demo's tables are exported by `etl-demo`, `cargo xtask demo`.)";
+
+/// A binary with nothing registered cannot run or check anything: a usage error saying how to
+/// add models.
+pub fn require_exports(registry: &Registry) -> Result<(), Failure> {
+    if registry.all().is_empty() {
+        Err(usage(NO_MODELS))
+    } else {
+        Ok(())
     }
 }
 

@@ -15,6 +15,7 @@ use clap::{CommandFactory, FromArgMatches};
 use etl_runtime::run::registry::ExportKind;
 use etl_runtime::sink::s3::S3Sink;
 use etl_runtime::source::SourceOptions;
+use etl_runtime::source::drift::Drift;
 use etl_runtime::{Export, LocalDirSink, PgSource, Registry, Sink, TableReport};
 use futures_util::StreamExt;
 
@@ -105,6 +106,10 @@ fn init_logging() {
 }
 
 fn list(registry: &Registry) {
+    if registry.all().is_empty() {
+        println!("{}", config::NO_MODELS);
+        return;
+    }
     println!("{:<32} {:<6} {:>7}  primary key", "name", "kind", "columns");
     for export in registry.all() {
         let key = if export.info.primary_key.is_empty() {
@@ -123,6 +128,7 @@ fn list(registry: &Registry) {
 
 async fn check(registry: &Registry, args: CheckArgs) -> Result<ExitCode, Failure> {
     let url = config::checked_database_url(&args.database)?;
+    config::require_exports(registry)?;
     let exports = registry.select(&args.tables)?;
     let source = PgSource::connect(&url, &SourceOptions::default()).await?;
     let mut differences = 0;
@@ -140,10 +146,15 @@ async fn check(registry: &Registry, args: CheckArgs) -> Result<ExitCode, Failure
         }
         for change in &drift {
             differences += 1;
-            let severity = if change.is_breaking() {
-                "breaks the export"
+            let severity = if *change == Drift::TableMissing {
+                format!(
+                    "breaks the export; if it was dropped, remove its model: cargo xtask gen --remove {}",
+                    export.name()
+                )
+            } else if change.is_breaking() {
+                "breaks the export".to_string()
             } else {
-                "note"
+                "note".to_string()
             };
             println!("{}: {change} ({severity})", export.name());
         }

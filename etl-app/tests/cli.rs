@@ -3,7 +3,16 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The command line over the demo's models and tasks (`etl-demo`, the same library as
+/// `etl-app`).
 fn etl_app() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_etl-demo"));
+    command.env_remove("DATABASE_URL").env_remove("ETL_OUTPUT");
+    command
+}
+
+/// `etl-app` as a new user has it: none of the demo's models, none of their own yet.
+fn etl_app_without_models() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_etl-app"));
     command.env_remove("DATABASE_URL").env_remove("ETL_OUTPUT");
     command
@@ -326,4 +335,63 @@ fn a_malformed_database_url_is_a_usage_error_without_its_password() {
     assert_eq!(output.status.code(), Some(2), "{message}");
     assert!(message.contains("DATABASE_URL"), "{message}");
     assert!(!message.contains("s3cret"), "{message}");
+}
+
+/// Before a user generates any model, `etl-app` says what to do, and nothing of the demo's is
+/// in it to fail against their database.
+#[test]
+fn without_models_etl_app_says_how_to_generate_them() {
+    let listing = etl_app_without_models()
+        .arg("list")
+        .output()
+        .expect("run etl-app");
+    assert!(listing.status.success());
+    let listing = text(&listing);
+    assert!(listing.contains("cargo xtask gen"), "{listing}");
+    assert!(!listing.contains("purchase_orders"), "{listing}");
+
+    let run = etl_app_without_models()
+        .args(["run", "--output", "./x"])
+        .env("DATABASE_URL", "postgres://etl@127.0.0.1:1/prod")
+        .output()
+        .expect("run etl-app");
+    let message = text(&run);
+    assert_eq!(run.status.code(), Some(2), "{message}");
+    assert!(message.contains("cargo xtask gen --table"), "{message}");
+}
+
+/// A model whose table is gone says so, and how to remove the model.
+#[test]
+fn a_model_whose_table_is_gone_says_how_to_remove_it() {
+    let db = demo_database("cli_table_gone");
+    etl_tests::postgres::psql(&db.url, "DROP TABLE notes").expect("drop");
+    let check = etl_app()
+        .args(["check", "--tables", "notes"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run etl-app");
+    let message = text(&check);
+    assert_eq!(check.status.code(), Some(1), "{message}");
+    assert!(
+        message.contains("notes: the table does not exist"),
+        "{message}"
+    );
+    assert!(
+        message.contains("cargo xtask gen --remove notes"),
+        "{message}"
+    );
+
+    let run = etl_app()
+        .args(["run", "--tables", "notes", "--output"])
+        .arg(out_dir(&db.name))
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run etl-app");
+    let message = text(&run);
+    assert_eq!(run.status.code(), Some(1), "{message}");
+    assert!(
+        message.contains("cargo xtask gen --remove notes"),
+        "{message}"
+    );
+    assert!(!message.contains("gen --table notes"), "{message}");
 }

@@ -39,7 +39,7 @@ fn database(label: &str, big: bool) -> etl_tests::TestDb {
 }
 
 fn etl_app(db: &etl_tests::TestDb, env: &[(String, String)], args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_etl-app"))
+    Command::new(env!("CARGO_BIN_EXE_etl-demo"))
         .arg("run")
         .args(args)
         .env("DATABASE_URL", &db.url)

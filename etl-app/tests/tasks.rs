@@ -54,7 +54,7 @@ fn demo_tasks_match_postgres_computing_the_same() {
 
     let out = etl_tests::target_dir().join("test-out").join(&db.name);
     let _ = std::fs::remove_dir_all(&out);
-    let output = Command::new(env!("CARGO_BIN_EXE_etl-app"))
+    let output = Command::new(env!("CARGO_BIN_EXE_etl-demo"))
         .args([
             "run",
             "--tables",

@@ -80,10 +80,7 @@ pub enum Error {
     },
     #[error("no table or task named `{name}` is registered (registered: {known})")]
     UnknownExport { name: String, known: String },
-    #[error(
-        "table {table} no longer matches its model: {}; regenerate it with `cargo xtask gen --table {table}`",
-        drift.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-    )]
+    #[error("{}", drift_message(table, drift))]
     SchemaDrift {
         table: String,
         drift: Vec<crate::source::drift::Drift>,
@@ -121,6 +118,23 @@ impl Error {
             },
         }
     }
+}
+
+fn drift_message(table: &str, drift: &[crate::source::drift::Drift]) -> String {
+    if drift.contains(&crate::source::drift::Drift::TableMissing) {
+        return format!(
+            "table {table} does not exist in the database: if it was dropped, remove its model with \
+             `cargo xtask gen --remove {table}`; if it lives elsewhere, point DATABASE_URL there"
+        );
+    }
+    format!(
+        "table {table} no longer matches its model: {}; regenerate it with `cargo xtask gen --table {table}`",
+        drift
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    )
 }
 
 /// The error and its causes as one line, each cause once: a cause whose text the message

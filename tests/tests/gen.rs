@@ -123,6 +123,7 @@ fn args(db: &etl_tests::TestDb, dir: &Path) -> GenArgs {
         database_url: db.url.clone(),
         models_dir: dir.to_path_buf(),
         check: false,
+        remove: None,
     }
 }
 
@@ -354,6 +355,7 @@ async fn check_catches_each_kind_of_drift() {
     let check_dir = |dir: PathBuf| {
         let args = GenArgs {
             check: true,
+            remove: None,
             models_dir: dir,
             ..args(&db, &root)
         };

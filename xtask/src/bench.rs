@@ -52,8 +52,17 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         crate::bench_models::run(models)?;
         return Ok(ExitCode::SUCCESS);
     }
-    cargo(&["build", "--release", "--quiet", "-p", "etl-app"])?;
-    let etl_app = etl_tests::target_dir().join("release").join("etl-app");
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "etl-app",
+        "--bin",
+        "etl-demo",
+    ])?;
+    // etl-app over the demo's models, which include purchase_orders.
+    let etl_app = etl_tests::target_dir().join("release").join("etl-demo");
     let server = etl_tests::server().map_err(anyhow::Error::msg)?;
     let url = bench_database(&server.url, args.rows)?;
     let out = etl_tests::target_dir().join("bench-out");

@@ -51,6 +51,7 @@ fn measure(root: &Path, scratch: &Path, models: usize) -> Result<Timings> {
     let app = scratch.join("etl-app");
     let _ = fs::remove_dir_all(&app);
     copy_dir(&root.join("etl-app/src"), &app.join("src"))?;
+    copy_dir(&root.join("etl-app/demo"), &app.join("demo"))?;
     let manifest = fs::read_to_string(root.join("etl-app/Cargo.toml"))?;
     let manifest = manifest
         .replace("name = \"etl-app\"", &format!("name = \"{PACKAGE}\""))
@@ -62,8 +63,10 @@ fn measure(root: &Path, scratch: &Path, models: usize) -> Result<Timings> {
     fs::write(scratch.join("Cargo.toml"), workspace_manifest(root)?)?;
     fs::copy(root.join("Cargo.lock"), scratch.join("Cargo.lock"))?;
 
+    // etl-app's own models: the demo's purchase_orders and `models` copies of it.
     let models_dir = app.join("src/models");
-    let template = fs::read_to_string(models_dir.join("purchase_orders.rs"))?;
+    let template = fs::read_to_string(app.join("demo/models/purchase_orders.rs"))?;
+    fs::write(models_dir.join("purchase_orders.rs"), &template)?;
     for i in 0..models {
         let model = template
             .replace(

@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::demo::{build_etl_app, cargo, create_demo_database};
+use crate::demo::{build_etl_demo, cargo, create_demo_database};
 
 #[derive(Debug, Args)]
 pub struct CiArgs {}
@@ -68,7 +68,7 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
         &mut || interop(&url),
     )?;
     step(
-        "gen --check: committed models match the demo schema",
+        "gen --check: the demo's committed models match the demo schema",
         &mut || {
             let args = crate::gen_models::GenArgs {
                 table: None,
@@ -76,8 +76,9 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
                 schema: "public".into(),
                 columns: Vec::new(),
                 database_url: etl_tests::with_database(&url, "etl_ci_interop"),
-                models_dir: crate::gen_models::default_models_dir(),
+                models_dir: crate::gen_models::demo_models_dir(),
                 check: true,
+                remove: None,
             };
             let differences = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -106,7 +107,7 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
 /// through two independent readers.
 fn interop(server_url: &str) -> Result<()> {
     let db_url = create_demo_database(server_url, "etl_ci_interop")?;
-    let etl_app = build_etl_app()?;
+    let etl_app = build_etl_demo()?;
     let output = etl_tests::target_dir().join("ci-interop");
     let _ = std::fs::remove_dir_all(&output);
     let status = Command::new(&etl_app)

@@ -1,6 +1,6 @@
 //! `cargo xtask demo`: the main job on a throwaway database. Starts PostgreSQL (or uses
 //! `DATABASE_URL`'s server), creates the database `etl_demo` with procurement tables, and runs
-//! the real `etl-app run` into a local directory.
+//! `etl-demo run` (etl-app over the demo's models) into a local directory.
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -23,16 +23,16 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     }
     let url = create_demo_database(&server.url, "etl_demo")?;
     eprintln!("filled etl_demo with currencies, purchase_orders and notes");
-    let etl_app = build_etl_app()?;
-    let status = Command::new(&etl_app)
+    let etl_demo = build_etl_demo()?;
+    let status = Command::new(&etl_demo)
         .args(["run", "--output"])
         .arg(&args.output)
         .env("DATABASE_URL", &url)
         .status()
-        .with_context(|| format!("cannot run {}", etl_app.display()))?;
+        .with_context(|| format!("cannot run {}", etl_demo.display()))?;
     server.stop();
     if !status.success() {
-        bail!("etl-app run failed ({status})");
+        bail!("etl-demo run failed ({status})");
     }
     let python = etl_tests::python::existing().map_or_else(
         || "python3 (with pyarrow)".to_string(),
@@ -41,6 +41,11 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     println!(
         "\nRead them with any Parquet reader, e.g.\n  {python} -c \"import pyarrow.parquet as pq; print(pq.read_table('{0}/purchase_orders'))\"\n  duckdb -c \"SELECT type, count(*), sum(amount) FROM '{0}/purchase_orders/*.parquet' GROUP BY ALL\"",
         args.output.display()
+    );
+    println!(
+        "\nThat was `etl-demo`: etl-app over the demo's models (etl-app/demo/). Your own tables:\n  \
+         DATABASE_URL=postgres://user:password@host/db cargo xtask gen --all   # models in etl-app/src/models/\n  \
+         DATABASE_URL=... cargo run --release -p etl-app -- run --output ./out"
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -62,10 +67,11 @@ fn demo_sql() -> PathBuf {
     etl_tests::workspace_root().join("xtask/sql/demo.sql")
 }
 
-/// Builds etl-app in the dev profile (the one the tests use, so nothing compiles twice).
-pub fn build_etl_app() -> Result<PathBuf> {
-    cargo(&["build", "--quiet", "-p", "etl-app"])?;
-    Ok(etl_tests::target_dir().join("debug").join("etl-app"))
+/// Builds `etl-demo` (etl-app over the demo's models and tasks) in the dev profile, the one the
+/// tests use, so nothing compiles twice.
+pub fn build_etl_demo() -> Result<PathBuf> {
+    cargo(&["build", "--quiet", "-p", "etl-app", "--bin", "etl-demo"])?;
+    Ok(etl_tests::target_dir().join("debug").join("etl-demo"))
 }
 
 pub fn cargo(args: &[&str]) -> Result<()> {

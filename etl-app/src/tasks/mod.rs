@@ -1,15 +1,9 @@
-//! Derived exports that ship with the demo: written by hand, one task per file, registered
-//! here next to the generated table models.
-
-pub mod purchase_orders_usd;
-pub mod spend_per_day;
+//! Your derived exports: one task per file, written by hand and registered here next to the
+//! generated table models. The demo's tasks (`etl-app/demo/tasks/`) are examples of both kinds.
 
 use etl_runtime::Export;
 
 /// Every task of this directory.
 pub fn exports() -> Vec<Export> {
-    vec![
-        Export::transform::<purchase_orders_usd::PurchaseOrdersUsd>(),
-        Export::aggregate::<spend_per_day::SpendPerDay>(),
-    ]
+    vec![]
 }
