@@ -40,7 +40,7 @@ pub enum Error {
     #[error("building the Arrow batch failed: {0}")]
     Arrow(#[source] arrow_schema::ArrowError),
     #[error("the COPY stream is malformed: {0}")]
-    Copy(#[source] crate::source::copy::CopyError),
+    Copy(#[source] CopyError),
     #[error("the {what} failed: {source}")]
     Thread {
         what: &'static str,
@@ -83,7 +83,7 @@ pub enum Error {
     #[error("{}", drift_message(table, drift))]
     SchemaDrift {
         table: String,
-        drift: Vec<crate::source::drift::Drift>,
+        drift: Vec<crate::model::Drift>,
     },
     #[error("task {task}{}: {source}", key.as_ref().map(|k| format!(", source row {k}")).unwrap_or_default())]
     Task {
@@ -120,8 +120,8 @@ impl Error {
     }
 }
 
-fn drift_message(table: &str, drift: &[crate::source::drift::Drift]) -> String {
-    if drift.contains(&crate::source::drift::Drift::TableMissing) {
+fn drift_message(table: &str, drift: &[crate::model::Drift]) -> String {
+    if drift.contains(&crate::model::Drift::TableMissing) {
         return format!(
             "table {table} does not exist in the database: if it was dropped, remove its model with \
              `cargo xtask gen --remove {table}`; if it lives elsewhere, point DATABASE_URL there"
@@ -135,6 +135,17 @@ fn drift_message(table: &str, drift: &[crate::source::drift::Drift]) -> String {
             .collect::<Vec<_>>()
             .join("; ")
     )
+}
+
+/// The COPY stream broke PostgreSQL's binary format (see `source::copy`).
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("the COPY stream does not start with the binary signature")]
+    BadSignature,
+    #[error("the COPY stream ended inside a tuple")]
+    Truncated,
+    #[error("data after the end of the COPY stream")]
+    TrailingData,
 }
 
 /// The error and its causes as one line, each cause once: a cause whose text the message

@@ -201,6 +201,72 @@ impl fmt::Display for RowError {
     }
 }
 
+/// One difference between a model and its live table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drift {
+    TableMissing,
+    /// In the model, gone from the table.
+    ColumnDropped {
+        column: String,
+    },
+    /// In the table, not in the model (not exported).
+    ColumnAdded {
+        column: String,
+        sql_type: String,
+    },
+    Retyped {
+        column: String,
+        declared: String,
+        live: String,
+    },
+    /// The field is not an `Option`, but the column now accepts NULL.
+    BecameNullable {
+        column: String,
+    },
+    /// The field is an `Option`, but the column is now NOT NULL (exported as OPTIONAL still).
+    BecameNotNull {
+        column: String,
+    },
+}
+
+impl Drift {
+    /// Whether exporting with the model would fail or write wrong data.
+    pub fn is_breaking(&self) -> bool {
+        !matches!(
+            self,
+            Drift::ColumnAdded { .. } | Drift::BecameNotNull { .. }
+        )
+    }
+}
+
+impl fmt::Display for Drift {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Drift::TableMissing => f.write_str("the table does not exist"),
+            Drift::ColumnDropped { column } => write!(f, "column {column} was dropped"),
+            Drift::ColumnAdded { column, sql_type } => {
+                write!(
+                    f,
+                    "column {column} ({sql_type}) was added and is not exported"
+                )
+            }
+            Drift::Retyped {
+                column,
+                declared,
+                live,
+            } => write!(
+                f,
+                "column {column} is now {live}, the model says {declared}"
+            ),
+            Drift::BecameNullable { column } => write!(
+                f,
+                "column {column} now accepts NULL but the model's field is not an Option"
+            ),
+            Drift::BecameNotNull { column } => write!(f, "column {column} is now NOT NULL"),
+        }
+    }
+}
+
 /// The primary key of a COPY tuple, rendered for messages (`id=42`) as the model's
 /// [`EtlTable::key`] renders the same row.
 fn render_key(info: &TableInfo, tuple: &[u8]) -> Option<String> {

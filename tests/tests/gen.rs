@@ -396,4 +396,24 @@ async fn check_catches_each_kind_of_drift() {
             "after regenerating for: {what}"
         );
     }
+
+    // Comments and formatting are not differences: the models are compared parsed.
+    let awkward = models.join("awkward.rs");
+    let text = std::fs::read_to_string(&awkward).expect("awkward.rs");
+    std::fs::write(
+        &awkward,
+        text.replace(",\n", ",\n\n    // a note of our own\n"),
+    )
+    .expect("rewrite");
+    assert_eq!(check_dir(models.clone()).await, 0, "a comment is not drift");
+
+    // A dropped table: the check names it, `--remove` deletes its model and registration.
+    etl_tests::postgres::psql(&db.url, "DROP TABLE awkward").expect("drop");
+    assert_eq!(check_dir(models.clone()).await, 1, "a dropped table");
+    xtask::gen_models::remove(&models, "awkward").expect("gen --remove awkward");
+    assert!(!awkward.exists());
+    let registry = std::fs::read_to_string(models.join("mod.rs")).expect("mod.rs");
+    assert!(!registry.contains("awkward"), "{registry}");
+    assert_eq!(check_dir(models.clone()).await, 0, "after --remove");
+    assert!(xtask::gen_models::remove(&models, "awkward").is_err());
 }

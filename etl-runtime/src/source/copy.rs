@@ -8,15 +8,7 @@ use bytes::{Buf, Bytes, BytesMut};
 /// The binary COPY signature: `PGCOPY\n\377\r\n\0`.
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 
-#[derive(Debug, thiserror::Error)]
-pub enum CopyError {
-    #[error("the COPY stream does not start with the binary signature")]
-    BadSignature,
-    #[error("the COPY stream ended inside a tuple")]
-    Truncated,
-    #[error("data after the end of the COPY stream")]
-    TrailingData,
-}
+pub use crate::error::CopyError;
 
 #[derive(Default)]
 pub struct TupleSplitter {
