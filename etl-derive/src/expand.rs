@@ -328,22 +328,26 @@ fn column_infos(table: &Table<'_>) -> Vec<TokenStream> {
                 Some(cast) => format!("{}::{cast}", quote_ident(&c.name)),
                 None => quote_ident(&c.name),
             };
-            let wire = wire_variant(c);
+            let wire = wire_scalar(c);
             quote! {
                 #rt::ColumnInfo {
                     name: #name, field: #field, sql_type: #sql_type, nullable: #nullable, select: #select,
-                    wire: #rt::WireType::#wire,
+                    wire: #wire,
                 }
             }
         })
         .collect()
 }
 
-/// The `WireType` variant the column's selected values read as: the same enum the engine
-/// matches on, named by its `Debug` text.
-fn wire_variant(c: &Column<'_>) -> Ident {
-    let wire = c.sql.selected_scalar(c.opt).wire_type();
-    format_ident!("{}", format!("{wire:?}"))
+/// `Scalar::...`: how the column's selected values read, the same enum the engine matches on,
+/// written as its `Debug` text (`Int8`, `Numeric(None)`).
+fn wire_scalar(c: &Column<'_>) -> TokenStream {
+    let rt = rt();
+    let wire = c.sql.selected_scalar(c.opt).wire();
+    match format!("{wire:?}").parse::<TokenStream>() {
+        Ok(variant) => quote!(#rt::Scalar::#variant),
+        Err(e) => syn::Error::new(Span::call_site(), e.to_string()).to_compile_error(),
+    }
 }
 
 /// `id=42, tenant="a"` from the key fields, for messages: each value as its codec renders keys,
@@ -633,17 +637,17 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
 /// The call that writes a column's wire bytes into its encoder.
 fn wire_push(c: &Column<'_>, encoder: TokenStream, bytes: TokenStream) -> TokenStream {
     let rt = rt();
-    let wire = wire_variant(c);
+    let wire = wire_scalar(c);
     let scalar = |encoding: Encoding, encoder: TokenStream, bytes: TokenStream| match encoding {
         Encoding::Decimal(_) => quote!((#encoder).push_wire_numeric(#bytes)),
         Encoding::Utf8 | Encoding::DecimalText | Encoding::UuidText | Encoding::Json => {
-            quote!((#encoder).push_wire_as(#rt::WireType::#wire, #bytes))
+            quote!((#encoder).push_wire_as(#wire, #bytes))
         }
         _ => quote!(#rt::WireEncode::push_wire(#encoder, #bytes)),
     };
     match c.encoding.shape {
         Shape::Scalar => scalar(c.encoding.element, encoder, bytes),
-        Shape::JsonArray => quote!((#encoder).push_wire_json_array(#rt::WireType::#wire, #bytes)),
+        Shape::JsonArray => quote!((#encoder).push_wire_json_array(#wire, #bytes)),
         Shape::List => {
             let element = scalar(c.encoding.element, quote!(element), quote!(value));
             quote!((#encoder).push_wire_list(#bytes, |element, value| #element))

@@ -7,7 +7,7 @@ use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, SchemaRef};
 
 use crate::codec::row::DecodeError;
-use crate::codec::{ValueError, WireType, render_key_value, take_field};
+use crate::codec::{Scalar, ValueError, render_key_value, take_field};
 
 /// A table as the model declares it.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +36,7 @@ pub struct ColumnInfo {
     /// The expression the SELECT list uses, without alias: `"amount"`, `"mood"::text`.
     pub select: &'static str,
     /// How the selected value reads on the wire.
-    pub wire: WireType,
+    pub wire: Scalar,
 }
 
 impl TableInfo {

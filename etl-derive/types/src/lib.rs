@@ -3,8 +3,9 @@
 //! mapping" and `shared/type-mapping.md`).
 //!
 //! A crate of its own, depending on `std` only, because a proc-macro crate can export nothing
-//! but macros: the derive reads [`SqlType`]s at compile time and names a [`WireType`] in the
-//! code it generates; the engine reads values by that same [`WireType`] at run time.
+//! but macros: the derive reads [`SqlType`]s at compile time and names each column's
+//! [`Scalar::wire`] in the code it generates; the engine reads values by that same [`Scalar`]
+//! at run time.
 
 use std::fmt;
 
@@ -244,25 +245,15 @@ impl Scalar {
         }
     }
 
-    /// How values of this type read on the wire, as selected (a `::text` cast reads as text).
-    pub fn wire_type(self) -> WireType {
+    /// How values of this type read in PostgreSQL's binary format once selected: the type
+    /// itself, less what does not change the bytes (numeric's typmod; a `::text` cast is text).
+    /// The derive names it in generated code (its `Debug` text is a Rust expression of it); the
+    /// engine's codecs match on it.
+    pub fn wire(self) -> Scalar {
         match self {
-            Scalar::Int2 => WireType::Int2,
-            Scalar::Int4 => WireType::Int4,
-            Scalar::Int8 => WireType::Int8,
-            Scalar::Float4 => WireType::Float4,
-            Scalar::Float8 => WireType::Float8,
-            Scalar::Numeric(_) => WireType::Numeric,
-            Scalar::Bool => WireType::Bool,
-            Scalar::Text | Scalar::Cast(_) => WireType::Text,
-            Scalar::Uuid => WireType::Uuid,
-            Scalar::Date => WireType::Date,
-            Scalar::Timestamp => WireType::Timestamp,
-            Scalar::Timestamptz => WireType::Timestamptz,
-            Scalar::Time => WireType::Time,
-            Scalar::Json => WireType::Json,
-            Scalar::Jsonb => WireType::Jsonb,
-            Scalar::Bytea => WireType::Bytea,
+            Scalar::Numeric(_) => Scalar::Numeric(None),
+            Scalar::Cast(_) => Scalar::Text,
+            scalar => scalar,
         }
     }
 
@@ -270,30 +261,6 @@ impl Scalar {
     pub fn can_be_infinite(self) -> bool {
         matches!(self, Scalar::Date | Scalar::Timestamp | Scalar::Timestamptz)
     }
-}
-
-/// The SQL type of a value as selected, which decides how its bytes read in PostgreSQL's binary
-/// format. The derive names the variant in generated code (its `Debug` text is the variant's
-/// name); the engine's codecs match on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WireType {
-    Int2,
-    Int4,
-    Int8,
-    Float4,
-    Float8,
-    Numeric,
-    Bool,
-    /// text and everything cast to `::text`
-    Text,
-    Uuid,
-    Date,
-    Timestamp,
-    Timestamptz,
-    Time,
-    Json,
-    Jsonb,
-    Bytea,
 }
 
 /// How a column's values are written to Parquet: the default of the mapping table or one of

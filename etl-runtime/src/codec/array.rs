@@ -10,7 +10,7 @@ use arrow_buffer::{NullBufferBuilder, OffsetBuffer};
 use arrow_schema::{DataType, Field};
 
 use super::{
-    ColumnEncoder, Encode, FromWire, JsonElement, Utf8Encoder, ValueError, WireType, take_field,
+    ColumnEncoder, Encode, FromWire, JsonElement, Scalar, Utf8Encoder, ValueError, take_field,
     write_json_wire,
 };
 
@@ -101,7 +101,7 @@ impl Utf8Encoder {
     /// Appends a one-dimensional array as the JSON PostgreSQL's `to_json` would write.
     pub fn push_wire_json_array(
         &mut self,
-        element: WireType,
+        element: Scalar,
         bytes: &[u8],
     ) -> Result<(), ValueError> {
         let mut out = String::with_capacity(bytes.len() + 2);

@@ -7,7 +7,7 @@
 
 use serde_json::Value;
 
-use super::{Encode, FromWire, JsonElement, Utf8Encoder, ValueError, WireType};
+use super::{Encode, FromWire, JsonElement, Scalar, Utf8Encoder, ValueError};
 
 impl Encode<Value> for Utf8Encoder {
     fn push(&mut self, v: &Value) -> Result<(), ValueError> {
@@ -64,10 +64,10 @@ impl JsonElement for Value {
 }
 
 /// The JSON text of a json (its bytes) or jsonb (a version byte, 1, then the text) value.
-pub(super) fn text_from_wire(wire: WireType, bytes: &[u8]) -> Result<&str, ValueError> {
+pub(super) fn text_from_wire(wire: Scalar, bytes: &[u8]) -> Result<&str, ValueError> {
     let text = match (wire, bytes.split_first()) {
-        (WireType::Jsonb, Some((1, text))) => text,
-        (WireType::Jsonb, _) => return Err(ValueError::Wire("unknown jsonb version".into())),
+        (Scalar::Jsonb, Some((1, text))) => text,
+        (Scalar::Jsonb, _) => return Err(ValueError::Wire("unknown jsonb version".into())),
         _ => bytes,
     };
     super::utf8(text)

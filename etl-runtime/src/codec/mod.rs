@@ -38,7 +38,7 @@ pub use self::integer::{Int16Encoder, Int32Encoder, Int64Encoder};
 pub use self::numeric::{DecimalEncoder, Numeric};
 pub use self::text::Utf8Encoder;
 pub use self::uuid::UuidBytesEncoder;
-pub use etl_types::WireType;
+pub use etl_types::Scalar;
 
 /// A value that has no exact representation in its Parquet column.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,30 +237,30 @@ impl<T: JsonElement> JsonElement for Option<T> {
 
 /// The JSON text of one value of wire type `wire`, as [`JsonElement`] writes the same value
 /// read into its model type.
-pub fn write_json_wire(out: &mut String, wire: WireType, bytes: &[u8]) -> Result<(), ValueError> {
+pub fn write_json_wire(out: &mut String, wire: Scalar, bytes: &[u8]) -> Result<(), ValueError> {
     match wire {
-        WireType::Int2 => i16::from_wire(bytes)?.write_json(out),
-        WireType::Int4 => i32::from_wire(bytes)?.write_json(out),
-        WireType::Int8 => i64::from_wire(bytes)?.write_json(out),
-        WireType::Float4 => f32::from_wire(bytes)?.write_json(out),
-        WireType::Float8 => f64::from_wire(bytes)?.write_json(out),
-        WireType::Numeric => numeric::write_json_wire(out, bytes),
-        WireType::Bool => bool::from_wire(bytes)?.write_json(out),
-        WireType::Text => text::write_json_str(out, utf8(bytes)?),
-        WireType::Uuid => ::uuid::Uuid::from_wire(bytes)?.write_json(out),
-        WireType::Date => datetime::write_json_date(out, datetime::date_days(bytes)?),
-        WireType::Timestamp => {
+        Scalar::Int2 => i16::from_wire(bytes)?.write_json(out),
+        Scalar::Int4 => i32::from_wire(bytes)?.write_json(out),
+        Scalar::Int8 => i64::from_wire(bytes)?.write_json(out),
+        Scalar::Float4 => f32::from_wire(bytes)?.write_json(out),
+        Scalar::Float8 => f64::from_wire(bytes)?.write_json(out),
+        Scalar::Numeric(_) => numeric::write_json_wire(out, bytes),
+        Scalar::Bool => bool::from_wire(bytes)?.write_json(out),
+        Scalar::Text | Scalar::Cast(_) => text::write_json_str(out, utf8(bytes)?),
+        Scalar::Uuid => ::uuid::Uuid::from_wire(bytes)?.write_json(out),
+        Scalar::Date => datetime::write_json_date(out, datetime::date_days(bytes)?),
+        Scalar::Timestamp => {
             datetime::write_json_timestamp(out, datetime::timestamp_micros(bytes)?, false)
         }
-        WireType::Timestamptz => {
+        Scalar::Timestamptz => {
             datetime::write_json_timestamp(out, datetime::timestamp_micros(bytes)?, true)
         }
-        WireType::Time => datetime::write_json_time(out, i64::from_wire(bytes)?),
-        WireType::Json | WireType::Jsonb => {
+        Scalar::Time => datetime::write_json_time(out, i64::from_wire(bytes)?),
+        Scalar::Json | Scalar::Jsonb => {
             out.push_str(json::text_from_wire(wire, bytes)?);
             Ok(())
         }
-        WireType::Bytea => {
+        Scalar::Bytea => {
             bytea::write_json_bytes(out, bytes);
             Ok(())
         }
@@ -269,10 +269,12 @@ pub fn write_json_wire(out: &mut String, wire: WireType, bytes: &[u8]) -> Result
 
 /// A value read off the wire, rendered for a message about its row: what [`JsonElement::write_key`]
 /// writes for the same value in a model, or the raw bytes in hex if they do not read.
-pub fn render_key_value(wire: WireType, bytes: &[u8]) -> String {
+pub fn render_key_value(wire: Scalar, bytes: &[u8]) -> String {
     let mut out = String::new();
     let written = match wire {
-        WireType::Text => utf8(bytes).map(|text| text::write_key_str(&mut out, text)),
+        Scalar::Text | Scalar::Cast(_) => {
+            utf8(bytes).map(|text| text::write_key_str(&mut out, text))
+        }
         _ => write_json_wire(&mut out, wire, bytes),
     };
     if written.is_err() {

@@ -9,7 +9,7 @@ use arrow_array::ArrayRef;
 use arrow_array::builder::StringBuilder;
 use arrow_schema::{DataType, Field};
 
-use super::{ColumnEncoder, Encode, FromWire, JsonElement, ValueError, WireType};
+use super::{ColumnEncoder, Encode, FromWire, JsonElement, Scalar, ValueError};
 
 /// A UTF8 column, plain or annotated as Parquet's JSON logical type.
 pub struct Utf8Encoder {
@@ -41,14 +41,14 @@ impl Utf8Encoder {
 
     /// Appends a value of wire type `wire` as its text: text as it is, json and jsonb as their
     /// JSON text, uuid as canonical text, numeric as its exact decimal text.
-    pub fn push_wire_as(&mut self, wire: WireType, bytes: &[u8]) -> Result<(), ValueError> {
+    pub fn push_wire_as(&mut self, wire: Scalar, bytes: &[u8]) -> Result<(), ValueError> {
         match wire {
-            WireType::Text => self.append_str(super::utf8(bytes)?),
-            WireType::Json | WireType::Jsonb => {
+            Scalar::Text | Scalar::Cast(_) => self.append_str(super::utf8(bytes)?),
+            Scalar::Json | Scalar::Jsonb => {
                 self.append_str(super::json::text_from_wire(wire, bytes)?)
             }
-            WireType::Uuid => super::uuid::push_text_wire(self, bytes)?,
-            WireType::Numeric => self.append_str(&super::numeric::text_from_wire(bytes)?),
+            Scalar::Uuid => super::uuid::push_text_wire(self, bytes)?,
+            Scalar::Numeric(_) => self.append_str(&super::numeric::text_from_wire(bytes)?),
             other => {
                 return Err(ValueError::Wire(format!(
                     "a {other:?} value cannot be written as text"

@@ -108,17 +108,7 @@ pub async fn run_transform<T: Transform>(
         skipped: Arc::new(AtomicU64::new(0)),
         _task: PhantomData,
     };
-    let source_info = <T::Source as EtlTable>::INFO;
-    let output = output_info::<T::Output>(T::NAME);
-    run_export(
-        source,
-        sink,
-        options,
-        &source_info,
-        &output,
-        Box::new(processor),
-    )
-    .await
+    export_task::<T::Source, T::Output>(source, sink, options, T::NAME, Box::new(processor)).await
 }
 
 /// Runs an aggregation task.
@@ -135,17 +125,19 @@ pub async fn run_aggregate<A: Aggregate>(
         skipped: 0,
         batch_rows: options.chunk_rows,
     };
-    let source_info = <A::Source as EtlTable>::INFO;
-    let output = output_info::<A::Output>(A::NAME);
-    run_export(
-        source,
-        sink,
-        options,
-        &source_info,
-        &output,
-        Box::new(processor),
-    )
-    .await
+    export_task::<A::Source, A::Output>(source, sink, options, A::NAME, Box::new(processor)).await
+}
+
+/// Streams task `name`'s source table through its processor and publishes its records.
+async fn export_task<S: EtlTable, O: OutputRecord>(
+    source: &PgSource,
+    sink: &dyn Sink,
+    options: &ExportOptions,
+    name: &'static str,
+    processor: Box<dyn ChunkProcessor>,
+) -> Result<TableReport> {
+    let output = output_info::<O>(name);
+    run_export(source, sink, options, &S::INFO, &output, processor).await
 }
 
 /// Loads lookups on a Diesel connection that reads the run's snapshot, read-only.
