@@ -235,7 +235,7 @@ fn expand_from_row(table: &Table<'_>) -> TokenStream {
                     ::std::result::Result::Ok(::std::option::Option::None)
                 } else {
                     match #decode {
-                        ::std::result::Result::Err(#rt::DecodeError::Infinite(_)) => ::std::result::Result::Ok(::std::option::Option::None),
+                        ::std::result::Result::Err(#rt::DecodeError::Value(#rt::ValueError::Infinite(_))) => ::std::result::Result::Ok(::std::option::Option::None),
                         other => other.map(::std::option::Option::Some),
                     }
                 }

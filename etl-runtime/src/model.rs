@@ -6,7 +6,6 @@ use std::fmt;
 use arrow_array::RecordBatch;
 use arrow_schema::{ArrowError, SchemaRef};
 
-use crate::codec::row::DecodeError;
 use crate::codec::{Scalar, ValueError, render_key_value, take_field};
 
 /// A table as the model declares it.
@@ -147,21 +146,12 @@ pub struct RowError {
 
 #[derive(Debug)]
 pub enum RowErrorKind {
-    Decode(DecodeError),
     Value(ValueError),
     /// NULL in a column the model declares NOT NULL.
     UnexpectedNull,
 }
 
 impl RowError {
-    pub fn decode(column: &'static str, error: DecodeError) -> Self {
-        RowError {
-            column,
-            key: None,
-            kind: RowErrorKind::Decode(error),
-        }
-    }
-
     pub fn value(column: &'static str, key: String, error: ValueError) -> Self {
         RowError {
             column,
@@ -178,11 +168,6 @@ impl RowError {
             kind,
         }
     }
-
-    pub fn with_key(mut self, key: String) -> Self {
-        self.key = Some(key);
-        self
-    }
 }
 
 impl fmt::Display for RowError {
@@ -192,11 +177,8 @@ impl fmt::Display for RowError {
             write!(f, ", row {key}")?;
         }
         match &self.kind {
-            RowErrorKind::Decode(e) => write!(f, ": {e}"),
             RowErrorKind::Value(e) => write!(f, ": {e}"),
-            RowErrorKind::UnexpectedNull => f.write_str(
-                ": value is NULL but the field is not an Option (did the column become nullable? regenerate the model with `cargo xtask gen`)",
-            ),
+            RowErrorKind::UnexpectedNull => write!(f, ": {}", crate::codec::UNEXPECTED_NULL),
         }
     }
 }

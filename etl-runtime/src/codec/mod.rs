@@ -40,6 +40,9 @@ pub use self::text::Utf8Encoder;
 pub use self::uuid::UuidBytesEncoder;
 pub use etl_types::Scalar;
 
+/// What a NULL in a column whose field is not an `Option` says, whichever path read it.
+pub const UNEXPECTED_NULL: &str = "value is NULL but the field is not an Option (did the column become nullable? regenerate the model with `cargo xtask gen`)";
+
 /// A value that has no exact representation in its Parquet column.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ValueError {

@@ -21,10 +21,10 @@ use super::{FromWire, ValueError};
 pub enum DecodeError {
     /// NULL in a column whose field is not an `Option`.
     UnexpectedNull,
-    /// `infinity` or `-infinity` in a date or timestamp column.
-    Infinite(&'static str),
-    /// A value outside what the Rust type can represent.
-    OutOfRange(String),
+    /// A value the field's type cannot hold (`±infinity` dates, bytes out of range).
+    Value(ValueError),
+    /// The column's type or format is not the one the field reads.
+    Type(String),
     /// sqlx refused the value (wrong type, NaN into BigDecimal, ...).
     Sqlx(sqlx::Error),
 }
@@ -32,14 +32,9 @@ pub enum DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DecodeError::UnexpectedNull => f.write_str(
-                "value is NULL but the field is not an Option (did the column become nullable? regenerate the model with `cargo xtask gen`)",
-            ),
-            DecodeError::Infinite(value) => write!(
-                f,
-                "value `{value}` has no Parquet representation; opt into `#[etl(infinity = \"null\")]` to write it as NULL"
-            ),
-            DecodeError::OutOfRange(msg) => f.write_str(msg),
+            DecodeError::UnexpectedNull => f.write_str(super::UNEXPECTED_NULL),
+            DecodeError::Value(e) => e.fmt(f),
+            DecodeError::Type(msg) => f.write_str(msg),
             DecodeError::Sqlx(sqlx::Error::ColumnDecode { source, .. }) => {
                 write!(f, "cannot decode the value: {source}")
             }
@@ -141,22 +136,19 @@ where
 
 impl From<ValueError> for DecodeError {
     fn from(e: ValueError) -> Self {
-        match e {
-            ValueError::Infinite(value) => DecodeError::Infinite(value),
-            e => DecodeError::OutOfRange(e.to_string()),
-        }
+        DecodeError::Value(e)
     }
 }
 
 fn binary_bytes<'r>(value: &PgValueRef<'r>) -> Result<&'r [u8], DecodeError> {
     if value.format() != PgValueFormat::Binary {
-        return Err(DecodeError::OutOfRange(
+        return Err(DecodeError::Type(
             "expected PostgreSQL's binary format for a date or timestamp".into(),
         ));
     }
     value
         .as_bytes()
-        .map_err(|e| DecodeError::OutOfRange(e.to_string()))
+        .map_err(|e| DecodeError::Type(e.to_string()))
 }
 
 macro_rules! decode_wire_time {
@@ -196,7 +188,7 @@ fn check_type(value: &PgValueRef<'_>, expected: &[&str]) -> Result<(), DecodeErr
     if expected.iter().any(|e| ty.name() == *e) {
         Ok(())
     } else {
-        Err(DecodeError::OutOfRange(format!(
+        Err(DecodeError::Type(format!(
             "the column is {} but the field expects {}",
             ty.name(),
             expected.join(" or ")
