@@ -33,9 +33,58 @@ pub fn derive(input: &DeriveInput) -> Result<TokenStream, syn::Error> {
     }
 }
 
-/// On error, only the errors: each names its own field, and the model is not used further.
-pub fn with_fallback(_input: &DeriveInput, errors: syn::Error) -> TokenStream {
-    errors.to_compile_error()
+/// On error, the errors (each names its own field) and a stub impl of the trait, as
+/// serde_derive does: code that uses the model (`Export::table::<Model>()`) then compiles
+/// against the stub, so that one mistake in the model is one error, not one more per use.
+pub fn with_fallback(input: &DeriveInput, errors: syn::Error) -> TokenStream {
+    let errors = errors.to_compile_error();
+    if !input.generics.params.is_empty() {
+        return errors;
+    }
+    let rt = rt();
+    let ident = &input.ident;
+    // `#[etl(output)]`: an `output` word at the top level of an `etl` attribute.
+    let output = input
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("etl"))
+        .any(|a| match &a.meta {
+            syn::Meta::List(list) => list
+                .tokens
+                .clone()
+                .into_iter()
+                .any(|t| matches!(t, proc_macro2::TokenTree::Ident(word) if word == "output")),
+            _ => false,
+        });
+    let stub = if output {
+        quote! {
+            impl #rt::OutputRecord for #ident {
+                const COLUMNS: &'static [#rt::ColumnInfo] = &[];
+                const PRIMARY_KEY: &'static [&'static str] = &[];
+                type Encoder = #rt::StubEncoder;
+                fn key(&self) -> ::std::string::String {
+                    ::std::string::String::new()
+                }
+            }
+        }
+    } else {
+        quote! {
+            impl #rt::EtlTable for #ident {
+                const INFO: #rt::TableInfo = #rt::TableInfo::STUB;
+                type Encoder = #rt::StubEncoder;
+                fn decode_wire(_: &[u8]) -> ::std::result::Result<Self, #rt::RowError> {
+                    ::std::result::Result::Err(#rt::RowError::stub())
+                }
+                fn key(&self) -> ::std::string::String {
+                    ::std::string::String::new()
+                }
+            }
+        }
+    };
+    quote! {
+        #errors
+        const _: () = { #stub };
+    }
 }
 
 fn rt() -> TokenStream {

@@ -70,8 +70,8 @@ pub mod __private {
     pub use crate::codec::row::{DecodeError, decode_named_with, is_null};
     pub use crate::codec::*;
     pub use crate::model::{
-        ColumnInfo, EtlTable, OutputRecord, RecordBatchEncoder, RowError, RowErrorKind, TableInfo,
-        WireBatchEncoder,
+        ColumnInfo, EtlTable, OutputRecord, RecordBatchEncoder, RowError, RowErrorKind,
+        StubEncoder, TableInfo, WireBatchEncoder,
     };
     pub use arrow_array::{ArrayRef, RecordBatch};
     pub use arrow_schema::{ArrowError, Field, Schema, SchemaRef};

@@ -39,6 +39,15 @@ pub struct ColumnInfo {
 }
 
 impl TableInfo {
+    /// The metadata of a model the derive rejected (its errors are reported instead).
+    #[doc(hidden)]
+    pub const STUB: TableInfo = TableInfo {
+        schema: "",
+        name: "",
+        primary_key: &[],
+        columns: &[],
+    };
+
     /// `schema.table` for messages, with `public.` left out.
     pub fn display_name(&self) -> String {
         if self.schema == "public" {
@@ -151,7 +160,44 @@ pub enum RowErrorKind {
     UnexpectedNull,
 }
 
+/// The encoder of a model the derive rejected: the crate does not compile, so it never runs;
+/// it exists so that code using the model reports nothing of its own.
+#[doc(hidden)]
+pub struct StubEncoder;
+
+impl<T> RecordBatchEncoder<T> for StubEncoder {
+    fn with_capacity(_: usize) -> Self {
+        StubEncoder
+    }
+    fn schema() -> SchemaRef {
+        std::sync::Arc::new(arrow_schema::Schema::empty())
+    }
+    fn push(&mut self, _: &T) -> Result<(), RowError> {
+        Err(RowError::stub())
+    }
+    fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        Err(ArrowError::InvalidArgumentError(
+            "a model the derive rejected".into(),
+        ))
+    }
+}
+
+impl WireBatchEncoder for StubEncoder {
+    fn push_wire(&mut self, _: &[u8]) -> Result<(), RowError> {
+        Err(RowError::stub())
+    }
+}
+
 impl RowError {
+    #[doc(hidden)]
+    pub fn stub() -> Self {
+        RowError {
+            column: "?",
+            key: None,
+            kind: RowErrorKind::Value(ValueError::Wire("a model the derive rejected".into())),
+        }
+    }
+
     pub fn value(column: &'static str, key: String, error: ValueError) -> Self {
         RowError {
             column,
