@@ -6,6 +6,7 @@
 
 mod cli;
 mod config;
+mod signals;
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -172,15 +173,30 @@ async fn check(registry: &Registry, args: CheckArgs) -> Result<ExitCode, Failure
 
 async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
     let started = Instant::now();
-    let mut source = PgSource::connect(&config.database_url, &config.source).await?;
-    let snapshot = source.export_snapshot().await?;
+    let cancel = config.export.cancel.clone();
+    let stop = signals::stop_on_signals(cancel.clone()).map_err(|e| {
+        Failure::Runtime(anyhow!("cannot install the SIGTERM/SIGINT handlers: {e}"))
+    })?;
+    let connect = async {
+        let mut source = PgSource::connect(&config.database_url, &config.source).await?;
+        let snapshot = source.export_snapshot().await?;
+        Ok::<_, etl_runtime::Error>((source, snapshot))
+    };
+    let (source, snapshot) = tokio::select! {
+        connected = connect => connected?,
+        () = cancel.cancelled() => return Ok(stop.exit_code()),
+    };
     let run_id = format!(
         "{}-{}",
         snapshot.taken_at.replace([':', '.'], ""),
         std::process::id()
     );
     let sink: Box<dyn Sink> = match &config.output {
-        Output::S3(options) => Box::new(S3Sink::new(options.clone(), &run_id).await?),
+        Output::S3(options) => Box::new(
+            S3Sink::new(options.clone(), &run_id)
+                .await?
+                .with_cancel(cancel.clone()),
+        ),
         Output::Local(dir) => Box::new(LocalDirSink::new(dir, &run_id)?),
     };
     eprintln!(
@@ -197,6 +213,9 @@ async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
     let results: Vec<(Export, etl_runtime::Result<TableReport>)> =
         futures_util::stream::iter(config.exports.iter().copied())
             .map(|export| async move {
+                if options_ref.cancel.is_cancelled() {
+                    return (export, Err(etl_runtime::Error::Cancelled));
+                }
                 eprintln!("  {} ...", export.name());
                 let result = export.run(source_ref, sink_ref, options_ref).await;
                 (export, result)
@@ -204,7 +223,14 @@ async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
             .buffered(config.parallel_tables)
             .collect()
             .await;
-    source.close().await;
+    // Staged files are gone with the sink; a server that stopped answering does not hold up
+    // the end of a cancelled run.
+    drop(sink);
+    if cancel.is_cancelled() {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), source.close()).await;
+    } else {
+        source.close().await;
+    }
 
     let mut failed = 0;
     let mut reports = Vec::new();
@@ -228,6 +254,10 @@ async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
         reports.len(),
         started.elapsed().as_secs_f64()
     );
+    if cancel.is_cancelled() {
+        eprintln!("the run was stopped by {}: nothing more was published", stop.name());
+        return Ok(stop.exit_code());
+    }
     let catalog = !config.catalog.is_empty();
     if catalog && failed > 0 {
         eprintln!("the Glue catalog was not updated, because {failed} table(s) failed");

@@ -78,6 +78,8 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    #[error("cancelled before it finished: nothing of it was published")]
+    Cancelled,
     #[error("no table or task named `{name}` is registered (registered: {known})")]
     UnknownExport { name: String, known: String },
     #[error("{}", drift_message(table, drift))]

@@ -41,6 +41,7 @@
 //! let _ = purchase_orders::table;
 //! ```
 
+pub mod cancel;
 pub mod codec;
 pub mod error;
 pub mod model;
@@ -49,6 +50,7 @@ pub mod sink;
 pub mod source;
 pub mod write;
 
+pub use cancel::Cancel;
 pub use error::{Error, Result};
 pub use etl_derive::EtlTable;
 pub use model::{

@@ -5,7 +5,8 @@
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use crate::{Result, error};
 
@@ -18,12 +19,16 @@ pub enum Fault {
     /// Forward until `n` bytes went from client to server, then close every connection and
     /// every later one.
     CutAfterBytes(usize),
+    /// Forward until `n` bytes came back from the server, then forward nothing more from the
+    /// server while keeping every connection open (a server that hangs mid-answer).
+    StallRepliesAfterBytes(usize),
 }
 
 pub struct FaultyProxy {
     pub port: u16,
     dead: Arc<AtomicBool>,
     requests: Arc<Mutex<Vec<u8>>>,
+    stalled: Arc<(Mutex<bool>, Condvar)>,
 }
 
 impl FaultyProxy {
@@ -41,6 +46,9 @@ impl FaultyProxy {
         let dead_flag = Arc::clone(&dead);
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = Arc::clone(&requests);
+        let stalled = Arc::new((Mutex::new(false), Condvar::new()));
+        let stall = Arc::clone(&stalled);
+        let replied = Arc::new(AtomicUsize::new(0));
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -49,6 +57,7 @@ impl FaultyProxy {
                     Fault::None => false,
                     Fault::DropFirstConnections(k) => n < k,
                     Fault::CutAfterBytes(_) => dead_flag.load(Ordering::SeqCst),
+                    Fault::StallRepliesAfterBytes(_) => false,
                 };
                 if refuse {
                     let _ = client.shutdown(Shutdown::Both);
@@ -68,6 +77,10 @@ impl FaultyProxy {
                     Fault::CutAfterBytes(n) => Some(n),
                     _ => None,
                 };
+                let reply_limit = match fault {
+                    Fault::StallRepliesAfterBytes(n) => Some(n),
+                    _ => None,
+                };
                 pump(
                     client,
                     server,
@@ -76,6 +89,11 @@ impl FaultyProxy {
                     Arc::clone(&dead_flag),
                     Arc::clone(&open),
                     Arc::clone(&seen),
+                    Stall {
+                        limit: reply_limit,
+                        replied: Arc::clone(&replied),
+                        stalled: Arc::clone(&stall),
+                    },
                 );
             }
         });
@@ -83,7 +101,20 @@ impl FaultyProxy {
             port,
             dead,
             requests,
+            stalled,
         })
+    }
+
+    /// Waits until the replies stalled ([`Fault::StallRepliesAfterBytes`]); false if they did
+    /// not within `timeout`.
+    pub fn wait_stalled(&self, timeout: Duration) -> bool {
+        let (flag, changed) = &*self.stalled;
+        let Ok(guard) = flag.lock() else {
+            return false;
+        };
+        changed
+            .wait_timeout_while(guard, timeout, |stalled| !*stalled)
+            .is_ok_and(|(stalled, _)| *stalled)
     }
 
     /// Whether any request's first bytes (its request line and headers) contained `needle`.
@@ -102,6 +133,14 @@ impl FaultyProxy {
     }
 }
 
+/// Where replies stop: after `limit` bytes from the server, over every connection.
+struct Stall {
+    limit: Option<usize>,
+    replied: Arc<AtomicUsize>,
+    stalled: Arc<(Mutex<bool>, Condvar)>,
+}
+
+#[allow(clippy::too_many_arguments)]
 fn pump(
     client: TcpStream,
     server: TcpStream,
@@ -110,6 +149,7 @@ fn pump(
     dead: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
     requests: Arc<Mutex<Vec<u8>>>,
+    stall: Stall,
 ) {
     let (Ok(mut client_read), Ok(mut server_write)) = (client.try_clone(), server.try_clone())
     else {
@@ -144,9 +184,34 @@ fn pump(
         }
         let _ = server_write.shutdown(Shutdown::Write);
     });
-    // server -> client
+    // server -> client, stalling after the reply limit
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut server_read, &mut client_write);
+        let Some(reply_limit) = stall.limit else {
+            let _ = std::io::copy(&mut server_read, &mut client_write);
+            let _ = client_write.shutdown(Shutdown::Write);
+            return;
+        };
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = match server_read.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let before = stall.replied.fetch_add(n, Ordering::SeqCst);
+            let allowed = reply_limit.saturating_sub(before).min(n);
+            if client_write.write_all(&buf[..allowed]).is_err() {
+                break;
+            }
+            if allowed < n {
+                // Hang: the connection stays open (the proxy holds it) and nothing more comes.
+                let (flag, changed) = &*stall.stalled;
+                if let Ok(mut stalled) = flag.lock() {
+                    *stalled = true;
+                    changed.notify_all();
+                }
+                return;
+            }
+        }
         let _ = client_write.shutdown(Shutdown::Write);
     });
 }

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use tokio::sync::mpsc;
 
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::model::{EtlTable, RecordBatchEncoder, TableInfo, WireBatchEncoder};
 use crate::sink::{Sink, StagedTable};
@@ -33,6 +34,8 @@ pub struct ExportOptions {
     pub max_file_bytes: Option<u64>,
     /// The threads that convert rows to Arrow, shared by every table of a run.
     pub converters: Converters,
+    /// Stops the run's exports (SIGTERM): nothing more is read or published.
+    pub cancel: Cancel,
 }
 
 impl Default for ExportOptions {
@@ -42,6 +45,7 @@ impl Default for ExportOptions {
             chunk_rows: 4096,
             max_file_bytes: None,
             converters: Converters::default(),
+            cancel: Cancel::default(),
         }
     }
 }
@@ -227,7 +231,15 @@ pub(crate) async fn run_export(
                 .filter_map(|f| f.path.file_name())
                 .map(|n| n.to_string_lossy().into_owned())
                 .collect();
-            write_manifest(&staged.dir, output, rows, bytes, &names, source)?;
+            // A cancelled run publishes nothing more, even a table it finished reading.
+            if let Err(e) = options
+                .cancel
+                .check()
+                .and_then(|()| write_manifest(&staged.dir, output, rows, bytes, &names, source))
+            {
+                sink.discard(staged);
+                return Err(e);
+            }
             let location = sink.publish(staged).await?;
             Ok(TableReport {
                 table: output.display_name(),
@@ -288,7 +300,14 @@ async fn write_files(
         let started = Instant::now();
         let mut rows_read: u64 = 0;
         let mut next_report = started + PROGRESS_EVERY;
-        while let Some(data) = stream.try_next().await.map_err(Error::Query)? {
+        loop {
+            // A stalled or slow server does not hold up a cancelled run.
+            let data = tokio::select! {
+                biased;
+                () = options.cancel.cancelled() => return Err(Error::Cancelled),
+                data = stream.try_next() => data.map_err(Error::Query)?,
+            };
+            let Some(data) = data else { break };
             splitter.feed(data, &mut chunk).map_err(Error::Copy)?;
             if chunk.len() >= options.chunk_rows {
                 rows_read += chunk.len() as u64;
@@ -359,9 +378,11 @@ fn encode_chunks(
         Ok(())
     };
     while let Some(tuples) = received.blocking_recv() {
+        options.cancel.check()?;
         let batches = processor.process(tuples)?;
         write(batches, &mut files)?;
     }
+    options.cancel.check()?;
     let last = processor.finish()?;
     write(last, &mut files)?;
     match file {

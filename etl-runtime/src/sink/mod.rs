@@ -8,8 +8,9 @@ pub mod glue;
 #[cfg(feature = "s3")]
 pub mod s3;
 
-use std::fs;
-use std::path::PathBuf;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
@@ -38,21 +39,110 @@ pub trait Sink: Send + Sync {
     fn location(&self) -> String;
 }
 
-/// Writes each table to `<root>/<table>/`. Staging lives in `<root>/.etl-staging/` on the same
-/// file system, so that publication is a rename.
+/// Writes each table to `<root>/<table>/`. Staging lives in `<root>/.etl-staging/<run>/` on the
+/// same file system, so that publication is a rename.
 #[derive(Debug, Clone)]
 pub struct LocalDirSink {
     root: PathBuf,
     run_id: String,
+    _claim: Arc<StagingClaim>,
+}
+
+/// A run's claim on its staging directory: an exclusive lock on `.etl-staging/<run>.lock`,
+/// held while the run's sink lives and released by the OS when the process dies however it
+/// dies. Staging whose lock nobody holds belongs to a run that was killed (SIGKILL, OOM) and is
+/// removed by the next run; staging whose lock is held is another run's, in progress.
+#[derive(Debug)]
+struct StagingClaim {
+    lock: File,
+    lock_path: PathBuf,
+    run_dir: PathBuf,
+    staging: PathBuf,
+}
+
+impl Drop for StagingClaim {
+    fn drop(&mut self) {
+        // Whatever the run left (a cancelled table's files are already discarded).
+        let _ = fs::remove_dir_all(&self.run_dir);
+        let _ = fs::remove_file(&self.lock_path);
+        let _ = self.lock.unlock();
+        let _ = fs::remove_dir(&self.staging);
+    }
+}
+
+impl StagingClaim {
+    fn take(staging: &Path, run_id: &str) -> Result<Self> {
+        fs::create_dir_all(staging).map_err(|e| Error::io("cannot create", staging, e))?;
+        remove_abandoned_runs(staging);
+        let lock_path = staging.join(format!("{run_id}.lock"));
+        let lock = loop {
+            let lock =
+                File::create(&lock_path).map_err(|e| Error::io("cannot create", &lock_path, e))?;
+            lock.lock()
+                .map_err(|e| Error::io("cannot lock", &lock_path, e))?;
+            // Another run's cleanup may have removed the file between its creation and our
+            // lock: a lock on a file no longer at `lock_path` protects nothing; take a new one.
+            if same_file(&lock, &lock_path) {
+                break lock;
+            }
+        };
+        Ok(Self {
+            lock,
+            lock_path,
+            run_dir: staging.join(run_id),
+            staging: staging.to_path_buf(),
+        })
+    }
+}
+
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Removes the staging of runs that died: a run directory or lock file whose lock is free.
+fn remove_abandoned_runs(staging: &Path) {
+    let Ok(entries) = fs::read_dir(staging) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let run = name.strip_suffix(".lock").unwrap_or(&name).to_string();
+        let lock_path = staging.join(format!("{run}.lock"));
+        let held = File::open(&lock_path).is_ok_and(|lock| {
+            matches!(lock.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+        });
+        if held {
+            continue;
+        }
+        let run_dir = staging.join(&run);
+        if run_dir.exists() {
+            tracing::warn!(
+                "removing {}: staging of a run that did not finish",
+                run_dir.display()
+            );
+            let _ = fs::remove_dir_all(&run_dir);
+        }
+        if path == lock_path {
+            let _ = fs::remove_file(&lock_path);
+        }
+    }
 }
 
 impl LocalDirSink {
+    /// A sink for run `run_id`; removes what runs that were killed left in the staging area.
     pub fn new(root: impl Into<PathBuf>, run_id: &str) -> Result<Self> {
         let root = root.into();
         fs::create_dir_all(&root).map_err(|e| Error::io("cannot create", &root, e))?;
+        let claim = StagingClaim::take(&root.join(".etl-staging"), run_id)?;
         Ok(Self {
             root,
             run_id: run_id.to_string(),
+            _claim: Arc::new(claim),
         })
     }
 

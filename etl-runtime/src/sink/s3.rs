@@ -23,6 +23,7 @@ use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectI
 use tokio::io::AsyncReadExt;
 
 use super::{LocalDirSink, Sink, StagedTable};
+use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 
 /// Where and how to upload.
@@ -59,6 +60,8 @@ pub struct S3Sink {
     client: Client,
     options: S3Options,
     staging: LocalDirSink,
+    /// A cancelled run uploads nothing more and aborts the multipart upload under way.
+    cancel: Cancel,
 }
 
 impl S3Sink {
@@ -95,7 +98,14 @@ impl S3Sink {
             client: Client::from_conf(config),
             options,
             staging,
+            cancel: Cancel::default(),
         })
+    }
+
+    /// Stops uploading once `cancel` is.
+    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = cancel;
+        self
     }
 
     fn key(&self, table_dir: &str, name: &str) -> String {
@@ -129,16 +139,21 @@ impl S3Sink {
             let body = ByteStream::from_path(path)
                 .await
                 .map_err(|e| self.s3_error("read for upload", key, e))?;
-            self.client
+            let put = self
+                .client
                 .put_object()
                 .bucket(&self.options.bucket)
                 .key(key)
                 .body(body)
                 .set_server_side_encryption(self.options.sse.clone())
                 .set_ssekms_key_id(self.options.sse_kms_key_id.clone())
-                .send()
-                .await
-                .map_err(|e| self.s3_error("upload", key, e))?;
+                .send();
+            // A PUT dropped before it completes leaves no object.
+            tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Err(Error::Cancelled),
+                put = put => put.map_err(|e| self.s3_error("upload", key, e))?,
+            };
             return Ok(());
         }
         let created = self
@@ -201,7 +216,7 @@ impl S3Sink {
             if buf.is_empty() {
                 break;
             }
-            let uploaded = self
+            let part = self
                 .client
                 .upload_part()
                 .bucket(&self.options.bucket)
@@ -209,9 +224,13 @@ impl S3Sink {
                 .upload_id(upload_id)
                 .part_number(part_number)
                 .body(ByteStream::from(buf))
-                .send()
-                .await
-                .map_err(|e| self.s3_error("upload a part of", key, e))?;
+                .send();
+            // Cancelled: the caller aborts the upload, parts sent or not.
+            let uploaded = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Err(Error::Cancelled),
+                part = part => part.map_err(|e| self.s3_error("upload a part of", key, e))?,
+            };
             // The ETag only: copying a part's checksum here fails completion on stores that
             // computed none at creation.
             parts.push(
@@ -272,6 +291,7 @@ impl S3Sink {
         let before = self.existing_keys(&staged.table_dir).await?;
         let mut written = Vec::with_capacity(names.len());
         for name in &names {
+            self.cancel.check()?;
             let key = self.key(&staged.table_dir, name);
             self.upload(&staged.dir.join(name), &key).await?;
             written.push(key);
