@@ -117,6 +117,12 @@ pub struct RunArgs {
     /// when left out.
     #[arg(long, value_parser = parse_bytes)]
     pub max_file_bytes: Option<u64>,
+
+    /// Also write the run report (JSON: every table's outcome, rows, bytes, errors; see the
+    /// README) to this file, whatever the outcome. It is always written beside the data, as
+    /// <output>/_runs/<run id>.json, once the run reached the output.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 /// S3 output (`--output s3://bucket/prefix`). Credentials and region come from the AWS default

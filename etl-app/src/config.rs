@@ -30,12 +30,24 @@ pub struct RunConfig {
     pub source: SourceOptions,
     pub parallel_tables: usize,
     pub catalog: Catalog,
+    /// Where to write the run report too (`--report`).
+    pub report: Option<PathBuf>,
 }
 
 /// Where the run publishes.
 pub enum Output {
     Local(PathBuf),
     S3(S3Options),
+}
+
+impl Output {
+    /// The output for messages and the run report.
+    pub fn location(&self) -> String {
+        match self {
+            Output::Local(dir) => dir.display().to_string(),
+            Output::S3(s3) => format!("s3://{}/{}", s3.bucket, s3.prefix),
+        }
+    }
 }
 
 /// What the Glue catalog is told once every table is published (S3 output only).
@@ -125,6 +137,7 @@ impl RunConfig {
             source,
             parallel_tables: args.parallel_tables as usize,
             catalog,
+            report: args.report,
         })
     }
 }

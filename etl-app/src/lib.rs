@@ -6,6 +6,7 @@
 
 mod cli;
 mod config;
+mod report;
 mod signals;
 
 use std::process::ExitCode;
@@ -22,6 +23,8 @@ use futures_util::StreamExt;
 
 use crate::cli::{CheckArgs, Cli, Command};
 use crate::config::{Catalog, Output, RunConfig};
+use crate::report::RunReport;
+use crate::signals::Stop;
 
 /// Parses the command line and runs it over `registry`; the exit code is what schedulers see.
 pub fn main(registry: Registry) -> ExitCode {
@@ -172,11 +175,39 @@ async fn check(registry: &Registry, args: CheckArgs) -> Result<ExitCode, Failure
 }
 
 async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
-    let started = Instant::now();
     let cancel = config.export.cancel.clone();
     let stop = signals::stop_on_signals(cancel.clone()).map_err(|e| {
         Failure::Runtime(anyhow!("cannot install the SIGTERM/SIGINT handlers: {e}"))
     })?;
+    let mut report = RunReport::new(&config.output.location());
+    let result = export_all(&config, &stop, &mut report).await;
+    let code = match &result {
+        Ok(code) => *code,
+        Err(Failure::Usage(_)) => 2,
+        Err(Failure::Runtime(_)) => 1,
+    };
+    if let Some(path) = &config.report {
+        let error = match &result {
+            Err(Failure::Usage(e) | Failure::Runtime(e)) => Some(format!("{e:#}")),
+            Ok(_) => None,
+        };
+        let document = report.document(code, stop.signal(), error);
+        if let Err(e) = etl_runtime::sink::write_whole(path, &document) {
+            eprintln!("error: {}", etl_runtime::error::report(&e));
+        }
+    }
+    result.map(ExitCode::from)
+}
+
+/// Exports every table of `config` on one snapshot; returns the exit code. The report collects
+/// each table's outcome and goes beside the data once the run is over.
+async fn export_all(
+    config: &RunConfig,
+    stop: &Stop,
+    report: &mut RunReport,
+) -> Result<u8, Failure> {
+    let started = Instant::now();
+    let cancel = &config.export.cancel;
     let connect = async {
         let mut source = PgSource::connect(&config.database_url, &config.source).await?;
         let snapshot = source.export_snapshot().await?;
@@ -191,6 +222,7 @@ async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
         snapshot.taken_at.replace([':', '.'], ""),
         std::process::id()
     );
+    report.started(&run_id, &snapshot.taken_at);
     let sink: Box<dyn Sink> = match &config.output {
         Output::S3(options) => Box::new(
             S3Sink::new(options.clone(), &run_id)
@@ -223,9 +255,7 @@ async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
             .buffered(config.parallel_tables)
             .collect()
             .await;
-    // Staged files are gone with the sink; a server that stopped answering does not hold up
-    // the end of a cancelled run.
-    drop(sink);
+    // A server that stopped answering does not hold up the end of a cancelled run.
     if cancel.is_cancelled() {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), source.close()).await;
     } else {
@@ -236,10 +266,11 @@ async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
     let mut reports = Vec::new();
     let mut published = Vec::new();
     for (export, result) in results {
+        report.table(&export, &result);
         match result {
-            Ok(report) => {
-                published.push((export, report.location.clone()));
-                reports.push(report);
+            Ok(table) => {
+                published.push((export, table.location.clone()));
+                reports.push(table);
             }
             Err(e) => {
                 failed += 1;
@@ -254,22 +285,35 @@ async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
         reports.len(),
         started.elapsed().as_secs_f64()
     );
-    if cancel.is_cancelled() {
-        eprintln!("the run was stopped by {}: nothing more was published", stop.name());
-        return Ok(stop.exit_code());
-    }
-    let catalog = !config.catalog.is_empty();
-    if catalog && failed > 0 {
-        eprintln!("the Glue catalog was not updated, because {failed} table(s) failed");
-    } else if catalog && let Err(e) = update_catalog(&config.catalog, &published).await {
-        eprintln!("error: {}", etl_runtime::error::report(&e));
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
+    let code = if cancel.is_cancelled() {
+        eprintln!(
+            "the run was stopped by {}: nothing more was published",
+            stop.name()
+        );
+        stop.exit_code()
     } else {
-        ExitCode::FAILURE
-    })
+        let catalog = !config.catalog.is_empty();
+        if catalog && failed > 0 {
+            eprintln!("the Glue catalog was not updated, because {failed} table(s) failed");
+            1
+        } else if catalog && let Err(e) = update_catalog(&config.catalog, &published).await {
+            eprintln!("error: {}", etl_runtime::error::report(&e));
+            report.catalog_error(&e);
+            1
+        } else {
+            u8::from(failed > 0)
+        }
+    };
+    // Beside the data, for whoever reads the output: how the run that wrote it ended.
+    let document = report.document(code, stop.signal(), None);
+    match sink
+        .put_file(&format!("_runs/{run_id}.json"), document)
+        .await
+    {
+        Ok(location) => eprintln!("run report: {location}"),
+        Err(e) => eprintln!("error: {}", etl_runtime::error::report(&e)),
+    }
+    Ok(code)
 }
 
 /// Glue, once every table of the run is uploaded: definitions and/or a crawl.

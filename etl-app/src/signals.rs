@@ -42,8 +42,14 @@ impl Stop {
         self.received.get().map_or("a signal", |s| s.name())
     }
 
-    pub fn exit_code(&self) -> std::process::ExitCode {
-        std::process::ExitCode::from(self.received.get().map_or(1, |s| s.exit_code()))
+    /// 143 after SIGTERM, 130 after SIGINT.
+    pub fn exit_code(&self) -> u8 {
+        self.received.get().map_or(1, |s| s.exit_code())
+    }
+
+    /// The signal's name, once one was received.
+    pub fn signal(&self) -> Option<&'static str> {
+        self.received.get().map(|s| s.name())
     }
 }
 

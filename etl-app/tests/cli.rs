@@ -127,7 +127,8 @@ fn run_exports_the_chosen_tables_and_nothing_else() {
         .expect("run etl-app");
     let message = text(&output);
     assert!(output.status.success(), "{message}");
-    assert_eq!(parquet_files(&out), ["currencies", "notes"]);
+    // The tables asked for, and the run's report.
+    assert_eq!(parquet_files(&out), ["_runs", "currencies", "notes"]);
     assert_eq!(
         parquet_files(&out.join("notes")),
         ["_manifest.json", "part-00000.parquet"]
@@ -394,4 +395,67 @@ fn a_model_whose_table_is_gone_says_how_to_remove_it() {
         "{message}"
     );
     assert!(!message.contains("gen --table notes"), "{message}");
+}
+
+/// The run report of a run with one good and one failing table: written to `--report` and
+/// beside the data, agreeing with the exit status and with PostgreSQL.
+#[test]
+fn the_run_report_tells_each_tables_outcome() {
+    let db = demo_database("cli_report");
+    etl_tests::postgres::psql(
+        &db.url,
+        "UPDATE notes SET created_at = 'infinity' WHERE id = 7",
+    )
+    .expect("update");
+    let out = out_dir(&db.name);
+    let report_file = out.with_extension("report.json");
+    let output = etl_app()
+        .args(["run", "--tables", "notes,currencies", "--output"])
+        .arg(&out)
+        .arg("--report")
+        .arg(&report_file)
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run etl-app");
+    let message = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+
+    let read = |path: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).expect("a report")).expect("JSON")
+    };
+    let report = read(&report_file);
+    assert_eq!(report["report_version"], 1);
+    assert_eq!(report["exit_code"], 1);
+    assert_eq!(report["status"], "failed");
+    assert!(report["signal"].is_null());
+    let run_id = report["run_id"].as_str().expect("a run id");
+    assert!(report["snapshot_taken_at"].is_string());
+    let tables = report["tables"].as_array().expect("tables");
+    assert_eq!(tables.len(), 2, "{report:#}");
+    let table = |name: &str| {
+        tables
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {report:#}"))
+    };
+    let currencies = table("currencies");
+    let count =
+        etl_tests::postgres::psql(&db.url, "SELECT count(*) FROM currencies").expect("count");
+    assert_eq!(currencies["status"], "published");
+    assert_eq!(currencies["kind"], "table");
+    assert_eq!(currencies["mode"], "full");
+    assert_eq!(currencies["rows"].to_string(), count);
+    assert_eq!(currencies["files"][0], "part-00000.parquet");
+    assert!(currencies["error"].is_null());
+    let notes = table("notes");
+    assert_eq!(notes["status"], "failed");
+    assert_eq!(notes["error"]["column"], "created_at");
+    assert_eq!(notes["error"]["key"], "id=7");
+    let error = notes["error"]["message"].as_str().expect("message");
+    assert!(error.contains("infinity"), "{error}");
+
+    // The same report beside the data.
+    let beside = read(&out.join("_runs").join(format!("{run_id}.json")));
+    assert_eq!(beside["tables"], report["tables"]);
+    assert_eq!(beside["exit_code"], 1);
 }

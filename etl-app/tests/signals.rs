@@ -40,16 +40,29 @@ fn through(url: &str, proxy: &FaultyProxy) -> String {
 fn server_port(url: &str) -> u16 {
     let host = url.split_once('@').expect("host").1;
     let host = host.split('/').next().unwrap_or_default();
-    host.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port")
+    host.rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port")
 }
 
 /// An export of `tables` that hangs mid-COPY; returns once it does.
-fn hanging_export(db: &etl_tests::TestDb, out: &Path, tables: &str) -> (Child, FaultyProxy) {
-    let proxy = FaultyProxy::start(server_port(&db.url), Fault::StallRepliesAfterBytes(64 << 10))
-        .expect("proxy");
-    let child = etl_demo(&through(&db.url, &proxy), out, tables)
-        .spawn()
-        .expect("start etl-demo");
+fn hanging_export(
+    db: &etl_tests::TestDb,
+    out: &Path,
+    tables: &str,
+    report: Option<&Path>,
+) -> (Child, FaultyProxy) {
+    let proxy = FaultyProxy::start(
+        server_port(&db.url),
+        Fault::StallRepliesAfterBytes(64 << 10),
+    )
+    .expect("proxy");
+    let mut command = etl_demo(&through(&db.url, &proxy), out, tables);
+    if let Some(report) = report {
+        command.arg("--report").arg(report);
+    }
+    let child = command.spawn().expect("start etl-demo");
     assert!(
         proxy.wait_stalled(Duration::from_secs(60)),
         "the export never reached the stall"
@@ -130,9 +143,13 @@ fn sigterm_mid_export_stops_within_seconds_and_publishes_nothing() {
     assert!(first.status.success(), "{}", text(&first));
     let before = published(&out, "purchase_orders");
 
-    let (child, _proxy) = hanging_export(&db, &out, "purchase_orders");
+    let report = out.with_extension("report.json");
+    let (child, _proxy) = hanging_export(&db, &out, "purchase_orders", Some(&report));
     let runs = staged_runs(&out);
-    assert!(run_of(child.id(), &runs), "no staging for the run: {runs:?}");
+    assert!(
+        run_of(child.id(), &runs),
+        "no staging for the run: {runs:?}"
+    );
     signal(&child, "TERM");
     let output = exit_within(child, Duration::from_secs(5)).expect("exits within 5 s of SIGTERM");
     let message = text(&output);
@@ -144,27 +161,41 @@ fn sigterm_mid_export_stops_within_seconds_and_publishes_nothing() {
         staged_runs(&out)
     );
     assert_eq!(published(&out, "purchase_orders"), before);
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("a report")).expect("JSON");
+    assert_eq!(report["status"], "cancelled");
+    assert_eq!(report["exit_code"], 143);
+    assert_eq!(report["signal"], "SIGTERM");
+    assert_eq!(report["tables"][0]["status"], "cancelled", "{report:#}");
 }
 
 #[test]
 fn a_killed_runs_staging_is_removed_by_the_next_run_but_never_a_live_runs() {
     let db = demo_database("signal_kill");
     let out = out_dir(&db.name);
-    let (live, _live_proxy) = hanging_export(&db, &out, "purchase_orders");
-    let (mut killed, _killed_proxy) = hanging_export(&db, &out, "notes");
+    let (live, _live_proxy) = hanging_export(&db, &out, "purchase_orders", None);
+    let (mut killed, _killed_proxy) = hanging_export(&db, &out, "notes", None);
     let killed_id = killed.id();
     killed.kill().expect("SIGKILL");
     killed.wait().expect("reaped");
     let runs = staged_runs(&out);
-    assert!(run_of(killed_id, &runs) && run_of(live.id(), &runs), "{runs:?}");
+    assert!(
+        run_of(killed_id, &runs) && run_of(live.id(), &runs),
+        "{runs:?}"
+    );
 
-    let next = etl_demo(&db.url, &out, "currencies")
-        .output()
-        .expect("run");
+    let next = etl_demo(&db.url, &out, "currencies").output().expect("run");
     assert!(next.status.success(), "{}", text(&next));
     let runs = staged_runs(&out);
-    assert!(!run_of(killed_id, &runs), "the killed run's staging is still there: {runs:?}");
-    assert!(run_of(live.id(), &runs), "a live run's staging was removed: {runs:?}");
+    assert!(
+        !run_of(killed_id, &runs),
+        "the killed run's staging is still there: {runs:?}"
+    );
+    assert!(
+        run_of(live.id(), &runs),
+        "a live run's staging was removed: {runs:?}"
+    );
 
     signal(&live, "INT");
     let output = exit_within(live, Duration::from_secs(5)).expect("exits within 5 s of SIGINT");

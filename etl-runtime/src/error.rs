@@ -110,6 +110,27 @@ impl Error {
         }
     }
 
+    /// The table or task the error is about, when it names one.
+    pub fn table(&self) -> Option<&str> {
+        match self {
+            Error::Table { table, .. } | Error::SchemaDrift { table, .. } => Some(table),
+            Error::Task { task, .. } => Some(task),
+            _ => None,
+        }
+    }
+
+    /// The row error behind this error, when it is about one value: its column and key.
+    pub fn row(&self) -> Option<&crate::model::RowError> {
+        let mut current: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(error) = current {
+            if let Some(row) = error.downcast_ref::<crate::model::RowError>() {
+                return Some(row);
+            }
+            current = error.source();
+        }
+        None
+    }
+
     /// This error as part of `table`'s export; errors that already name it are kept as they are.
     pub fn in_table(self, table: &str) -> Self {
         match self {

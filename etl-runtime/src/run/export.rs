@@ -165,6 +165,8 @@ pub struct TableReport {
     pub seconds: f64,
     /// Source rows a task left out because it declares that bad rows are skipped.
     pub skipped_rows: u64,
+    /// Differences from the model that did not stop the export (a column added, ...).
+    pub warnings: Vec<String>,
 }
 
 /// The directory a table is written to under the output: `notes`, or `sales.orders` outside
@@ -223,7 +225,11 @@ pub(crate) async fn run_export(
     let started = Instant::now();
     let staged = sink.stage(&table_dir(output))?;
     match write_files(source, &staged, options, source_table, processor).await {
-        Ok((files, skipped_rows)) => {
+        Ok(Written {
+            files,
+            skipped_rows,
+            warnings,
+        }) => {
             let rows = files.iter().map(|f| f.rows).sum();
             let bytes = files.iter().map(|f| f.bytes).sum();
             let names: Vec<String> = files
@@ -249,6 +255,7 @@ pub(crate) async fn run_export(
                 files: names,
                 seconds: started.elapsed().as_secs_f64(),
                 skipped_rows,
+                warnings,
             })
         }
         Err(e) => {
@@ -264,7 +271,7 @@ async fn write_files(
     options: &ExportOptions,
     info: &TableInfo,
     processor: Box<dyn ChunkProcessor>,
-) -> Result<(Vec<WrittenFile>, u64)> {
+) -> Result<Written> {
     let table = info.display_name();
     let mut tx = source.begin_read().await?;
     // On the export's own snapshot: the schema checked is the schema read.
@@ -272,8 +279,9 @@ async fn write_files(
         .await
         .map_err(Error::Query)?;
     let (breaking, benign): (Vec<_>, Vec<_>) = drift.into_iter().partition(|d| d.is_breaking());
-    for change in benign {
-        tracing::warn!(table = %table, "{change}");
+    let warnings: Vec<String> = benign.iter().map(ToString::to_string).collect();
+    for warning in &warnings {
+        tracing::warn!(table = %table, "{warning}");
     }
     if !breaking.is_empty() {
         return Err(Error::SchemaDrift {
@@ -341,10 +349,21 @@ async fn write_files(
         source,
     });
     // The encoder's error explains a failed read better than "channel closed".
-    let files = written??;
+    let (files, skipped_rows) = written??;
     read_result?;
     let _ = tx.commit().await;
-    Ok(files)
+    Ok(Written {
+        files,
+        skipped_rows,
+        warnings,
+    })
+}
+
+/// What a table's read wrote to its staging area.
+struct Written {
+    files: Vec<WrittenFile>,
+    skipped_rows: u64,
+    warnings: Vec<String>,
 }
 
 /// Runs on a blocking thread: chunks through the processor, batches into Parquet files.

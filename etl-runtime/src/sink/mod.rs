@@ -37,6 +37,9 @@ pub trait Sink: Send + Sync {
     fn discard(&self, staged: StagedTable);
     /// The output's location for messages.
     fn location(&self) -> String;
+    /// Writes a small file (the run report) at `path` under the output, whole or not at all;
+    /// returns where it is.
+    fn put_file<'a>(&'a self, path: &'a str, bytes: Vec<u8>) -> BoxFuture<'a, Result<String>>;
 }
 
 /// Writes each table to `<root>/<table>/`. Staging lives in `<root>/.etl-staging/<run>/` on the
@@ -113,9 +116,8 @@ fn remove_abandoned_runs(staging: &Path) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let run = name.strip_suffix(".lock").unwrap_or(&name).to_string();
         let lock_path = staging.join(format!("{run}.lock"));
-        let held = File::open(&lock_path).is_ok_and(|lock| {
-            matches!(lock.try_lock(), Err(std::fs::TryLockError::WouldBlock))
-        });
+        let held = File::open(&lock_path)
+            .is_ok_and(|lock| matches!(lock.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
         if held {
             continue;
         }
@@ -204,4 +206,26 @@ impl Sink for LocalDirSink {
     fn location(&self) -> String {
         self.root.display().to_string()
     }
+
+    fn put_file<'a>(&'a self, path: &'a str, bytes: Vec<u8>) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let target = self.root.join(path);
+            write_whole(&target, &bytes)?;
+            Ok(target.display().to_string())
+        })
+    }
+}
+
+/// Writes `bytes` to `target` through a temporary file and a rename: readers see the old file
+/// or the new one, never half of it.
+pub fn write_whole(target: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = target.parent() {
+        fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+    }
+    let temporary = target.with_extension(format!("tmp-{}", std::process::id()));
+    fs::write(&temporary, bytes).map_err(|e| Error::io("cannot write", &temporary, e))?;
+    fs::rename(&temporary, target).map_err(|e| {
+        let _ = fs::remove_file(&temporary);
+        Error::io("cannot write", target, e)
+    })
 }

@@ -356,4 +356,29 @@ impl Sink for S3Sink {
     fn location(&self) -> String {
         format!("s3://{}/{}", self.options.bucket, self.options.prefix)
     }
+
+    fn put_file<'a>(
+        &'a self,
+        path: &'a str,
+        bytes: Vec<u8>,
+    ) -> super::BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let key = if self.options.prefix.is_empty() {
+                path.to_string()
+            } else {
+                format!("{}/{path}", self.options.prefix)
+            };
+            self.client
+                .put_object()
+                .bucket(&self.options.bucket)
+                .key(&key)
+                .body(ByteStream::from(bytes))
+                .set_server_side_encryption(self.options.sse.clone())
+                .set_ssekms_key_id(self.options.sse_kms_key_id.clone())
+                .send()
+                .await
+                .map_err(|e| self.s3_error("write", &key, e))?;
+            Ok(format!("s3://{}/{key}", self.options.bucket))
+        })
+    }
 }
