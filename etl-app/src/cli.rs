@@ -25,7 +25,9 @@ Try it on a throwaway database with `cargo xtask demo`. Models are generated fro
 table with `cargo xtask gen --table NAME`.
 
 Exit status: 0 when every table was exported, 1 when any failed (the others are still
-published, each whole), 2 for a usage or configuration error.";
+published, each whole), 2 for a usage or configuration error, 143 / 130 when stopped by
+SIGTERM / SIGINT (nothing half published; a second signal exits at once). Every run leaves a
+JSON report in <output>/_runs/ (and in --report FILE).";
 
 /// Export PostgreSQL tables to Parquet, exactly: every row of one consistent snapshot, NOT NULL
 /// columns as REQUIRED, numerics as DECIMAL, jsonb and arrays as JSON.
