@@ -510,3 +510,90 @@ async fn glue_crawlers_are_started_waited_for_and_refused_clearly() {
     assert_eq!(again.status.code(), Some(1), "{}", text(&again));
     assert!(text(&again).contains("already running"), "{}", text(&again));
 }
+
+/// SIGTERM while a multipart upload hangs: the run exits within seconds with 143, aborts the
+/// upload (no incomplete multipart upload is left) and readers see the previous export.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_upload_aborts_it_and_keeps_the_previous_export() {
+    let garage = Garage::start().expect("garage");
+    let db = database("s3_sigterm", true);
+    let direct = garage.env_for(&garage.endpoint());
+    let args = [
+        "--tables",
+        "purchase_orders",
+        "--output",
+        OUTPUT,
+        "--s3-part-size",
+        "5MB",
+    ];
+    let first = etl_app(&db, &direct, &args);
+    assert!(first.status.success(), "{}", text(&first));
+    let before = objects(&garage).await;
+
+    // The second run's upload hangs inside its second part.
+    let proxy =
+        FaultyProxy::start(garage.s3_port, Fault::StallRequestsAfterBytes(7 << 20)).expect("proxy");
+    let hanging = garage.env_for(&format!("http://127.0.0.1:{}", proxy.port));
+    let child = Command::new(env!("CARGO_BIN_EXE_etl-demo"))
+        .arg("run")
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env(
+            "ETL_STAGING_DIR",
+            etl_tests::target_dir()
+                .join("test-out")
+                .join(format!("staging-{}", db.name)),
+        )
+        .envs(hanging.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start etl-demo");
+    assert!(
+        proxy.wait_stalled(std::time::Duration::from_secs(120)),
+        "the upload never reached the stall"
+    );
+    assert_eq!(
+        pending_uploads(&garage).await,
+        1,
+        "a multipart upload is under way"
+    );
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .expect("sh");
+    assert!(status.success());
+    let (done, exited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    let output = exited
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("exits within 5 s of SIGTERM")
+        .expect("output");
+    let message = text(&output);
+    assert_eq!(output.status.code(), Some(143), "{message}");
+    assert_eq!(
+        pending_uploads(&garage).await,
+        0,
+        "an incomplete multipart upload is left"
+    );
+    // The previous export, and the cancelled run's report beside it.
+    let after = objects(&garage).await;
+    let data = |objects: &[(String, String)]| -> Vec<(String, String)> {
+        objects
+            .iter()
+            .filter(|(k, _)| !k.contains("/_runs/"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        data(&after),
+        data(&before),
+        "readers see exactly the previous export"
+    );
+    assert!(
+        after.len() == before.len() + 1,
+        "the cancelled run's report: {after:?}"
+    );
+}

@@ -22,6 +22,10 @@ pub enum Fault {
     /// Forward until `n` bytes came back from the server, then forward nothing more from the
     /// server while keeping every connection open (a server that hangs mid-answer).
     StallRepliesAfterBytes(usize),
+    /// Forward until `n` bytes went from client to server, then forward nothing more on the
+    /// connections open at that moment, keeping them open (a request that hangs mid-upload);
+    /// later connections go through.
+    StallRequestsAfterBytes(usize),
 }
 
 pub struct FaultyProxy {
@@ -57,7 +61,7 @@ impl FaultyProxy {
                     Fault::None => false,
                     Fault::DropFirstConnections(k) => n < k,
                     Fault::CutAfterBytes(_) => dead_flag.load(Ordering::SeqCst),
-                    Fault::StallRepliesAfterBytes(_) => false,
+                    Fault::StallRepliesAfterBytes(_) | Fault::StallRequestsAfterBytes(_) => false,
                 };
                 if refuse {
                     let _ = client.shutdown(Shutdown::Both);
@@ -75,8 +79,11 @@ impl FaultyProxy {
                 }
                 let limit = match fault {
                     Fault::CutAfterBytes(n) => Some(n),
+                    // Connections after the stall go through: they are how a client recovers.
+                    Fault::StallRequestsAfterBytes(n) if !stall_flag(&stall) => Some(n),
                     _ => None,
                 };
+                let stall_requests = matches!(fault, Fault::StallRequestsAfterBytes(_));
                 let reply_limit = match fault {
                     Fault::StallRepliesAfterBytes(n) => Some(n),
                     _ => None,
@@ -91,6 +98,7 @@ impl FaultyProxy {
                     Arc::clone(&seen),
                     Stall {
                         limit: reply_limit,
+                        requests: stall_requests,
                         replied: Arc::clone(&replied),
                         stalled: Arc::clone(&stall),
                     },
@@ -105,8 +113,8 @@ impl FaultyProxy {
         })
     }
 
-    /// Waits until the replies stalled ([`Fault::StallRepliesAfterBytes`]); false if they did
-    /// not within `timeout`.
+    /// Waits until the stall happened ([`Fault::StallRepliesAfterBytes`],
+    /// [`Fault::StallRequestsAfterBytes`]); false if it did not within `timeout`.
     pub fn wait_stalled(&self, timeout: Duration) -> bool {
         let (flag, changed) = &*self.stalled;
         let Ok(guard) = flag.lock() else {
@@ -133,11 +141,25 @@ impl FaultyProxy {
     }
 }
 
-/// Where replies stop: after `limit` bytes from the server, over every connection.
+/// Where forwarding stops: replies after `limit` bytes from the server over every connection,
+/// or, with `requests`, requests once the client-to-server limit is reached.
 struct Stall {
     limit: Option<usize>,
+    requests: bool,
     replied: Arc<AtomicUsize>,
     stalled: Arc<(Mutex<bool>, Condvar)>,
+}
+
+fn stall_flag(stalled: &Arc<(Mutex<bool>, Condvar)>) -> bool {
+    stalled.0.lock().is_ok_and(|s| *s)
+}
+
+fn set_stalled(stalled: &Arc<(Mutex<bool>, Condvar)>) {
+    let (flag, changed) = &**stalled;
+    if let Ok(mut stalled) = flag.lock() {
+        *stalled = true;
+        changed.notify_all();
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -156,6 +178,7 @@ fn pump(
         return;
     };
     let (mut server_read, mut client_write) = (server, client);
+    let stall_requests = stall.requests.then(|| Arc::clone(&stall.stalled));
     // client -> server, counting bytes against the limit
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
@@ -169,6 +192,13 @@ fn pump(
                 r.extend_from_slice(&buf[..n.min(2048)]);
             }
             let total = sent.fetch_add(n, Ordering::SeqCst) + n;
+            if let (Some(stalled), Some(limit)) = (&stall_requests, limit)
+                && total > limit
+            {
+                // Hang: nothing more goes to the server; the proxy keeps the connection open.
+                set_stalled(stalled);
+                return;
+            }
             if limit.is_some_and(|limit| total > limit) {
                 dead.store(true, Ordering::SeqCst);
                 if let Ok(open) = open.lock() {
@@ -204,11 +234,7 @@ fn pump(
             }
             if allowed < n {
                 // Hang: the connection stays open (the proxy holds it) and nothing more comes.
-                let (flag, changed) = &*stall.stalled;
-                if let Ok(mut stalled) = flag.lock() {
-                    *stalled = true;
-                    changed.notify_all();
-                }
+                set_stalled(&stall.stalled);
                 return;
             }
         }
