@@ -125,6 +125,21 @@ pub struct RunArgs {
     /// <output>/_runs/<run id>.json, once the run reached the output.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+
+    /// At the end of the run, failed or not, push per-table metrics (rows, bytes, duration,
+    /// success, and the last success time) to this Prometheus Pushgateway, grouped by job and
+    /// table (e.g. http://pushgateway.monitoring:9091).
+    #[arg(long, env = "ETL_PUSHGATEWAY", value_name = "URL")]
+    pub pushgateway: Option<String>,
+
+    /// Write the same metrics to this file for node-exporter's textfile collector (replaced
+    /// whole; name it *.prom).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+
+    /// The job label of the metrics.
+    #[arg(long, default_value = "etl", value_name = "NAME")]
+    pub metrics_job: String,
 }
 
 /// S3 output (`--output s3://bucket/prefix`). Credentials and region come from the AWS default

@@ -32,6 +32,14 @@ pub struct RunConfig {
     pub catalog: Catalog,
     /// Where to write the run report too (`--report`).
     pub report: Option<PathBuf>,
+    pub metrics: Metrics,
+}
+
+/// Where the run's metrics go.
+pub struct Metrics {
+    pub pushgateway: Option<String>,
+    pub file: Option<PathBuf>,
+    pub job: String,
 }
 
 /// Where the run publishes.
@@ -124,6 +132,14 @@ impl RunConfig {
             statement_timeout: Duration::from_secs(args.statement_timeout),
             ..SourceOptions::default()
         };
+        if let Some(url) = &args.pushgateway {
+            crate::metrics::check_url(url).map_err(|e| usage(format!("--pushgateway: {e}")))?;
+        }
+        let metrics = Metrics {
+            pushgateway: args.pushgateway.clone(),
+            file: args.metrics_file.clone(),
+            job: args.metrics_job.clone(),
+        };
         let catalog = Catalog {
             database: args.s3.glue_database,
             crawler: args.s3.glue_crawler,
@@ -138,6 +154,7 @@ impl RunConfig {
             parallel_tables: args.parallel_tables as usize,
             catalog,
             report: args.report,
+            metrics,
         })
     }
 }

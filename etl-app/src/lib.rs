@@ -6,6 +6,7 @@
 
 mod cli;
 mod config;
+mod metrics;
 mod report;
 mod signals;
 
@@ -186,6 +187,17 @@ async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
         Err(Failure::Usage(_)) => 2,
         Err(Failure::Runtime(_)) => 1,
     };
+    let table_metrics = report.metrics(&config.exports);
+    if let Some(url) = &config.metrics.pushgateway
+        && let Err(e) = metrics::push(url, &config.metrics.job, &table_metrics).await
+    {
+        eprintln!("error: {e:#}");
+    }
+    if let Some(path) = &config.metrics.file
+        && let Err(e) = metrics::write_file(path, &config.metrics.job, &table_metrics)
+    {
+        eprintln!("error: {e:#}");
+    }
     if let Some(path) = &config.report {
         let error = match &result {
             Err(Failure::Usage(e) | Failure::Runtime(e)) => Some(format!("{e:#}")),

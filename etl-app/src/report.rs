@@ -20,12 +20,15 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use etl_runtime::{Error, Export, TableReport};
 use serde_json::{Value, json};
 
+use crate::metrics::TableMetrics;
+
 pub struct RunReport {
     output: String,
     started_at: DateTime<Utc>,
     run_id: Option<String>,
     snapshot_taken_at: Option<String>,
     tables: Vec<Value>,
+    metrics: Vec<TableMetrics>,
     catalog_error: Option<String>,
 }
 
@@ -41,6 +44,7 @@ impl RunReport {
             run_id: None,
             snapshot_taken_at: None,
             tables: Vec::new(),
+            metrics: Vec::new(),
             catalog_error: None,
         }
     }
@@ -53,6 +57,22 @@ impl RunReport {
 
     /// One table's (or task's) outcome.
     pub fn table(&mut self, export: &Export, result: &etl_runtime::Result<TableReport>) {
+        self.metrics.push(match result {
+            Ok(table) => TableMetrics {
+                table: export.name(),
+                rows: table.rows,
+                bytes: table.bytes,
+                seconds: table.seconds,
+                success: true,
+            },
+            Err(_) => TableMetrics {
+                table: export.name(),
+                rows: 0,
+                bytes: 0,
+                seconds: 0.0,
+                success: false,
+            },
+        });
         let mut entry = json!({
             "name": export.name(),
             "kind": export.kind.to_string(),
@@ -89,6 +109,25 @@ impl RunReport {
             entry.extend(fields);
         }
         self.tables.push(entry);
+    }
+
+    /// Each table's metrics; `exports` that never ran (the run failed before them) count as
+    /// failed.
+    pub fn metrics(&self, exports: &[Export]) -> Vec<TableMetrics> {
+        let mut metrics = self.metrics.clone();
+        for export in exports {
+            let name = export.name();
+            if !metrics.iter().any(|m| m.table == name) {
+                metrics.push(TableMetrics {
+                    table: name,
+                    rows: 0,
+                    bytes: 0,
+                    seconds: 0.0,
+                    success: false,
+                });
+            }
+        }
+        metrics
     }
 
     /// The Glue catalog could not be updated after the tables were published.

@@ -459,3 +459,106 @@ fn the_run_report_tells_each_tables_outcome() {
     assert_eq!(beside["tables"], report["tables"]);
     assert_eq!(beside["exit_code"], 1);
 }
+
+/// The value of `name` for `table` in a text exposition (`name{...table="x"...} value`).
+fn sample(metrics: &str, name: &str, table: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!("{name}{{"))
+                && l.contains(&format!("table=\"{table}\""))
+                && l.contains("job=\"etl\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Metrics of a run with one good and one failing table, pushed to a real Pushgateway and
+/// written for the textfile collector; a later failure keeps the last success time.
+#[test]
+fn metrics_reach_the_pushgateway_and_the_textfile_collector() {
+    let gateway = etl_tests::pushgateway::Pushgateway::start().expect("pushgateway");
+    let db = demo_database("cli_metrics");
+    etl_tests::postgres::psql(
+        &db.url,
+        "UPDATE notes SET created_at = 'infinity' WHERE id = 7",
+    )
+    .expect("update");
+    let out = out_dir(&db.name);
+    let textfile = out.with_extension("prom");
+    let run = || {
+        etl_app()
+            .args(["run", "--tables", "notes,currencies", "--output"])
+            .arg(&out)
+            .args(["--pushgateway", &gateway.url(), "--metrics-file"])
+            .arg(&textfile)
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .expect("run etl-app")
+    };
+    let first = run();
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+    let count: f64 = etl_tests::postgres::psql(&db.url, "SELECT count(*) FROM currencies")
+        .expect("count")
+        .parse()
+        .expect("a number");
+
+    for (what, metrics) in [
+        ("pushgateway", gateway.get("/metrics").expect("/metrics")),
+        (
+            "textfile",
+            std::fs::read_to_string(&textfile).expect("textfile"),
+        ),
+    ] {
+        assert_eq!(
+            sample(&metrics, "etl_table_rows", "currencies"),
+            Some(count),
+            "{what}:\n{metrics}"
+        );
+        assert_eq!(
+            sample(&metrics, "etl_table_success", "currencies"),
+            Some(1.0),
+            "{what}"
+        );
+        assert_eq!(
+            sample(&metrics, "etl_table_success", "notes"),
+            Some(0.0),
+            "{what}"
+        );
+        assert!(
+            sample(&metrics, "etl_table_bytes", "currencies").is_some_and(|b| b > 0.0),
+            "{what}"
+        );
+        assert!(
+            sample(&metrics, "etl_last_success_timestamp_seconds", "currencies").is_some(),
+            "{what}"
+        );
+        assert_eq!(
+            sample(&metrics, "etl_last_success_timestamp_seconds", "notes"),
+            None,
+            "{what}"
+        );
+    }
+    let first_success = sample(
+        &gateway.get("/metrics").expect("/metrics"),
+        "etl_last_success_timestamp_seconds",
+        "currencies",
+    );
+
+    // currencies fails the next time: its success is 0, its last success time stays.
+    etl_tests::postgres::psql(&db.url, "ALTER TABLE currencies DROP COLUMN updated_at")
+        .expect("drop");
+    let second = run();
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    let metrics = gateway.get("/metrics").expect("/metrics");
+    assert_eq!(
+        sample(&metrics, "etl_table_success", "currencies"),
+        Some(0.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "etl_last_success_timestamp_seconds", "currencies"),
+        first_success,
+        "{metrics}"
+    );
+}

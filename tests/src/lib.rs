@@ -7,6 +7,7 @@ pub mod faulty_proxy;
 pub mod garage;
 pub mod moto;
 pub mod postgres;
+pub mod pushgateway;
 pub mod python;
 
 pub use postgres::{PgServer, TestDb, fresh_database, server, with_database};

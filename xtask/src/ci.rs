@@ -26,12 +26,15 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
     };
 
     step(
-        "install test tools (Python readers and moto, Garage)",
+        "install test tools (Python readers and moto, Garage, Pushgateway)",
         &mut || {
             let python = etl_tests::python().map_err(anyhow::Error::msg)?;
             eprintln!("python readers: {}", python.display());
             let garage = etl_tests::garage::garage_binary().map_err(anyhow::Error::msg)?;
             eprintln!("garage: {}", garage.display());
+            let pushgateway =
+                etl_tests::pushgateway::pushgateway_binary().map_err(anyhow::Error::msg)?;
+            eprintln!("pushgateway: {}", pushgateway.display());
             Ok(())
         },
     )?;
