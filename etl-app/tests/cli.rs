@@ -285,6 +285,10 @@ fn a_bad_output_or_a_flag_that_does_not_apply_fails_before_connecting() {
             &["--tables", "no_such_table", "--output", "./x"],
             "no_such_table",
         ),
+        (
+            &["--pushgateway", "https://pgw:9091", "--output", "./x"],
+            "--pushgateway",
+        ),
     ];
     for (args, expected) in cases {
         let database = Unreachable::new();
