@@ -36,6 +36,17 @@ JSON report in <output>/_runs/ (and in --report FILE).";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// How run and check report what they do on stderr: lines for people, or one JSON object
+    /// per line (with run_id, table and event fields) for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human, env = "ETL_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

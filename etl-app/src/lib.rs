@@ -6,6 +6,7 @@
 
 mod cli;
 mod config;
+mod log;
 mod metrics;
 mod report;
 mod signals;
@@ -31,7 +32,7 @@ use crate::signals::Stop;
 pub fn main(registry: Registry) -> ExitCode {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    init_logging();
+    log::init(cli.log_format);
     let result = match cli.command {
         Command::List => {
             list(&registry);
@@ -63,11 +64,11 @@ pub fn main(registry: Registry) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(Failure::Usage(e)) => {
-            eprintln!("error: {e:#}");
+            log::error("usage_error", None, format_args!("{e:#}"));
             ExitCode::from(2)
         }
         Err(Failure::Runtime(e)) => {
-            eprintln!("error: {e:#}");
+            log::error("run_failed", None, format_args!("{e:#}"));
             ExitCode::FAILURE
         }
     }
@@ -94,20 +95,6 @@ impl From<etl_runtime::Error> for Failure {
             e => Failure::Runtime(anyhow!(etl_runtime::error::report(&e))),
         }
     }
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    // Warnings, and the progress of long tables every 10 s; ETL_LOG=info or debug for more.
-    let filter = EnvFilter::try_from_env("ETL_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("warn,etl_runtime::progress=info"));
-    // Colours only for a person at a terminal, not in a scheduler's log.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .init();
 }
 
 fn list(registry: &Registry) {
@@ -191,12 +178,12 @@ async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
     if let Some(url) = &config.metrics.pushgateway
         && let Err(e) = metrics::push(url, &config.metrics.job, &table_metrics).await
     {
-        eprintln!("error: {e:#}");
+        log::error("metrics_not_pushed", None, format_args!("{e:#}"));
     }
     if let Some(path) = &config.metrics.file
         && let Err(e) = metrics::write_file(path, &config.metrics.job, &table_metrics)
     {
-        eprintln!("error: {e:#}");
+        log::error("metrics_not_written", None, format_args!("{e:#}"));
     }
     if let Some(path) = &config.report {
         let error = match &result {
@@ -205,7 +192,7 @@ async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
         };
         let document = report.document(code, stop.signal(), error);
         if let Err(e) = etl_runtime::sink::write_whole(path, &document) {
-            eprintln!("error: {}", etl_runtime::error::report(&e));
+            log::error("report_not_written", None, etl_runtime::error::report(&e));
         }
     }
     result.map(ExitCode::from)
@@ -235,6 +222,7 @@ async fn export_all(
         std::process::id()
     );
     report.started(&run_id, &snapshot.taken_at);
+    log::set_run_id(&run_id);
     let sink: Box<dyn Sink> = match &config.output {
         Output::S3(options) => Box::new(
             S3Sink::new(options.clone(), &run_id)
@@ -243,12 +231,16 @@ async fn export_all(
         ),
         Output::Local(dir) => Box::new(LocalDirSink::new(dir, &run_id)?),
     };
-    eprintln!(
-        "exporting {} table(s) from {} (snapshot of {}) to {}",
-        config.exports.len(),
-        source.display_url(),
-        snapshot.taken_at,
-        sink.location()
+    log::info(
+        "run_started",
+        None,
+        format_args!(
+            "exporting {} table(s) from {} (snapshot of {}) to {}",
+            config.exports.len(),
+            source.display_url(),
+            snapshot.taken_at,
+            sink.location()
+        ),
     );
 
     let source_ref = &source;
@@ -260,7 +252,8 @@ async fn export_all(
                 if options_ref.cancel.is_cancelled() {
                     return (export, Err(etl_runtime::Error::Cancelled));
                 }
-                eprintln!("  {} ...", export.name());
+                let name = export.name();
+                log::info("table_started", Some(&name), format_args!("  {name} ..."));
                 let result = export.run(source_ref, sink_ref, options_ref).await;
                 (export, result)
             })
@@ -281,35 +274,57 @@ async fn export_all(
         report.table(&export, &result);
         match result {
             Ok(table) => {
+                log::table_published(
+                    &table.table,
+                    table.rows,
+                    table.bytes,
+                    table.seconds,
+                    &table.location,
+                );
                 published.push((export, table.location.clone()));
                 reports.push(table);
             }
             Err(e) => {
                 failed += 1;
                 // Every error of a table's export names the table (or task).
-                eprintln!("error: {}", etl_runtime::error::report(&e));
+                let name = export.name();
+                log::error("table_failed", Some(&name), etl_runtime::error::report(&e));
             }
         }
     }
-    print_reports(&reports);
-    eprintln!(
-        "{} table(s) exported, {failed} failed, in {:.2} s",
-        reports.len(),
-        started.elapsed().as_secs_f64()
+    if log::human() {
+        print_reports(&reports);
+    }
+    log::info(
+        "run_summary",
+        None,
+        format_args!(
+            "{} table(s) exported, {failed} failed, in {:.2} s",
+            reports.len(),
+            started.elapsed().as_secs_f64()
+        ),
     );
     let code = if cancel.is_cancelled() {
-        eprintln!(
-            "the run was stopped by {}: nothing more was published",
-            stop.name()
+        log::info(
+            "run_stopped",
+            None,
+            format_args!(
+                "the run was stopped by {}: nothing more was published",
+                stop.name()
+            ),
         );
         stop.exit_code()
     } else {
         let catalog = !config.catalog.is_empty();
         if catalog && failed > 0 {
-            eprintln!("the Glue catalog was not updated, because {failed} table(s) failed");
+            log::info(
+                "catalog_skipped",
+                None,
+                format_args!("the Glue catalog was not updated, because {failed} table(s) failed"),
+            );
             1
         } else if catalog && let Err(e) = update_catalog(&config.catalog, &published).await {
-            eprintln!("error: {}", etl_runtime::error::report(&e));
+            log::error("catalog_failed", None, etl_runtime::error::report(&e));
             report.catalog_error(&e);
             1
         } else {
@@ -322,8 +337,8 @@ async fn export_all(
         .put_file(&format!("_runs/{run_id}.json"), document)
         .await
     {
-        Ok(location) => eprintln!("run report: {location}"),
-        Err(e) => eprintln!("error: {}", etl_runtime::error::report(&e)),
+        Ok(location) => log::info("run_finished", None, format_args!("run report: {location}")),
+        Err(e) => log::error("report_not_written", None, etl_runtime::error::report(&e)),
     }
     Ok(code)
 }
@@ -346,7 +361,11 @@ async fn update_catalog(
                 &(export.schema)(),
             )
             .await?;
-            eprintln!("glue: {database}.{name} -> {location}");
+            log::info(
+                "catalog_table",
+                Some(&export.name()),
+                format_args!("glue: {database}.{name} -> {location}"),
+            );
         }
     }
     if let Some(crawler) = &catalog.crawler {
@@ -356,14 +375,18 @@ async fn update_catalog(
             .collect();
         let wait = catalog.wait;
         let outcome = etl_runtime::sink::glue::run_crawler(&client, crawler, &paths, wait).await?;
-        eprintln!(
-            "glue: crawler {crawler} {}{}",
-            if wait.is_some() {
-                "finished: "
-            } else {
-                "started"
-            },
-            outcome.last_crawl.unwrap_or_default()
+        log::info(
+            "catalog_crawler",
+            None,
+            format_args!(
+                "glue: crawler {crawler} {}{}",
+                if wait.is_some() {
+                    "finished: "
+                } else {
+                    "started"
+                },
+                outcome.last_crawl.unwrap_or_default()
+            ),
         );
     }
     Ok(())

@@ -65,17 +65,25 @@ pub fn stop_on_signals(cancel: Cancel) -> std::io::Result<Stop> {
             _ = int.recv() => Signal::Int,
         };
         let _ = received.set(first);
-        eprintln!(
-            "{}: stopping; staged files are removed and nothing more is published ({} again to exit at once)",
-            first.name(),
-            first.name()
+        crate::log::info(
+            "signal",
+            None,
+            format_args!(
+                "{}: stopping; staged files are removed and nothing more is published ({} again to exit at once)",
+                first.name(),
+                first.name()
+            ),
         );
         cancel.cancel();
         let second = tokio::select! {
             _ = term.recv() => Signal::Term,
             _ = int.recv() => Signal::Int,
         };
-        eprintln!("{}: exiting at once", second.name());
+        crate::log::info(
+            "signal",
+            None,
+            format_args!("{}: exiting at once", second.name()),
+        );
         std::process::exit(i32::from(second.exit_code()));
     });
     Ok(stop)

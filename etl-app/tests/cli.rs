@@ -566,3 +566,51 @@ fn metrics_reach_the_pushgateway_and_the_textfile_collector() {
         "{metrics}"
     );
 }
+
+/// `--log-format json`: every line on stderr is a JSON object, and the run's events carry the
+/// run id, the table and the event's name.
+#[test]
+fn json_logs_carry_run_id_table_and_event() {
+    let db = demo_database("cli_json_logs");
+    let out = out_dir(&db.name);
+    let output = etl_app()
+        .args([
+            "run",
+            "--log-format",
+            "json",
+            "--tables",
+            "notes,currencies",
+            "--output",
+        ])
+        .arg(&out)
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run etl-app");
+    assert!(output.status.success(), "{}", text(&output));
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let run_ids: std::collections::BTreeSet<&str> =
+        events.iter().filter_map(|e| e["run_id"].as_str()).collect();
+    assert_eq!(run_ids.len(), 1, "one run id: {events:#?}");
+    let run_id = run_ids.into_iter().next().expect("a run id");
+    assert!(out.join("_runs").join(format!("{run_id}.json")).is_file());
+    let find = |event: &str, table: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == event && e["table"] == table)
+            .unwrap_or_else(|| panic!("no {event} for {table}: {events:#?}"))
+    };
+    find("run_started", "");
+    find("table_started", "notes");
+    let published = find("table_published", "notes");
+    assert_eq!(published["rows"], 4000);
+    assert_eq!(published["level"], "INFO");
+    find("table_published", "currencies");
+    find("run_finished", "");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).is_empty(),
+        "no summary table on stdout"
+    );
+}

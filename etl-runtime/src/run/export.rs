@@ -325,6 +325,9 @@ async fn write_files(
                     let seconds = now.duration_since(started).as_secs_f64();
                     tracing::info!(
                         target: "etl_runtime::progress",
+                        event = "progress",
+                        table = %table,
+                        rows = rows_read,
                         "{table}: {rows_read} rows read in {seconds:.0} s ({:.0} rows/s)",
                         rows_read as f64 / seconds
                     );
