@@ -308,11 +308,14 @@ async fn write_files(
         let started = Instant::now();
         let mut rows_read: u64 = 0;
         let mut next_report = started + PROGRESS_EVERY;
+        // One waiter for the whole stream, not one per message.
+        let cancelled = options.cancel.cancelled();
+        tokio::pin!(cancelled);
         loop {
             // A stalled or slow server does not hold up a cancelled run.
             let data = tokio::select! {
                 biased;
-                () = options.cancel.cancelled() => return Err(Error::Cancelled),
+                () = &mut cancelled => return Err(Error::Cancelled),
                 data = stream.try_next() => data.map_err(Error::Query)?,
             };
             let Some(data) = data else { break };
