@@ -38,8 +38,10 @@ fn database(label: &str, big: bool) -> etl_tests::TestDb {
     db
 }
 
-fn etl_app(db: &etl_tests::TestDb, env: &[(String, String)], args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_etl-demo"))
+/// `etl-demo run ARGS` against `db`, with the S3 settings of `env`.
+fn etl_app_command(db: &etl_tests::TestDb, env: &[(String, String)], args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_etl-demo"));
+    command
         .arg("run")
         .args(args)
         .env("DATABASE_URL", &db.url)
@@ -49,7 +51,12 @@ fn etl_app(db: &etl_tests::TestDb, env: &[(String, String)], args: &[&str]) -> O
                 .join("test-out")
                 .join(format!("staging-{}", db.name)),
         )
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    command
+}
+
+fn etl_app(db: &etl_tests::TestDb, env: &[(String, String)], args: &[&str]) -> Output {
+    etl_app_command(db, env, args)
         .output()
         .expect("run etl-app")
 }
@@ -534,17 +541,7 @@ async fn sigterm_mid_upload_aborts_it_and_keeps_the_previous_export() {
     let proxy =
         FaultyProxy::start(garage.s3_port, Fault::StallRequestsAfterBytes(7 << 20)).expect("proxy");
     let hanging = garage.env_for(&format!("http://127.0.0.1:{}", proxy.port));
-    let child = Command::new(env!("CARGO_BIN_EXE_etl-demo"))
-        .arg("run")
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .env(
-            "ETL_STAGING_DIR",
-            etl_tests::target_dir()
-                .join("test-out")
-                .join(format!("staging-{}", db.name)),
-        )
-        .envs(hanging.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    let child = etl_app_command(&db, &hanging, &args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
