@@ -131,3 +131,15 @@ pub(crate) fn remove_stale(harness: &std::path::Path) {
         }
     }
 }
+
+/// One plain HTTP exchange with a loopback server (moto, the Pushgateway): sends `request`
+/// whole and returns the whole answer, status line first.
+pub(crate) fn http_exchange(server: &str, port: u16, request: &str) -> Result<String> {
+    use std::io::{Read, Write};
+    let fail = |e: std::io::Error| error(format!("{server}: {e}"));
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(fail)?;
+    stream.write_all(request.as_bytes()).map_err(fail)?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(fail)?;
+    Ok(response)
+}

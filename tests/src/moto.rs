@@ -1,7 +1,5 @@
 //! A real Glue API for the tests: moto's server (from the readers' venv) on a loopback port.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, ChildStdin};
 use std::time::{Duration, Instant};
 
@@ -46,19 +44,11 @@ impl MotoServer {
 
     /// A POST to moto's own API (e.g. its state manager); returns the status line.
     pub fn post(&self, path: &str, body: &str) -> Result<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
-            .map_err(|e| error(format!("moto: {e}")))?;
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
-        stream
-            .write_all(request.as_bytes())
-            .map_err(|e| error(format!("moto: {e}")))?;
-        let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .map_err(|e| error(format!("moto: {e}")))?;
+        let response = crate::http_exchange("moto", self.port, &request)?;
         let status = response.lines().next().unwrap_or_default().to_string();
         if status.contains(" 200 ") || status.contains(" 201 ") {
             Ok(status)

@@ -1,8 +1,6 @@
 //! A real Prometheus Pushgateway for the tests: Debian's `prometheus-pushgateway`, installed
 //! with apt-get when missing (as root, which CI is), on a loopback port, in memory.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command};
 use std::time::{Duration, Instant};
@@ -79,16 +77,8 @@ impl Pushgateway {
 
     /// The body of a GET (`/metrics`: what Prometheus would scrape).
     pub fn get(&self, path: &str) -> Result<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
-            .map_err(|e| error(format!("pushgateway: {e}")))?;
         let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .map_err(|e| error(format!("pushgateway: {e}")))?;
-        let mut response = String::new();
-        stream
-            .read_to_string(&mut response)
-            .map_err(|e| error(format!("pushgateway: {e}")))?;
+        let response = crate::http_exchange("pushgateway", self.port, &request)?;
         let status = response.lines().next().unwrap_or_default();
         if !status.contains(" 200 ") {
             return Err(error(format!("pushgateway answered {status}")));

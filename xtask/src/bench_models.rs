@@ -33,7 +33,9 @@ pub fn run(models: usize) -> Result<()> {
     let base = measure(&root, &scratch, 0)?;
     let with = measure(&root, &scratch, models)?;
     let per_model = |a: f64, b: f64| (b - a) / models.max(1) as f64;
-    println!("\nincremental build of etl-app after one model file changed (demo's 4 models + N)");
+    println!(
+        "\nincremental build of etl-app after one model file changed (purchase_orders + N models)"
+    );
     println!("| extra models | release (s) | debug (s) |\n|---|---|---|");
     println!("| 0 | {:.1} | {:.1} |", base.release, base.debug);
     println!("| {models} | {:.1} | {:.1} |", with.release, with.debug);
