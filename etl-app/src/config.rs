@@ -125,6 +125,7 @@ impl RunConfig {
             },
             max_file_bytes: args.max_file_bytes,
             converters: Converters::new(threads)?,
+            progress: crate::progress::observer(),
             ..ExportOptions::default()
         };
         let source = SourceOptions {

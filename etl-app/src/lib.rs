@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod log;
 mod metrics;
+mod progress;
 mod report;
 mod signals;
 
@@ -253,7 +254,9 @@ async fn export_all(
                     return (export, Err(etl_runtime::Error::Cancelled));
                 }
                 let name = export.name();
-                log::info("table_started", Some(&name), format_args!("  {name} ..."));
+                if !progress::drawing() {
+                    log::info("table_started", Some(&name), format_args!("  {name} ..."));
+                }
                 let result = export.run(source_ref, sink_ref, options_ref).await;
                 (export, result)
             })
@@ -293,7 +296,7 @@ async fn export_all(
         }
     }
     if log::human() {
-        print_reports(&reports);
+        progress::above_bars(|| print_reports(&reports));
     }
     log::info(
         "run_summary",

@@ -16,12 +16,23 @@ static RUN_ID: OnceLock<String> = OnceLock::new();
 pub fn init(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let _ = FORMAT.set(format);
-    // Warnings, and the progress of long tables every 10 s; ETL_LOG=info or debug for more.
-    let filter = EnvFilter::try_from_env("ETL_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("warn,etl_runtime::progress=info,etl_app=info"));
+    // A person at a terminal watches bars; a log gets a progress line per table every 10 s.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bars = format == LogFormat::Human && terminal;
+    if bars {
+        crate::progress::start_bars();
+    }
+    // Warnings and the progress lines; ETL_LOG=info or debug for more.
+    let filter = EnvFilter::try_from_env("ETL_LOG").unwrap_or_else(|_| {
+        EnvFilter::new(if bars {
+            "warn,etl_app=info"
+        } else {
+            "warn,etl_runtime::progress=info,etl_app=info"
+        })
+    });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(|| crate::progress::StderrAboveBars);
     match format {
         LogFormat::Json => builder
             .json()
@@ -29,11 +40,8 @@ pub fn init(format: LogFormat) {
             .with_current_span(false)
             .with_span_list(false)
             .init(),
-        LogFormat::Human => {
-            // Colours only for a person at a terminal, not in a scheduler's log.
-            let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-            builder.with_ansi(ansi).init()
-        }
+        // Colours only for a person at a terminal, not in a scheduler's log.
+        LogFormat::Human => builder.with_ansi(terminal).init(),
     }
 }
 
@@ -55,7 +63,7 @@ pub fn info(event: &'static str, table: Option<&str>, message: impl Display) {
     if json() {
         tracing::info!(target: "etl_app", event, run_id = run_id(), table = table.unwrap_or_default(), "{message}");
     } else {
-        eprintln!("{message}");
+        let _ = crate::progress::write_stderr(format!("{message}\n").as_bytes());
     }
 }
 
@@ -64,7 +72,7 @@ pub fn error(event: &'static str, table: Option<&str>, message: impl Display) {
     if json() {
         tracing::error!(target: "etl_app", event, run_id = run_id(), table = table.unwrap_or_default(), "{message}");
     } else {
-        eprintln!("error: {message}");
+        let _ = crate::progress::write_stderr(format!("error: {message}\n").as_bytes());
     }
 }
 

@@ -138,6 +138,11 @@ fn run_exports_the_chosen_tables_and_nothing_else() {
         message.contains("notes") && message.contains("4000"),
         "{message}"
     );
+    // Off a terminal: no bars, no terminal control sequences in the log.
+    assert!(
+        !message.contains("rows/s") && !message.contains('\x1b'),
+        "{message:?}"
+    );
 }
 
 #[test]
@@ -612,5 +617,54 @@ fn json_logs_carry_run_id_table_and_event() {
     assert!(
         String::from_utf8_lossy(&output.stdout).is_empty(),
         "no summary table on stdout"
+    );
+}
+
+/// On a terminal a person sees a bar per table (rows against PostgreSQL's estimate, rows/s,
+/// time left), and no periodic progress lines; the run is run under a pseudo-terminal by
+/// util-linux's `script`.
+#[test]
+fn a_terminal_shows_a_progress_bar_per_table() {
+    let db = demo_database("cli_progress_bar");
+    // The estimate the bar's length comes from.
+    etl_tests::postgres::psql(&db.url, "ANALYZE notes").expect("analyze");
+    let out = out_dir(&db.name);
+    let command = format!(
+        "{} run --tables notes,currencies --output {}",
+        env!("CARGO_BIN_EXE_etl-demo"),
+        out.display()
+    );
+    let output = Command::new("script")
+        .args([
+            "--quiet",
+            "--return",
+            "--flush",
+            "--command",
+            &command,
+            "/dev/null",
+        ])
+        .env("DATABASE_URL", &db.url)
+        .env("TERM", "xterm")
+        .env_remove("ETL_OUTPUT")
+        .env_remove("ETL_LOG")
+        .output()
+        .expect("run etl-app under script(1)");
+    let screen = text(&output);
+    assert!(output.status.success(), "{screen}");
+    // The bar of an analyzed table: the rows read against the estimate, the rate, time left.
+    let bar = screen
+        .split(['\r', '\n'])
+        .find(|line| line.starts_with("notes ") && line.contains("/4,000 rows"))
+        .unwrap_or_else(|| panic!("no bar for notes in: {screen:?}"));
+    assert!(bar.contains("rows/s") && bar.contains("ETA"), "{bar:?}");
+    // Once read, the bar gives way to a line that stays.
+    assert!(
+        screen.contains("notes                        4000 rows read in "),
+        "{screen:?}"
+    );
+    // Then the summary table.
+    assert!(
+        screen.contains("table") && screen.contains("currencies"),
+        "{screen:?}"
     );
 }

@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::model::{EtlTable, RecordBatchEncoder, TableInfo, WireBatchEncoder};
+use crate::run::progress::ProgressObserver;
 use crate::sink::{Sink, StagedTable};
 use crate::source::PgSource;
 use crate::source::copy::TupleSplitter;
@@ -36,6 +37,8 @@ pub struct ExportOptions {
     pub converters: Converters,
     /// Stops the run's exports (SIGTERM): nothing more is read or published.
     pub cancel: Cancel,
+    /// Told of every table's read as it goes (the command line's progress bars).
+    pub progress: ProgressObserver,
 }
 
 impl Default for ExportOptions {
@@ -46,6 +49,7 @@ impl Default for ExportOptions {
             max_file_bytes: None,
             converters: Converters::default(),
             cancel: Cancel::default(),
+            progress: ProgressObserver::default(),
         }
     }
 }
@@ -298,6 +302,13 @@ async fn write_files(
         tokio::task::spawn_blocking(move || encode_chunks(received, &dir, &options, processor))
     };
 
+    let watcher = if options.progress.is_watching() {
+        let estimate = estimated_rows(&mut tx, info).await;
+        options.progress.table_started(&table, estimate)
+    } else {
+        None
+    };
+
     // COPY's binary format is the cheapest way out of PostgreSQL for the server and for us:
     // one message per row, decoded in place by the generated encoder.
     let sql = format!("COPY ({}) TO STDOUT (FORMAT binary)", info.select_sql());
@@ -322,6 +333,9 @@ async fn write_files(
             splitter.feed(data, &mut chunk).map_err(Error::Copy)?;
             if chunk.len() >= options.chunk_rows {
                 rows_read += chunk.len() as u64;
+                if let Some(watcher) = &watcher {
+                    watcher.rows_read(rows_read);
+                }
                 let now = Instant::now();
                 if now >= next_report {
                     next_report = now + PROGRESS_EVERY;
@@ -343,6 +357,9 @@ async fn write_files(
             }
         }
         splitter.finish().map_err(Error::Copy)?;
+        if let Some(watcher) = &watcher {
+            watcher.finished(rows_read + chunk.len() as u64);
+        }
         if !chunk.is_empty() {
             let _ = chunks.send(chunk).await;
         }
@@ -363,6 +380,22 @@ async fn write_files(
         skipped_rows,
         warnings,
     })
+}
+
+/// PostgreSQL's estimate of a table's rows, for a progress bar's length: none for a table
+/// never analyzed (-1 since PostgreSQL 14), or if the estimate cannot be read.
+async fn estimated_rows(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    info: &TableInfo,
+) -> Option<u64> {
+    let reltuples: Option<f32> =
+        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)")
+            .bind(info.qualified_sql())
+            .fetch_optional(&mut **tx)
+            .await
+            .ok()
+            .flatten();
+    reltuples.filter(|r| *r >= 0.0).map(|r| r as u64)
 }
 
 /// What a table's read wrote to its staging area.

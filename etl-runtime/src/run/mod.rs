@@ -1,6 +1,8 @@
 //! A run: what to export ([`registry`]), a table's export from COPY to published files
-//! ([`export`]), and the tasks that transform or aggregate a table on the way ([`task`]).
+//! ([`export`]), the tasks that transform or aggregate a table on the way ([`task`]), and
+//! what watches the reads ([`progress`]).
 
 pub mod export;
+pub mod progress;
 pub mod registry;
 pub mod task;
