@@ -126,10 +126,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub parallel_tables: u32,
 
-    /// Start a new file once a file reaches this many bytes (e.g. 512MB); one file per table
-    /// when left out.
-    #[arg(long, value_parser = parse_bytes)]
-    pub max_file_bytes: Option<u64>,
+    /// Start a new file once a file reaches this many bytes: Athena's sweet spot by default,
+    /// and what keeps memory flat however large the table (a file's page index is held until
+    /// it is closed). 0: one file per table (per partition).
+    #[arg(long, value_parser = parse_bytes, default_value = "512MB")]
+    pub max_file_bytes: u64,
 
     /// Also write the run report (JSON: every table's outcome, rows, bytes, errors; see the
     /// README) to this file, whatever the outcome. It is always written beside the data, as
@@ -174,6 +175,12 @@ pub struct S3Args {
     /// The KMS key for --sse aws:kms (default: the bucket's AWS managed key).
     #[arg(long, requires = "sse")]
     pub sse_kms_key_id: Option<String>,
+
+    /// Complete versions of each table kept on S3, the new one included (at least 1). Each
+    /// export is a new version `<table>/v=<run id>/`, made current by `<table>/_manifest.json`
+    /// and the Glue location; 2 lets a query started on the previous version finish.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_versions: u32,
 
     /// Local directory for files before they are uploaded (default: the system's temp dir).
     #[arg(long, env = "ETL_STAGING_DIR")]

@@ -80,6 +80,7 @@ const S3_ONLY: &[(&str, &str)] = &[
     ("s3_part_size", "--s3-part-size"),
     ("s3_path_style", "--s3-path-style"),
     ("staging_dir", "--staging-dir"),
+    ("keep_versions", "--keep-versions"),
     ("glue_database", "--glue-database"),
     ("glue_crawler", "--glue-crawler"),
     ("wait", "--wait"),
@@ -123,7 +124,7 @@ impl RunConfig {
                 row_group_rows: args.row_group_rows,
                 row_group_bytes: usize::try_from(args.row_group_bytes).unwrap_or(usize::MAX),
             },
-            max_file_bytes: args.max_file_bytes,
+            max_file_bytes: (args.max_file_bytes > 0).then_some(args.max_file_bytes),
             converters: Converters::new(threads)?,
             progress: crate::progress::observer(),
             ..ExportOptions::default()
@@ -225,6 +226,7 @@ fn s3_options(args: &RunArgs) -> Result<S3Options, Failure> {
         prefix,
         path_style: args.s3.s3_path_style,
         part_size: usize::try_from(part_size).unwrap_or(usize::MAX),
+        keep_versions: args.s3.keep_versions as usize,
         sse: args.s3.sse.map(|sse| match sse {
             Sse::Aes256 => ServerSideEncryption::Aes256,
             Sse::AwsKms => ServerSideEncryption::AwsKms,

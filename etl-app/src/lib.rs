@@ -372,9 +372,11 @@ async fn update_catalog(
         }
     }
     if let Some(crawler) = &catalog.crawler {
+        // The tables' own prefixes, the same every run (a crawler's targets are not switched
+        // from version to version); the crawler sees the kept versions as a `v` partition.
         let paths: Vec<String> = published
             .iter()
-            .map(|(_, location)| format!("{location}/"))
+            .map(|(_, location)| format!("{}/", etl_runtime::sink::s3::table_root(location)))
             .collect();
         let wait = catalog.wait;
         let outcome = etl_runtime::sink::glue::run_crawler(&client, crawler, &paths, wait).await?;

@@ -148,6 +148,52 @@ async fn objects(garage: &Garage) -> Vec<(String, String)> {
     objects
 }
 
+async fn read_object(garage: &Garage, key: &str) -> Vec<u8> {
+    let client = s3_client(garage).await;
+    let object = client
+        .get_object()
+        .bucket(garage::BUCKET)
+        .key(key)
+        .send()
+        .await
+        .expect("get object");
+    object.body.collect().await.expect("body").to_vec()
+}
+
+/// What readers are given: each table's current manifest and the complete versions (those
+/// with their own `_manifest.json`, uploaded last), without the run reports. A run that failed
+/// or was stopped changes none of it.
+fn published(objects: &[(String, String)]) -> Vec<(String, String)> {
+    let complete: Vec<&str> = objects
+        .iter()
+        .filter_map(|(k, _)| k.strip_suffix("/_manifest.json"))
+        .filter(|dir| dir.rsplit('/').next().is_some_and(|v| v.starts_with("v=")))
+        .collect();
+    objects
+        .iter()
+        .filter(|(k, _)| !k.contains("/_runs/"))
+        .filter(|(k, _)| {
+            k.ends_with("/_manifest.json")
+                || complete.iter().any(|v| k.starts_with(&format!("{v}/")))
+        })
+        .cloned()
+        .collect()
+}
+
+/// The version directories of `table` (`v=<run id>`), oldest first.
+fn versions(objects: &[(String, String)], table: &str) -> Vec<String> {
+    let prefix = format!("{PREFIX}/{table}/");
+    let mut versions: Vec<String> = objects
+        .iter()
+        .filter_map(|(k, _)| k.strip_prefix(&prefix))
+        .filter_map(|rest| rest.split_once('/'))
+        .map(|(version, _)| version.to_string())
+        .filter(|v| v.starts_with("v="))
+        .collect();
+    versions.dedup();
+    versions
+}
+
 async fn pending_uploads(garage: &Garage) -> usize {
     let client = s3_client(garage).await;
     client
@@ -195,9 +241,10 @@ async fn exports_go_up_in_parts_with_encryption_and_read_back_equal() {
     );
 
     let objects = objects(&garage).await;
+    let version = &versions(&objects, "purchase_orders")[0];
     let big = objects
         .iter()
-        .find(|(k, _)| k == "exports/purchase_orders/part-00000.parquet")
+        .find(|(k, _)| *k == format!("exports/purchase_orders/{version}/part-00000.parquet"))
         .expect("purchase_orders uploaded");
     assert!(
         big.1.contains('-'),
@@ -270,11 +317,84 @@ async fn a_store_dying_mid_upload_leaves_the_previous_export_whole() {
     assert!(proxy.cut(), "the fault never fired: {message}");
     assert_eq!(second.status.code(), Some(1), "{message}");
     assert!(message.contains("purchase_orders"), "{message}");
+    let after = objects(&garage).await;
     assert_eq!(
-        objects(&garage).await,
-        before,
+        published(&after),
+        published(&before),
         "readers see exactly the previous export"
     );
+
+    // A retry publishes a new version; the failed run's incomplete version is removed, and
+    // its multipart upload, which the dead store could not abort, is aborted.
+    let retry = etl_app(
+        &db,
+        &direct,
+        &["--tables", "purchase_orders", "--output", OUTPUT],
+    );
+    assert!(retry.status.success(), "{}", text(&retry));
+    let retried = objects(&garage).await;
+    assert_eq!(
+        versions(&retried, "purchase_orders").len(),
+        2,
+        "{retried:?}"
+    );
+    assert_eq!(
+        published(&retried).len(),
+        retried
+            .iter()
+            .filter(|(k, _)| !k.contains("/_runs/"))
+            .count(),
+        "{retried:?}"
+    );
+}
+
+/// Each export is a new version; `--keep-versions N` keeps the newest N complete ones, and the
+/// current manifest names the newest, which a manifest reader (compare.py) reads back equal.
+#[tokio::test(flavor = "multi_thread")]
+async fn old_versions_are_removed_beyond_keep_versions() {
+    let garage = Garage::start().expect("garage");
+    let db = database("s3_versions", false);
+    let env = garage.env_for(&garage.endpoint());
+    let mut seen = Vec::new();
+    for keep in ["3", "3", "3", "2", "1"] {
+        let output = etl_app(
+            &db,
+            &env,
+            &[
+                "--tables",
+                "notes",
+                "--output",
+                OUTPUT,
+                "--keep-versions",
+                keep,
+            ],
+        );
+        assert!(output.status.success(), "{}", text(&output));
+        let objects = objects(&garage).await;
+        let now = versions(&objects, "notes");
+        let newest = now.last().expect("a version").clone();
+        assert!(!seen.contains(&newest), "every run is a new version");
+        seen.push(newest.clone());
+        let expected: Vec<String> = seen
+            .iter()
+            .rev()
+            .take(keep.parse().expect("number"))
+            .rev()
+            .cloned()
+            .collect();
+        assert_eq!(now, expected, "keep {keep}");
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &read_object(&garage, &format!("{PREFIX}/notes/_manifest.json")).await,
+        )
+        .expect("json");
+        assert_eq!(manifest["version"], newest.as_str());
+        assert_eq!(
+            manifest["location"],
+            format!("{OUTPUT}/notes/{newest}").as_str()
+        );
+    }
+    let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
+    assert_readers_agree(&db, &dir, "notes");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -374,10 +494,17 @@ async fn glue_tables_get_exact_types_from_the_models() {
         .table()
         .and_then(|t| t.storage_descriptor())
         .expect("descriptor");
-    assert_eq!(
-        descriptor.location(),
-        Some("s3://etl-test/exports/purchase_orders/")
+    // The Glue table reads the current version, the one the table's manifest names.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &read_object(&garage, &format!("{PREFIX}/purchase_orders/_manifest.json")).await,
+    )
+    .expect("json");
+    let current = manifest["location"].as_str().expect("location");
+    assert!(
+        current.starts_with("s3://etl-test/exports/purchase_orders/v="),
+        "{current}"
     );
+    assert_eq!(descriptor.location(), Some(format!("{current}/").as_str()));
     let types: Vec<(String, String)> = descriptor
         .columns()
         .iter()
@@ -577,16 +704,9 @@ async fn sigterm_mid_upload_aborts_it_and_keeps_the_previous_export() {
     );
     // The previous export, and the cancelled run's report beside it.
     let after = objects(&garage).await;
-    let data = |objects: &[(String, String)]| -> Vec<(String, String)> {
-        objects
-            .iter()
-            .filter(|(k, _)| !k.contains("/_runs/"))
-            .cloned()
-            .collect()
-    };
     assert_eq!(
-        data(&after),
-        data(&before),
+        published(&after),
+        published(&before),
         "readers see exactly the previous export"
     );
     assert!(

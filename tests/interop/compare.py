@@ -211,6 +211,18 @@ def compare_rows(label, kinds, key_idx, expected, actual, problems):
                 return
 
 
+def current_version(table_dir):
+    """Reads as a manifest reader does: an S3 export keeps versions (`v=<run id>/`) beside the
+    table's `_manifest.json`, which names the current one; a local export is the directory."""
+    manifest_path = os.path.join(table_dir, "_manifest.json")
+    if os.path.exists(manifest_path):
+        with open(manifest_path) as f:
+            version = json.load(f).get("version")
+        if version:
+            return os.path.join(table_dir, version)
+    return table_dir
+
+
 def check_table(conn, directory, spec, problems):
     # `table` or `schema.table`, or `table=dir` to compare a PostgreSQL table (an oracle query's
     # result) with the Parquet files of another name.
@@ -225,6 +237,7 @@ def check_table(conn, directory, spec, problems):
     names = [k[0] for k in kinds]
     key_idx = [names.index(k) for k in key]
     table_dir = os.path.join(directory, dir_name or (qualified if schema != "public" else table))
+    table_dir = current_version(table_dir)
     files = sorted(f for f in os.listdir(table_dir) if f.endswith(".parquet"))
     if not files:
         problems.append(f"{qualified}: no Parquet files in {table_dir}")

@@ -31,7 +31,7 @@ pub struct ExportOptions {
     /// on the bench, with 30 MB less peak memory than 16,384). Memory holds about three chunks
     /// plus the pages of the open row group that are not spilled yet.
     pub chunk_rows: usize,
-    /// Start a new file once a file reaches this size.
+    /// Start a new file once a file reaches this size (512 MB by default; None: one file).
     pub max_file_bytes: Option<u64>,
     /// The threads that convert rows to Arrow, shared by every table of a run.
     pub converters: Converters,
@@ -46,7 +46,7 @@ impl Default for ExportOptions {
         Self {
             parquet: ParquetOptions::default(),
             chunk_rows: 4096,
-            max_file_bytes: None,
+            max_file_bytes: Some(512 << 20),
             converters: Converters::default(),
             cancel: Cancel::default(),
             progress: ProgressObserver::default(),

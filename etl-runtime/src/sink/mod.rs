@@ -150,29 +150,45 @@ impl LocalDirSink {
 
     fn publish_now(&self, staged: StagedTable) -> Result<String> {
         let target = self.root.join(&staged.table_dir);
-        let previous = self
-            .staging_root()
-            .join(format!("{}.previous", staged.table_dir));
-        let had_previous = target.exists();
-        if had_previous {
-            fs::rename(&target, &previous)
-                .map_err(|e| Error::io("cannot move aside", &target, e))?;
-        }
-        if let Err(e) = fs::rename(&staged.dir, &target) {
-            // Put the previous export back so the table is never left missing.
-            if had_previous {
-                let _ = fs::rename(&previous, &target);
+        if target.exists() {
+            // One atomic step, however many files and partition directories the table has: a
+            // reader of the table's directory sees the previous export or this one, and a
+            // crash at any point leaves one of them in place.
+            match exchange(&staged.dir, &target) {
+                Ok(()) => {
+                    // The staging directory now holds the previous export.
+                    fs::remove_dir_all(&staged.dir).map_err(|e| {
+                        Error::io("cannot remove the previous export", &staged.dir, e)
+                    })?;
+                }
+                // A file system without RENAME_EXCHANGE: move aside, then in.
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                    self.replace_in_two_steps(&staged, &target)?;
+                }
+                Err(e) => return Err(Error::io("cannot publish", &target, e)),
             }
-            return Err(Error::io("cannot publish", &target, e));
-        }
-        if had_previous {
-            fs::remove_dir_all(&previous)
-                .map_err(|e| Error::io("cannot remove the previous export", &previous, e))?;
+        } else {
+            fs::rename(&staged.dir, &target)
+                .map_err(|e| Error::io("cannot publish", &target, e))?;
         }
         // The run's staging directory is empty once its last table is published.
         let _ = fs::remove_dir(self.staging_root());
         let _ = fs::remove_dir(self.root.join(".etl-staging"));
         Ok(target.display().to_string())
+    }
+
+    fn replace_in_two_steps(&self, staged: &StagedTable, target: &Path) -> Result<()> {
+        let previous = self
+            .staging_root()
+            .join(format!("{}.previous", staged.table_dir));
+        fs::rename(target, &previous).map_err(|e| Error::io("cannot move aside", target, e))?;
+        if let Err(e) = fs::rename(&staged.dir, target) {
+            // Put the previous export back so the table is never left missing.
+            let _ = fs::rename(&previous, target);
+            return Err(Error::io("cannot publish", target, e));
+        }
+        fs::remove_dir_all(&previous)
+            .map_err(|e| Error::io("cannot remove the previous export", &previous, e))
     }
 
     fn staging_root(&self) -> PathBuf {
@@ -214,6 +230,12 @@ impl Sink for LocalDirSink {
             Ok(target.display().to_string())
         })
     }
+}
+
+/// Swaps two directories in one step (Linux's `renameat2(RENAME_EXCHANGE)`).
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, a, CWD, b, RenameFlags::EXCHANGE).map_err(std::io::Error::from)
 }
 
 /// Writes `bytes` to `target` through a temporary file and a rename: readers see the old file

@@ -1,13 +1,16 @@
 //! Publishing to S3 (or any S3-compatible store): each table's files are written locally
-//! first, then uploaded under `prefix/<table>/`, large files as multipart uploads read from disk
-//! one part at a time, every response checked.
+//! first, then uploaded, large files as multipart uploads read from disk one part at a time,
+//! every response checked.
 //!
-//! What a reader of `prefix/<table>/` sees: an object appears only when its upload completes
-//! (CompleteMultipartUpload and PutObject are atomic), and it replaces the object of the same
-//! key whole. A table written as one file (the default) therefore flips from the previous export
-//! to the new one in one step. Objects of the previous export that the new one does not have
-//! (extra parts of a larger table) are deleted after the new ones are in place, and the
-//! manifest is uploaded last.
+//! S3 cannot rename or swap a set of objects, so each export of a table is a **version**: its
+//! files go under `prefix/<table>/v=<run id>/` (partition directories inside), never touching
+//! the versions readers use. Once every object is in, one PutObject of `prefix/<table>/
+//! _manifest.json` (atomic, like every single object) makes it current: the manifest names the
+//! version's location and files, and the Glue table's location is switched to it after the
+//! run's tables are published. Versions beyond the newest `keep_versions` complete ones are
+//! deleted afterwards, so a query that started on the previous version can finish. A run that
+//! fails or is stopped leaves the current version and manifest as they were; what it uploaded
+//! is an incomplete version (no `_manifest.json` of its own), removed by a later run.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +37,8 @@ pub struct S3Options {
     pub prefix: String,
     /// Path-style addressing (`endpoint/bucket/key`), which most S3-compatible stores need.
     pub path_style: bool,
+    /// Complete versions of each table kept after a publication, the new current one included.
+    pub keep_versions: usize,
     /// Multipart part size; files larger than one part go up in parts.
     pub part_size: usize,
     pub sse: Option<ServerSideEncryption>,
@@ -62,6 +67,8 @@ pub struct S3Sink {
     staging: LocalDirSink,
     /// A cancelled run uploads nothing more and aborts the multipart upload under way.
     cancel: Cancel,
+    /// Names the version each table is written to.
+    run_id: String,
 }
 
 impl S3Sink {
@@ -99,6 +106,7 @@ impl S3Sink {
             options,
             staging,
             cancel: Cancel::default(),
+            run_id: run_id.to_string(),
         })
     }
 
@@ -114,6 +122,21 @@ impl S3Sink {
         } else {
             format!("{}/{table_dir}/{name}", self.options.prefix)
         }
+    }
+
+    /// One small object, whole or not at all.
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        self.client
+            .put_object()
+            .bucket(&self.options.bucket)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .set_server_side_encryption(self.options.sse.clone())
+            .set_ssekms_key_id(self.options.sse_kms_key_id.clone())
+            .send()
+            .await
+            .map_err(|e| self.s3_error("write", key, e))?;
+        Ok(())
     }
 
     fn s3_error(
@@ -258,18 +281,18 @@ impl S3Sink {
     }
 
     /// The keys under `prefix/<table>/`.
-    async fn existing_keys(&self, table_dir: &str) -> Result<Vec<String>> {
-        let prefix = self.key(table_dir, "");
+    /// Every key under `prefix` (which ends with `/`).
+    async fn keys_under(&self, prefix: &str) -> Result<Vec<String>> {
         let mut keys = Vec::new();
         let mut pages = self
             .client
             .list_objects_v2()
             .bucket(&self.options.bucket)
-            .prefix(&prefix)
+            .prefix(prefix)
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.s3_error("list", &prefix, e))?;
+            let page = page.map_err(|e| self.s3_error("list", prefix, e))?;
             keys.extend(
                 page.contents()
                     .iter()
@@ -279,34 +302,17 @@ impl S3Sink {
         Ok(keys)
     }
 
-    async fn publish_table(&self, staged: &StagedTable) -> Result<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&staged.dir)
-            .map_err(|e| Error::io("cannot list", &staged.dir, e))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.starts_with(".spill"))
-            .collect();
-        // Data first, the manifest last: it describes a complete export.
-        names.sort_by_key(|n| (n == "_manifest.json", n.clone()));
-        let before = self.existing_keys(&staged.table_dir).await?;
-        let mut written = Vec::with_capacity(names.len());
-        for name in &names {
-            self.cancel.check()?;
-            let key = self.key(&staged.table_dir, name);
-            self.upload(&staged.dir.join(name), &key).await?;
-            written.push(key);
-        }
-        let stale: Vec<ObjectIdentifier> = before
+    async fn delete_keys(&self, keys: Vec<String>, what: &str) -> Result<()> {
+        let objects: Vec<ObjectIdentifier> = keys
             .into_iter()
-            .filter(|k| !written.contains(k))
             .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
             .collect();
-        for batch in stale.chunks(1000) {
+        for batch in objects.chunks(1000) {
             let delete = Delete::builder()
                 .set_objects(Some(batch.to_vec()))
                 .quiet(true)
                 .build()
-                .map_err(|e| self.s3_error("delete stale objects of", &staged.table_dir, e))?;
+                .map_err(|e| self.s3_error("delete old objects of", what, e))?;
             let deleted = self
                 .client
                 .delete_objects()
@@ -314,10 +320,10 @@ impl S3Sink {
                 .delete(delete)
                 .send()
                 .await
-                .map_err(|e| self.s3_error("delete stale objects of", &staged.table_dir, e))?;
+                .map_err(|e| self.s3_error("delete old objects of", what, e))?;
             if let Some(failure) = deleted.errors().first() {
                 return Err(Error::S3 {
-                    action: "delete a stale object of",
+                    action: "delete an old object of",
                     location: format!(
                         "s3://{}/{}",
                         self.options.bucket,
@@ -327,12 +333,171 @@ impl S3Sink {
                 });
             }
         }
-        Ok(format!(
+        Ok(())
+    }
+
+    async fn publish_table(&self, staged: &StagedTable) -> Result<String> {
+        let version = format!("{VERSION_PREFIX}{}", self.run_id);
+        let version_dir = format!("{}/{version}", staged.table_dir);
+        let mut files = Vec::new();
+        staged_files(&staged.dir, "", &mut files)?;
+        // The version's own manifest last: a version without one is incomplete.
+        files.sort_by_key(|n| (n == MANIFEST, n.clone()));
+        for name in &files {
+            self.cancel.check()?;
+            let key = self.key(&version_dir, name);
+            self.upload(&staged.dir.join(name), &key).await?;
+        }
+        let location = format!(
             "s3://{}/{}",
             self.options.bucket,
-            self.key(&staged.table_dir, "").trim_end_matches('/')
-        ))
+            self.key(&version_dir, "").trim_end_matches('/')
+        );
+        // The switch: one object names the current version.
+        let manifest_path = staged.dir.join(MANIFEST);
+        let manifest = std::fs::read(&manifest_path)
+            .map_err(|e| Error::io("cannot read", &manifest_path, e))?;
+        let current = current_manifest(&manifest, &version, &location)?;
+        self.cancel.check()?;
+        self.put_bytes(&self.key(&staged.table_dir, MANIFEST), current)
+            .await?;
+        // Old versions go only once the new one is current; a failure to delete them leaves
+        // extra objects, never a wrong table, so it is a warning.
+        if let Err(e) = self.remove_old_versions(&staged.table_dir, &version).await {
+            tracing::warn!(
+                table = %staged.table_dir,
+                "the table is published, but its old versions were not all removed: {}",
+                crate::error::report(&e)
+            );
+        }
+        Ok(location)
     }
+
+    /// Deletes, once `current` is the table's version, the versions older than it beyond the
+    /// newest `keep_versions` complete ones, incomplete versions older than it (runs that
+    /// failed), and the objects of the layout before versions (`<table>/part-*.parquet`).
+    /// Versions newer than `current` belong to runs still going and are left alone.
+    async fn remove_old_versions(&self, table_dir: &str, current: &str) -> Result<()> {
+        let table_prefix = self.key(table_dir, "");
+        let keys = self.keys_under(&table_prefix).await?;
+        let mut versions: std::collections::BTreeMap<&str, (bool, Vec<&String>)> =
+            Default::default();
+        let mut unversioned = Vec::new();
+        for key in &keys {
+            let rest = &key[table_prefix.len()..];
+            match rest.split_once('/') {
+                Some((version, inside)) if version.starts_with(VERSION_PREFIX) => {
+                    let entry = versions.entry(version).or_default();
+                    entry.0 |= inside == MANIFEST;
+                    entry.1.push(key);
+                }
+                _ if rest == MANIFEST => {}
+                _ => unversioned.push(key.clone()),
+            }
+        }
+        let mut kept_complete = 0;
+        let mut stale = unversioned;
+        // Newest first (run ids start with the snapshot's time).
+        for (version, (complete, keys)) in versions.iter().rev() {
+            if *version > current {
+                continue;
+            }
+            if *complete && kept_complete < self.options.keep_versions.max(1) {
+                kept_complete += 1;
+                continue;
+            }
+            stale.extend(keys.iter().map(|k| (*k).clone()));
+        }
+        self.delete_keys(stale, table_dir).await?;
+        self.abort_abandoned_uploads(&table_prefix, current).await
+    }
+
+    /// Aborts the multipart uploads into versions older than `current`: their runs are over,
+    /// and an upload whose abort could not reach the store (it went down, the process was
+    /// killed) would otherwise be billed for ever.
+    async fn abort_abandoned_uploads(&self, table_prefix: &str, current: &str) -> Result<()> {
+        let listed = self
+            .client
+            .list_multipart_uploads()
+            .bucket(&self.options.bucket)
+            .prefix(table_prefix)
+            .send()
+            .await
+            .map_err(|e| self.s3_error("list the multipart uploads of", table_prefix, e))?;
+        for upload in listed.uploads() {
+            let (Some(key), Some(upload_id)) = (upload.key(), upload.upload_id()) else {
+                continue;
+            };
+            let version = key[table_prefix.len().min(key.len())..]
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            if !version.starts_with(VERSION_PREFIX) || version >= current {
+                continue;
+            }
+            self.client
+                .abort_multipart_upload()
+                .bucket(&self.options.bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .send()
+                .await
+                .map_err(|e| self.s3_error("abort the abandoned multipart upload of", key, e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The table's own prefix (`s3://b/p/notes`) given where a version of it was published
+/// (`s3://b/p/notes/v=<run id>`).
+pub fn table_root(location: &str) -> &str {
+    match location.rsplit_once('/') {
+        Some((root, last)) if last.starts_with(VERSION_PREFIX) => root,
+        _ => location,
+    }
+}
+
+/// Version directories under a table: `v=<run id>`.
+const VERSION_PREFIX: &str = "v=";
+const MANIFEST: &str = "_manifest.json";
+
+/// The files of a staged table, partition directories included, as paths relative to it.
+fn staged_files(root: &Path, relative: &str, files: &mut Vec<String>) -> Result<()> {
+    let dir = root.join(relative);
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error::io("cannot list", &dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("cannot list", &dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".spill") {
+            continue;
+        }
+        let path = if relative.is_empty() {
+            name
+        } else {
+            format!("{relative}/{name}")
+        };
+        let is_dir = entry
+            .file_type()
+            .map_err(|e| Error::io("cannot stat", &entry.path(), e))?
+            .is_dir();
+        if is_dir {
+            staged_files(root, &path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The table's current manifest: the version's own, plus which version it is and where.
+fn current_manifest(version_manifest: &[u8], version: &str, location: &str) -> Result<Vec<u8>> {
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(version_manifest).map_err(Error::Manifest)?;
+    if let Some(fields) = manifest.as_object_mut() {
+        fields.insert("version".into(), version.into());
+        fields.insert("location".into(), location.into());
+    }
+    serde_json::to_vec_pretty(&manifest).map_err(Error::Manifest)
 }
 
 impl Sink for S3Sink {
@@ -368,16 +533,7 @@ impl Sink for S3Sink {
             } else {
                 format!("{}/{path}", self.options.prefix)
             };
-            self.client
-                .put_object()
-                .bucket(&self.options.bucket)
-                .key(&key)
-                .body(ByteStream::from(bytes))
-                .set_server_side_encryption(self.options.sse.clone())
-                .set_ssekms_key_id(self.options.sse_kms_key_id.clone())
-                .send()
-                .await
-                .map_err(|e| self.s3_error("write", &key, e))?;
+            self.put_bytes(&key, bytes).await?;
             Ok(format!("s3://{}/{key}", self.options.bucket))
         })
     }
