@@ -191,6 +191,12 @@ pub struct S3Args {
     #[arg(long, requires = "output")]
     pub glue_database: Option<String>,
 
+    /// How Athena finds a partitioned table's partitions: `projection` writes partition
+    /// projection on the Glue table (no crawler, no MSCK REPAIR); `register` registers every
+    /// partition (BatchCreatePartition) for engines without projection.
+    #[arg(long, value_enum, default_value_t = GluePartitionsArg::Projection, requires = "glue_database")]
+    pub glue_partitions: GluePartitionsArg,
+
     /// After every upload succeeded, point this Glue crawler at the exported prefixes and start it.
     #[arg(long)]
     pub glue_crawler: Option<String>,
@@ -198,6 +204,12 @@ pub struct S3Args {
     /// Wait for the crawler to finish (up to this many seconds) and report how it ended.
     #[arg(long, requires = "glue_crawler", num_args = 0..=1, default_missing_value = "900")]
     pub wait: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum GluePartitionsArg {
+    Projection,
+    Register,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

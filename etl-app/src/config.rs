@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use etl_runtime::run::export::{Converters, ExportOptions};
+use etl_runtime::sink::glue::PartitionDiscovery;
 use etl_runtime::sink::s3::{S3Options, ServerSideEncryption};
 use etl_runtime::source::SourceOptions;
 use etl_runtime::sqlx::postgres::PgConnectOptions;
@@ -15,7 +16,7 @@ use etl_runtime::write::{Codec, ParquetOptions};
 use etl_runtime::{Export, Registry, redact_url};
 
 use crate::Failure;
-use crate::cli::{Compression, Database, RunArgs, Sse};
+use crate::cli::{Compression, Database, GluePartitionsArg, RunArgs, Sse};
 
 /// S3's default part size when `--s3-part-size` is left out.
 const DEFAULT_PART_SIZE: u64 = 64 << 20;
@@ -65,6 +66,8 @@ pub struct Catalog {
     pub crawler: Option<String>,
     /// Wait this long for the crawler to finish; `None` starts it and returns.
     pub wait: Option<Duration>,
+    /// How a partitioned table's partitions are found.
+    pub partitions: PartitionDiscovery,
 }
 
 impl Catalog {
@@ -81,6 +84,7 @@ const S3_ONLY: &[(&str, &str)] = &[
     ("s3_path_style", "--s3-path-style"),
     ("staging_dir", "--staging-dir"),
     ("keep_versions", "--keep-versions"),
+    ("glue_partitions", "--glue-partitions"),
     ("glue_database", "--glue-database"),
     ("glue_crawler", "--glue-crawler"),
     ("wait", "--wait"),
@@ -146,6 +150,10 @@ impl RunConfig {
             database: args.s3.glue_database,
             crawler: args.s3.glue_crawler,
             wait: args.s3.wait.map(Duration::from_secs),
+            partitions: match args.s3.glue_partitions {
+                GluePartitionsArg::Projection => PartitionDiscovery::Projection,
+                GluePartitionsArg::Register => PartitionDiscovery::Register,
+            },
         };
         Ok(Self {
             database_url,

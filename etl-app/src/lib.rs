@@ -18,9 +18,11 @@ use std::time::Instant;
 use anyhow::{Context, anyhow};
 use clap::{CommandFactory, FromArgMatches};
 use etl_runtime::run::registry::ExportKind;
+use etl_runtime::sink::glue::GluePartitions;
 use etl_runtime::sink::s3::S3Sink;
 use etl_runtime::source::SourceOptions;
 use etl_runtime::source::drift::Drift;
+use etl_runtime::write::partition::Partition;
 use etl_runtime::{Export, LocalDirSink, PgSource, Registry, Sink, TableReport};
 use futures_util::StreamExt;
 
@@ -284,7 +286,7 @@ async fn export_all(
                     table.seconds,
                     &table.location,
                 );
-                published.push((export, table.location.clone()));
+                published.push((export, table.location.clone(), table.partitions.clone()));
                 reports.push(table);
             }
             Err(e) => {
@@ -349,21 +351,34 @@ async fn export_all(
 /// Glue, once every table of the run is uploaded: definitions and/or a crawl.
 async fn update_catalog(
     catalog: &Catalog,
-    published: &[(Export, String)],
+    published: &[(Export, String, Vec<Partition>)],
 ) -> etl_runtime::Result<()> {
     let client = etl_runtime::sink::glue::client().await;
     if let Some(database) = &catalog.database {
-        for (export, location) in published {
+        for (export, location, partitions) in published {
             // Glue and Athena want lower-case names without dots.
             let name = export.name().to_lowercase().replace('.', "_");
-            etl_runtime::sink::glue::put_table(
+            let partitioning = (!export.info.partition_by.is_empty()).then_some(GluePartitions {
+                keys: export.info.partition_by,
+                partitions,
+                discovery: catalog.partitions,
+            });
+            let warnings = etl_runtime::sink::glue::put_table(
                 &client,
                 database,
                 &name,
                 location,
                 &(export.schema)(),
+                partitioning,
             )
             .await?;
+            for warning in warnings {
+                log::info(
+                    "catalog_warning",
+                    Some(&export.name()),
+                    format_args!("warning: glue: {database}.{name}: {warning}"),
+                );
+            }
             log::info(
                 "catalog_table",
                 Some(&export.name()),
@@ -376,7 +391,7 @@ async fn update_catalog(
         // from version to version); the crawler sees the kept versions as a `v` partition.
         let paths: Vec<String> = published
             .iter()
-            .map(|(_, location)| format!("{}/", etl_runtime::sink::s3::table_root(location)))
+            .map(|(_, location, _)| format!("{}/", etl_runtime::sink::s3::table_root(location)))
             .collect();
         let wait = catalog.wait;
         let outcome = etl_runtime::sink::glue::run_crawler(&client, crawler, &paths, wait).await?;
@@ -406,12 +421,21 @@ fn print_reports(reports: &[TableReport]) {
         "table", "rows", "bytes", "seconds"
     );
     for report in reports {
-        let files = report
-            .files
-            .iter()
-            .map(|f| format!("{}/{f}", report.location))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let files = if report.partitions.is_empty() {
+            report
+                .files
+                .iter()
+                .map(|f| format!("{}/{f}", report.location))
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            format!(
+                "{}/ ({} partitions, {} files)",
+                report.location,
+                report.partitions.len(),
+                report.files.len()
+            )
+        };
         println!(
             "{:<28} {:>10} {:>12} {:>8.2}  {files}",
             report.table, report.rows, report.bytes, report.seconds

@@ -87,7 +87,13 @@ fn list_shows_every_registered_table() {
     let output = etl_app().arg("list").output().expect("run etl-app");
     assert!(output.status.success());
     let listing = String::from_utf8_lossy(&output.stdout);
-    for table in ["currencies", "notes", "purchase_orders", "tax_rates"] {
+    for table in [
+        "currencies",
+        "notes",
+        "purchase_orders",
+        "shipments",
+        "tax_rates",
+    ] {
         assert!(listing.contains(table), "{listing}");
     }
     // Tasks are listed with their kind.

@@ -16,6 +16,8 @@ pub struct Model<'a> {
     pub no_primary_key: Option<syn::Path>,
     /// The `output` flag: a record tasks write, with no source table.
     pub output: Option<syn::Path>,
+    /// `partition_by = "region, created_at:day"`.
+    pub partition_by: Option<LitStr>,
     pub fields: Vec<Field<'a>>,
 }
 
@@ -48,6 +50,7 @@ mod kw {
     pub const PRIMARY_KEY: &str = "primary_key";
     pub const NO_PRIMARY_KEY: &str = "no_primary_key";
     pub const OUTPUT: &str = "output";
+    pub const PARTITION_BY: &str = "partition_by";
     pub const COLUMN: &str = "column";
     pub const SQL_TYPE: &str = "sql_type";
     pub const NULLABLE: &str = "nullable";
@@ -66,6 +69,7 @@ impl<'a> Model<'a> {
             primary_key: None,
             no_primary_key: None,
             output: None,
+            partition_by: None,
             fields: Vec::new(),
         };
         for attr in input.attrs.iter().filter(|a| a.path().is_ident(kw::ETL)) {
@@ -74,6 +78,8 @@ impl<'a> Model<'a> {
                     set_once(cx, &meta, &mut model.table)
                 } else if meta.path.is_ident(kw::SCHEMA) {
                     set_once(cx, &meta, &mut model.schema)
+                } else if meta.path.is_ident(kw::PARTITION_BY) {
+                    set_once(cx, &meta, &mut model.partition_by)
                 } else if meta.path.is_ident(kw::PRIMARY_KEY) {
                     let mut keys = Vec::new();
                     meta.parse_nested_meta(|key| {
@@ -99,7 +105,7 @@ impl<'a> Model<'a> {
                     Ok(())
                 } else {
                     Err(meta.error(format!(
-                        "unknown attribute `{}` on the struct; expected one of `table`, `schema`, `primary_key(...)`, `no_primary_key`, `output`",
+                        "unknown attribute `{}` on the struct; expected one of `table`, `schema`, `primary_key(...)`, `no_primary_key`, `partition_by`, `output`",
                         path_name(&meta.path)
                     )))
                 }

@@ -8,7 +8,7 @@ use syn::{Ident, Type};
 use crate::ast::{Field, Model};
 use crate::ctxt::Ctxt;
 use crate::rust_type::{self, Inferred};
-use etl_types::{ColumnEncoding, OptIns, Scalar, SqlType};
+use etl_types::{ColumnEncoding, OptIns, PartitionSpec, Scalar, SqlType};
 
 /// Diesel is built with `32-column-tables`; wider tables do not compile in `table!`.
 pub const MAX_COLUMNS: usize = 32;
@@ -24,6 +24,8 @@ pub struct Table<'a> {
     /// Indexes into `columns` of the primary key.
     pub primary_key: Vec<usize>,
     pub columns: Vec<Column<'a>>,
+    /// Partition keys in directory order, each with the index of its column.
+    pub partition_by: Vec<(usize, PartitionSpec)>,
 }
 
 pub struct Column<'a> {
@@ -158,6 +160,11 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
         ),
     }
 
+    let partition_by = match &model.partition_by {
+        Some(lit) => check_partition_by(cx, lit, output, &columns),
+        None => Vec::new(),
+    };
+
     Some(Table {
         model,
         output,
@@ -166,7 +173,74 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
         module,
         primary_key,
         columns,
+        partition_by,
     })
+}
+
+/// Each key names a column of the model (by its PostgreSQL name) that can be partitioned the
+/// way it asks; every mistake is an error at the attribute's string.
+fn check_partition_by(
+    cx: &mut Ctxt,
+    lit: &syn::LitStr,
+    output: bool,
+    columns: &[Column<'_>],
+) -> Vec<(usize, PartitionSpec)> {
+    if output {
+        // A task's records are written as one set of files.
+        cx.error_spanned_by(
+            lit,
+            "`partition_by` applies to tables, not to `output` records",
+        );
+        return Vec::new();
+    }
+    let specs = match etl_types::parse_partition_by(&lit.value()) {
+        Ok(specs) => specs,
+        Err(e) => {
+            cx.error_spanned_by(lit, format!("partition_by {e}"));
+            return Vec::new();
+        }
+    };
+    let mut keys = Vec::new();
+    for spec in specs {
+        let Some(index) = columns.iter().position(|c| c.name == spec.column) else {
+            let known: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+            cx.error_spanned_by(
+                lit,
+                format!(
+                    "partition_by names `{}`, which is not a column of this model (columns: {})",
+                    spec.column,
+                    known.join(", ")
+                ),
+            );
+            continue;
+        };
+        // A derived key must not shadow a column of the files.
+        if spec.transform.granularity().is_some()
+            && let Some(clash) = columns.iter().find(|c| c.name == spec.key_name())
+        {
+            cx.error_spanned_by(
+                lit,
+                format!(
+                    "partition key `{}` would have the name of column `{}`",
+                    spec.key_name(),
+                    clash.name
+                ),
+            );
+            continue;
+        }
+        if let Err(why) = spec.transform.check(&columns[index].encoding) {
+            cx.error_spanned_by(
+                lit,
+                format!(
+                    "partition_by `{}` ({}): {why}",
+                    spec.column, columns[index].sql_text
+                ),
+            );
+            continue;
+        }
+        keys.push((index, spec));
+    }
+    keys
 }
 
 fn check_field<'a>(cx: &mut Ctxt, field: &'a Field<'a>, diesel_ident: Ident) -> Option<Column<'a>> {

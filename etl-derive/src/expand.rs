@@ -467,6 +467,17 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
         }
     });
     let key = key_expr(table);
+    let partition_keys = table.partition_by.iter().map(|(column, spec)| {
+        let name = spec.key_name();
+        let transform = format_ident!("{}", format!("{:?}", spec.transform));
+        quote! {
+            #rt::PartitionKey {
+                name: #name,
+                column: #column,
+                transform: #rt::PartitionTransform::#transform,
+            }
+        }
+    });
     quote! {
         impl #rt::EtlTable for #ident {
             const INFO: #rt::TableInfo = #rt::TableInfo {
@@ -474,6 +485,7 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
                 name: #table_name,
                 primary_key: &[#(#key_names),*],
                 columns: &[#(#infos),*],
+                partition_by: &[#(#partition_keys),*],
             };
             type Encoder = __EtlRecordBatchEncoder;
 

@@ -53,8 +53,10 @@ pub mod write;
 pub use cancel::Cancel;
 pub use error::{Error, Result};
 pub use etl_derive::EtlTable;
+pub use etl_types::PartitionTransform;
 pub use model::{
-    ColumnInfo, EtlTable, OutputRecord, RecordBatchEncoder, TableInfo, WireBatchEncoder,
+    ColumnInfo, EtlTable, OutputRecord, PartitionKey, RecordBatchEncoder, TableInfo,
+    WireBatchEncoder,
 };
 pub use run::export::{ExportOptions, TableReport, export_table};
 pub use run::registry::{Export, Registry};
@@ -72,12 +74,13 @@ pub mod __private {
     pub use crate::codec::row::{DecodeError, decode_named_with, is_null};
     pub use crate::codec::*;
     pub use crate::model::{
-        ColumnInfo, EtlTable, OutputRecord, RecordBatchEncoder, RowError, RowErrorKind,
-        StubEncoder, TableInfo, WireBatchEncoder,
+        ColumnInfo, EtlTable, OutputRecord, PartitionKey, RecordBatchEncoder, RowError,
+        RowErrorKind, StubEncoder, TableInfo, WireBatchEncoder,
     };
     pub use arrow_array::{ArrayRef, RecordBatch};
     pub use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
     pub use diesel;
+    pub use etl_types::PartitionTransform;
     pub use sqlx;
     pub use std::sync::Arc;
 }

@@ -19,6 +19,20 @@ pub struct TableInfo {
     pub primary_key: &'static [&'static str],
     /// The columns in the model's field order, which is the order of the SELECT list.
     pub columns: &'static [ColumnInfo],
+    /// Hive partition keys in directory order (`#[etl(partition_by = "...")]`); empty for a
+    /// table written as one set of files.
+    pub partition_by: &'static [PartitionKey],
+}
+
+/// One partition key of a table: a directory level `name=value/`.
+#[derive(Debug, Clone, Copy)]
+pub struct PartitionKey {
+    /// The partition column: the column's own name for identity, `created_at_day` for a key
+    /// derived from `created_at`.
+    pub name: &'static str,
+    /// Index in `TableInfo::columns` of the column it comes from.
+    pub column: usize,
+    pub transform: etl_types::PartitionTransform,
 }
 
 /// A column as the model declares it.
@@ -46,6 +60,7 @@ impl TableInfo {
         name: "",
         primary_key: &[],
         columns: &[],
+        partition_by: &[],
     };
 
     /// `schema.table` for messages, with `public.` left out.

@@ -223,6 +223,37 @@ def current_version(table_dir):
     return table_dir
 
 
+def manifest_partition_keys(table_dir):
+    path = os.path.join(table_dir, "_manifest.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f).get("partition_keys") or []
+
+
+def derived_key(transform, value):
+    """What a derived partition key must be for a column value: the UTC day, month or year."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc)
+    return value.strftime({"day": "%Y-%m-%d", "month": "%Y-%m", "year": "%Y"}[transform])
+
+
+def check_derived_keys(qualified, names, partition_keys, arrow_table, problems):
+    for k in partition_keys:
+        if k["transform"] == "identity":
+            continue
+        values = arrow_table.column(k["column"]).to_pylist()
+        keys = arrow_table.column(k["name"]).to_pylist()
+        for value, got in zip(values, keys):
+            want = derived_key(k["transform"], value)
+            if got != want:
+                problems.append(f"{qualified}: {k['column']} = {value!r} is in partition {k['name']}={got!r}, expected {want!r}")
+                if len(problems) > MAX_REPORTED:
+                    return
+
+
 def check_table(conn, directory, spec, problems):
     # `table` or `schema.table`, or `table=dir` to compare a PostgreSQL table (an oracle query's
     # result) with the Parquet files of another name.
@@ -238,7 +269,13 @@ def check_table(conn, directory, spec, problems):
     key_idx = [names.index(k) for k in key]
     table_dir = os.path.join(directory, dir_name or (qualified if schema != "public" else table))
     table_dir = current_version(table_dir)
-    files = sorted(f for f in os.listdir(table_dir) if f.endswith(".parquet"))
+    partition_keys = manifest_partition_keys(table_dir)
+    files = sorted(
+        os.path.relpath(os.path.join(root, f), table_dir)
+        for root, dirs, names in os.walk(table_dir)
+        for f in names
+        if f.endswith(".parquet") and not f.startswith((".", "_"))
+    )
     if not files:
         problems.append(f"{qualified}: no Parquet files in {table_dir}")
         return 0
@@ -254,29 +291,55 @@ def check_table(conn, directory, spec, problems):
                     f"{qualified}/{f}: column {name} is {'OPTIONAL' if field.nullable else 'REQUIRED'} "
                     f"but NOT NULL is {not_null} in PostgreSQL"
                 )
+    file_schema = pq.ParquetFile(os.path.join(table_dir, files[0])).schema_arrow
 
     expected = pg_select(conn, schema, table, kinds, key)
+    if not key:
+        expected_sorted = sorted(expected, key=repr)
+    else:
+        expected_sorted = expected
 
-    # Reader 1: pyarrow.
-    arrow_table = ds.dataset(table_dir, format="parquet").to_table()
+    # Reader 1: pyarrow (Hive partitions typed as the manifest says: an identity key as its
+    # column, a derived key as text).
+    if partition_keys:
+        import pyarrow as pa
+
+        partition_schema = pa.schema(
+            [
+                (k["name"], file_schema.field(k["column"]).type if k["transform"] == "identity" else pa.string())
+                for k in partition_keys
+            ]
+        )
+        partitioning = ds.partitioning(partition_schema, flavor="hive")
+        arrow_table = ds.dataset(table_dir, format="parquet", partitioning=partitioning).to_table()
+    else:
+        arrow_table = ds.dataset(table_dir, format="parquet").to_table()
     if key:
         arrow_table = arrow_table.sort_by([(k, "ascending") for k in key])
     columns = [arrow_table.column(n).to_pylist() for n in names]
     rows = list(zip(*columns)) if columns else []
     if not key:
-        expected_sorted = sorted(expected, key=repr)
         rows = sorted(rows, key=repr)
-    else:
-        expected_sorted = expected
     compare_rows(f"{qualified} (pyarrow)", kinds, key_idx, expected_sorted, rows, problems)
+    if partition_keys:
+        check_derived_keys(qualified, names, partition_keys, arrow_table, problems)
 
     # Reader 2: DuckDB.
-    glob = os.path.join(table_dir, "*.parquet").replace("'", "''")
     select = ", ".join(quote(n) for n in names)
     order = " ORDER BY " + ", ".join(quote(k) for k in key) if key else ""
     duck = duckdb.connect()
     duck.execute("SET TimeZone = 'UTC'")
-    duck_rows = duck.execute(f"SELECT {select} FROM read_parquet('{glob}'){order}").fetchall()
+    if partition_keys:
+        glob = os.path.join(table_dir, "**", "*.parquet").replace("'", "''")
+        duck_types = {"string": "VARCHAR", "int64": "BIGINT", "int32": "INTEGER", "int16": "SMALLINT", "bool": "BOOLEAN"}
+        hive_types = ", ".join(
+            f"'{f.name}': '{duck_types.get(str(f.type), 'VARCHAR')}'" for f in partition_schema
+        )
+        source = f"read_parquet('{glob}', hive_partitioning = true, hive_types = {{{hive_types}}})"
+    else:
+        glob = os.path.join(table_dir, "*.parquet").replace("'", "''")
+        source = f"read_parquet('{glob}')"
+    duck_rows = duck.execute(f"SELECT {select} FROM {source}{order}").fetchall()
     if not key:
         duck_rows = sorted(duck_rows, key=repr)
     compare_rows(f"{qualified} (duckdb)", kinds, key_idx, expected_sorted, duck_rows, problems)

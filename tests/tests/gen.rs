@@ -120,6 +120,7 @@ fn args(db: &etl_tests::TestDb, dir: &Path) -> GenArgs {
         all: false,
         schema: "public".into(),
         columns: Vec::new(),
+        partition_by: None,
         database_url: db.url.clone(),
         models_dir: dir.to_path_buf(),
         check: false,
@@ -339,6 +340,7 @@ async fn check_catches_each_kind_of_drift() {
     generate(&GenArgs {
         table: Some("every_type".into()),
         columns: vec!["big".into(), "label".into()],
+        partition_by: None,
         models_dir: root.join("subset"),
         ..args(&db, &root)
     })

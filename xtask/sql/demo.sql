@@ -6,7 +6,7 @@ SET client_min_messages = warning;
 SET TimeZone = 'UTC';
 SELECT setseed(0.17) \gset
 
-DROP TABLE IF EXISTS notes, purchase_orders CASCADE;
+DROP TABLE IF EXISTS notes, purchase_orders, shipments CASCADE;
 
 \ir lookups.sql
 
@@ -65,4 +65,26 @@ SELECT CASE WHEN i % 9 = 0 THEN NULL ELSE 1 + (i * 7) % 5000 END,
        CASE WHEN i % 5 = 0 THEN NULL ELSE timestamptz '1969-12-31 23:59:59.999999+00' + i * interval '1 day' END
 FROM generate_series(1, 4000) AS g(i);
 
-ANALYZE currencies, tax_rates, purchase_orders, notes;
+-- Partitioned by `region, shipped_at:day` (Hive directories): 40 shipping days over four
+-- years, some close to midnight UTC (timestamptz is bucketed in UTC), regions that Hive must
+-- escape, and NULL keys (Hive's default partition).
+CREATE TABLE shipments (
+    id          bigint PRIMARY KEY,
+    region      text,
+    shipped_at  timestamptz,
+    carrier_id  integer     NOT NULL,
+    weight_kg   numeric(10,3) NOT NULL,
+    delivered   boolean
+);
+
+INSERT INTO shipments (id, region, shipped_at, carrier_id, weight_kg, delivered)
+SELECT i,
+       CASE WHEN i % 13 = 0 THEN NULL ELSE (ARRAY['eu-west', 'us/east', 'ap:south', 'sa=north 50%'])[1 + i % 4] END,
+       CASE WHEN i % 11 = 0 THEN NULL
+            ELSE timestamptz '2019-03-01 23:30:00+00' + (i % 40) * interval '37 days 5 hours' + (i % 7) * interval '1 second' END,
+       1 + i % 9,
+       round((random() * 2000)::numeric, 3),
+       CASE WHEN i % 5 = 0 THEN NULL ELSE i % 3 <> 0 END
+FROM generate_series(1, 2000) AS g(i);
+
+ANALYZE currencies, tax_rates, purchase_orders, notes, shipments;

@@ -78,6 +78,7 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
                 all: false,
                 schema: "public".into(),
                 columns: Vec::new(),
+                partition_by: None,
                 database_url: etl_tests::with_database(&url, "etl_ci_interop"),
                 models_dir: crate::gen_models::demo_models_dir(),
                 check: true,
@@ -127,7 +128,10 @@ fn interop(server_url: &str) -> Result<()> {
         .arg(script)
         .args(["--dsn", &db_url, "--dir"])
         .arg(&output)
-        .args(["--tables", "currencies,tax_rates,purchase_orders,notes"])
+        .args([
+            "--tables",
+            "currencies,tax_rates,purchase_orders,notes,shipments",
+        ])
         .status()?;
     if !status.success() {
         bail!("the Parquet files differ from PostgreSQL (see above)");

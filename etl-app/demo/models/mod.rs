@@ -4,6 +4,7 @@
 pub mod currencies;
 pub mod notes;
 pub mod purchase_orders;
+pub mod shipments;
 pub mod tax_rates;
 
 /// Every model of this directory, registered for export.
@@ -12,6 +13,7 @@ pub fn registry() -> etl_runtime::Registry {
         etl_runtime::Export::table::<currencies::Currency>(),
         etl_runtime::Export::table::<notes::Note>(),
         etl_runtime::Export::table::<purchase_orders::PurchaseOrder>(),
+        etl_runtime::Export::table::<shipments::Shipment>(),
         etl_runtime::Export::table::<tax_rates::TaxRate>(),
     ])
 }

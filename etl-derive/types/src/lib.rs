@@ -10,7 +10,9 @@
 use std::fmt;
 
 mod naming;
+mod partition;
 pub use naming::{quote_ident, snake_ident};
+pub use partition::{PartitionSpec, PartitionTransform, parse_partition_by, render_partition_by};
 
 /// One PostgreSQL scalar type, as far as the export is concerned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -13,11 +13,12 @@ use tokio::sync::mpsc;
 
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
-use crate::model::{EtlTable, RecordBatchEncoder, TableInfo, WireBatchEncoder};
+use crate::model::{EtlTable, PartitionKey, RecordBatchEncoder, TableInfo, WireBatchEncoder};
 use crate::run::progress::ProgressObserver;
 use crate::sink::{Sink, StagedTable};
 use crate::source::PgSource;
 use crate::source::copy::TupleSplitter;
+use crate::write::partition::{Partition, PartitionedWriter};
 use crate::write::{ParquetFileWriter, ParquetOptions, WrittenFile};
 
 /// How often a long read reports its progress (as `etl_runtime::progress` events).
@@ -35,6 +36,9 @@ pub struct ExportOptions {
     pub max_file_bytes: Option<u64>,
     /// The threads that convert rows to Arrow, shared by every table of a run.
     pub converters: Converters,
+    /// A partitioned table's rows held in memory before the largest partitions are spilled to
+    /// local disk (64 MB).
+    pub partition_buffer_bytes: usize,
     /// Stops the run's exports (SIGTERM): nothing more is read or published.
     pub cancel: Cancel,
     /// Told of every table's read as it goes (the command line's progress bars).
@@ -48,6 +52,7 @@ impl Default for ExportOptions {
             chunk_rows: 4096,
             max_file_bytes: Some(512 << 20),
             converters: Converters::default(),
+            partition_buffer_bytes: 64 << 20,
             cancel: Cancel::default(),
             progress: ProgressObserver::default(),
         }
@@ -164,8 +169,10 @@ pub struct TableReport {
     pub bytes: u64,
     /// Where the table was published (a directory or an S3 prefix).
     pub location: String,
-    /// File names under `location`.
+    /// File paths under `location` (inside partition directories for a partitioned table).
     pub files: Vec<String>,
+    /// The partitions written, in order (none for a table without partition keys).
+    pub partitions: Vec<Partition>,
     pub seconds: f64,
     /// Source rows a task left out because it declares that bad rows are skipped.
     pub skipped_rows: u64,
@@ -228,25 +235,40 @@ pub(crate) async fn run_export(
 ) -> Result<TableReport> {
     let started = Instant::now();
     let staged = sink.stage(&table_dir(output))?;
-    match write_files(source, &staged, options, source_table, processor).await {
+    let written = write_files(
+        source,
+        &staged,
+        options,
+        source_table,
+        output.partition_by,
+        processor,
+    )
+    .await;
+    match written {
         Ok(Written {
             files,
+            partitions,
             skipped_rows,
             warnings,
         }) => {
             let rows = files.iter().map(|f| f.rows).sum();
             let bytes = files.iter().map(|f| f.bytes).sum();
+            // Paths under the table's directory: `part-00000.parquet`, or inside partitions.
             let names: Vec<String> = files
                 .iter()
-                .filter_map(|f| f.path.file_name())
+                .filter_map(|f| f.path.strip_prefix(&staged.dir).ok())
                 .map(|n| n.to_string_lossy().into_owned())
                 .collect();
             // A cancelled run publishes nothing more, even a table it finished reading.
-            if let Err(e) = options
-                .cancel
-                .check()
-                .and_then(|()| write_manifest(&staged.dir, output, rows, bytes, &names, source))
-            {
+            if let Err(e) = options.cancel.check().and_then(|()| {
+                let listing = Listing {
+                    rows,
+                    bytes,
+                    files: &names,
+                    partitions: &partitions,
+                };
+                write_manifest(&staged.dir, output, &listing, source)
+            }) {
                 sink.discard(staged);
                 return Err(e);
             }
@@ -257,6 +279,7 @@ pub(crate) async fn run_export(
                 bytes,
                 location,
                 files: names,
+                partitions,
                 seconds: started.elapsed().as_secs_f64(),
                 skipped_rows,
                 warnings,
@@ -274,6 +297,7 @@ async fn write_files(
     staged: &StagedTable,
     options: &ExportOptions,
     info: &TableInfo,
+    partition_by: &'static [PartitionKey],
     processor: Box<dyn ChunkProcessor>,
 ) -> Result<Written> {
     let table = info.display_name();
@@ -299,7 +323,9 @@ async fn write_files(
     let writer = {
         let dir = staged.dir.clone();
         let options = options.clone();
-        tokio::task::spawn_blocking(move || encode_chunks(received, &dir, &options, processor))
+        tokio::task::spawn_blocking(move || {
+            encode_chunks(received, &dir, &options, partition_by, processor)
+        })
     };
 
     let watcher = if options.progress.is_watching() {
@@ -372,12 +398,13 @@ async fn write_files(
         source,
     });
     // The encoder's error explains a failed read better than "channel closed".
-    let (files, skipped_rows) = written??;
+    let encoded = written??;
     read_result?;
     let _ = tx.commit().await;
     Ok(Written {
-        files,
-        skipped_rows,
+        files: encoded.files,
+        partitions: encoded.partitions,
+        skipped_rows: encoded.skipped_rows,
         warnings,
     })
 }
@@ -401,82 +428,167 @@ async fn estimated_rows(
 /// What a table's read wrote to its staging area.
 struct Written {
     files: Vec<WrittenFile>,
+    partitions: Vec<Partition>,
     skipped_rows: u64,
     warnings: Vec<String>,
 }
 
-/// Runs on a blocking thread: chunks through the processor, batches into Parquet files.
+/// Runs on a blocking thread: chunks through the processor, batches into Parquet files (into
+/// partition directories when the table has partition keys).
 fn encode_chunks(
     mut received: mpsc::Receiver<Vec<Bytes>>,
     dir: &Path,
     options: &ExportOptions,
+    partition_by: &'static [PartitionKey],
     mut processor: Box<dyn ChunkProcessor>,
-) -> Result<(Vec<WrittenFile>, u64)> {
+) -> Result<Encoded> {
     let schema = processor.schema();
-    let mut files = Vec::new();
-    let mut file: Option<ParquetFileWriter> = None;
-    let mut write = |batches: Vec<RecordBatch>, files: &mut Vec<WrittenFile>| -> Result<()> {
-        for batch in &batches {
-            let writer = match &mut file {
-                Some(writer) => writer,
-                None => file.insert(ParquetFileWriter::create(
-                    &dir.join(file_name(files.len())),
-                    schema.clone(),
-                    &options.parquet,
-                )?),
-            };
-            writer.write(batch)?;
-            if let Some(limit) = options.max_file_bytes
-                && writer.approximate_size() as u64 >= limit
-                && let Some(full) = file.take()
-            {
-                files.push(full.finish()?);
-            }
-        }
-        Ok(())
+    let mut out = if partition_by.is_empty() {
+        FileSequence::Plain(RollingFiles::new(dir, schema, options))
+    } else {
+        FileSequence::Partitioned(PartitionedWriter::new(
+            dir,
+            schema,
+            partition_by,
+            &options.parquet,
+            options.max_file_bytes,
+            options.partition_buffer_bytes,
+        ))
     };
     while let Some(tuples) = received.blocking_recv() {
         options.cancel.check()?;
-        let batches = processor.process(tuples)?;
-        write(batches, &mut files)?;
+        for batch in processor.process(tuples)? {
+            out.write(&batch)?;
+        }
     }
     options.cancel.check()?;
-    let last = processor.finish()?;
-    write(last, &mut files)?;
-    match file {
-        Some(writer) => files.push(writer.finish()?),
-        // An empty table still gets one file, so that readers see its schema.
-        None if files.is_empty() => {
-            let writer =
-                ParquetFileWriter::create(&dir.join(file_name(0)), schema, &options.parquet)?;
-            files.push(writer.finish()?);
-        }
-        None => {}
+    for batch in processor.finish()? {
+        out.write(&batch)?;
     }
-    Ok((files, processor.skipped()))
+    let (files, partitions) = match out {
+        FileSequence::Plain(files) => (files.finish()?, Vec::new()),
+        FileSequence::Partitioned(writer) => writer.finish()?,
+    };
+    Ok(Encoded {
+        files,
+        partitions,
+        skipped_rows: processor.skipped(),
+    })
+}
+
+/// What the encoder thread wrote.
+struct Encoded {
+    files: Vec<WrittenFile>,
+    partitions: Vec<Partition>,
+    skipped_rows: u64,
+}
+
+enum FileSequence<'a> {
+    Plain(RollingFiles<'a>),
+    Partitioned(PartitionedWriter),
+}
+
+impl FileSequence<'_> {
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        match self {
+            FileSequence::Plain(files) => files.write(batch),
+            FileSequence::Partitioned(writer) => writer.write(batch),
+        }
+    }
+}
+
+/// `part-00000.parquet`, `part-00001.parquet`, ...: a new file once one reaches the size target.
+struct RollingFiles<'a> {
+    dir: &'a Path,
+    schema: SchemaRef,
+    options: &'a ExportOptions,
+    open: Option<ParquetFileWriter>,
+    done: Vec<WrittenFile>,
+}
+
+impl<'a> RollingFiles<'a> {
+    fn new(dir: &'a Path, schema: SchemaRef, options: &'a ExportOptions) -> Self {
+        Self {
+            dir,
+            schema,
+            options,
+            open: None,
+            done: Vec::new(),
+        }
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let writer = match &mut self.open {
+            Some(writer) => writer,
+            None => self.open.insert(ParquetFileWriter::create(
+                &self.dir.join(file_name(self.done.len())),
+                self.schema.clone(),
+                &self.options.parquet,
+            )?),
+        };
+        writer.write(batch)?;
+        if let Some(limit) = self.options.max_file_bytes
+            && writer.approximate_size() as u64 >= limit
+            && let Some(full) = self.open.take()
+        {
+            self.done.push(full.finish()?);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<WrittenFile>> {
+        match self.open.take() {
+            Some(writer) => self.done.push(writer.finish()?),
+            // An empty table still gets one file, so that readers see its schema.
+            None if self.done.is_empty() => {
+                let writer = ParquetFileWriter::create(
+                    &self.dir.join(file_name(0)),
+                    self.schema.clone(),
+                    &self.options.parquet,
+                )?;
+                self.done.push(writer.finish()?);
+            }
+            None => {}
+        }
+        Ok(self.done)
+    }
 }
 
 fn file_name(index: usize) -> String {
     format!("part-{index:05}.parquet")
 }
 
+/// What a table's export wrote, for its manifest.
+struct Listing<'a> {
+    rows: u64,
+    bytes: u64,
+    files: &'a [String],
+    partitions: &'a [Partition],
+}
+
 fn write_manifest(
     dir: &Path,
     info: &TableInfo,
-    rows: u64,
-    bytes: u64,
-    files: &[String],
+    listing: &Listing<'_>,
     source: &PgSource,
 ) -> Result<()> {
     let manifest = serde_json::json!({
         "table": info.display_name(),
         "schema": info.schema,
-        "rows": rows,
-        "bytes": bytes,
-        "files": files,
+        "rows": listing.rows,
+        "bytes": listing.bytes,
+        "files": listing.files,
         "snapshot_taken_at": source.snapshot().map(|s| s.taken_at.clone()),
         "columns": info.columns.iter().map(|c| serde_json::json!({
             "name": c.name, "sql_type": c.sql_type, "nullable": c.nullable,
+        })).collect::<Vec<_>>(),
+        "partition_keys": info.partition_by.iter().map(|k| serde_json::json!({
+            "name": k.name,
+            "column": info.columns.get(k.column).map(|c| c.name),
+            "transform": k.transform.granularity().unwrap_or("identity"),
+        })).collect::<Vec<_>>(),
+        "partitions": listing.partitions.iter().map(|p| serde_json::json!({
+            "path": p.path, "values": p.values,
         })).collect::<Vec<_>>(),
         "tool": concat!("etl-toolkit ", env!("CARGO_PKG_VERSION")),
     });

@@ -92,6 +92,7 @@ pub fn output_info<O: OutputRecord>(name: &'static str) -> TableInfo {
         name,
         primary_key: O::PRIMARY_KEY,
         columns: O::COLUMNS,
+        partition_by: &[],
     }
 }
 

@@ -7,10 +7,33 @@ use std::time::Duration;
 use arrow_schema::{DataType, Schema};
 use aws_sdk_glue::Client;
 use aws_sdk_glue::types::{
-    Column, CrawlerState, DatabaseInput, S3Target, SerDeInfo, StorageDescriptor, TableInput,
+    BatchUpdatePartitionRequestEntry, Column, CrawlerState, DatabaseInput, PartitionInput,
+    PartitionValueList, S3Target, SerDeInfo, StorageDescriptor, TableInput,
 };
 
 use crate::error::{Error, Result};
+use crate::model::PartitionKey;
+use crate::write::partition::{NULL_PARTITION, Partition, hive_escape};
+
+/// How Athena finds a partitioned table's partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PartitionDiscovery {
+    /// Partition projection, written on the table: no crawler, no MSCK REPAIR, no partition
+    /// objects (Athena only).
+    #[default]
+    Projection,
+    /// Every partition registered through BatchCreatePartition (engines without projection).
+    Register,
+}
+
+/// A table's partitioning, for its Glue definition.
+#[derive(Debug, Clone, Copy)]
+pub struct GluePartitions<'a> {
+    pub keys: &'a [PartitionKey],
+    /// The partitions the export wrote.
+    pub partitions: &'a [Partition],
+    pub discovery: PartitionDiscovery,
+}
 
 /// A Glue client from aws-config's default chain (`AWS_ENDPOINT_URL` works for local stand-ins).
 pub async fn client() -> Client {
@@ -53,14 +76,17 @@ pub fn glue_type(data_type: &DataType) -> String {
 }
 
 /// Creates the database if needed, then creates or replaces the definition of `table` as the
-/// Parquet files at `location` with `schema`.
+/// Parquet files at `location` with `schema`; a partitioned table gets its partition keys and
+/// either projection parameters or its partitions registered. Returns warnings for the user
+/// (partitions projection cannot reach).
 pub async fn put_table(
     client: &Client,
     database: &str,
     table: &str,
     location: &str,
     schema: &Schema,
-) -> Result<()> {
+    partitioning: Option<GluePartitions<'_>>,
+) -> Result<Vec<String>> {
     let exists = client.get_database().name(database).send().await;
     if let Err(e) = exists {
         if e.as_service_error()
@@ -81,15 +107,34 @@ pub async fn put_table(
             return Err(glue_error("read database", database, e));
         }
     }
+    let keys = partitioning.map_or(&[][..], |p| p.keys);
+    // A column that is an identity partition key is a partition column only: Glue and Athena
+    // refuse a name that is both (the files still hold it; Athena reads the path's value).
+    let identity_columns: Vec<usize> = keys
+        .iter()
+        .filter(|k| k.transform.granularity().is_none())
+        .map(|k| k.column)
+        .collect();
+    let column = |name: &str, data_type: String| {
+        Column::builder()
+            .name(name.to_lowercase())
+            .r#type(data_type)
+            .build()
+            .map_err(|e| glue_error("describe a column of", table, e))
+    };
     let columns = schema
         .fields()
         .iter()
-        .map(|f| {
-            Column::builder()
-                .name(f.name().to_lowercase())
-                .r#type(glue_type(f.data_type()))
-                .build()
-                .map_err(|e| glue_error("describe a column of", table, e))
+        .enumerate()
+        .filter(|(i, _)| !identity_columns.contains(i))
+        .map(|(_, f)| column(f.name(), glue_type(f.data_type())))
+        .collect::<Result<Vec<_>>>()?;
+    let partition_columns = keys
+        .iter()
+        .map(|k| match k.transform.granularity() {
+            None => column(k.name, glue_type(schema.field(k.column).data_type())),
+            // Text in the format of the directory (`2024-01-31`), as projection reads it.
+            Some(_) => column(k.name, "string".into()),
         })
         .collect::<Result<Vec<_>>>()?;
     let location = if location.ends_with('/') {
@@ -97,25 +142,38 @@ pub async fn put_table(
     } else {
         format!("{location}/")
     };
-    let input = TableInput::builder()
+    let descriptor = |location: &str| {
+        StorageDescriptor::builder()
+            .set_columns(Some(columns.clone()))
+            .location(location)
+            .input_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat")
+            .output_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat")
+            .serde_info(
+                SerDeInfo::builder()
+                    .serialization_library(
+                        "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+                    )
+                    .build(),
+            )
+            .build()
+    };
+    let mut input = TableInput::builder()
         .name(table)
         .table_type("EXTERNAL_TABLE")
         .parameters("classification", "parquet")
-        .storage_descriptor(
-            StorageDescriptor::builder()
-                .set_columns(Some(columns))
-                .location(location)
-                .input_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat")
-                .output_format("org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat")
-                .serde_info(
-                    SerDeInfo::builder()
-                        .serialization_library(
-                            "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-                        )
-                        .build(),
-                )
-                .build(),
-        )
+        .storage_descriptor(descriptor(&location));
+    let mut warnings = Vec::new();
+    if let Some(partitioning) = partitioning {
+        input = input.set_partition_keys(Some(partition_columns));
+        if partitioning.discovery == PartitionDiscovery::Projection {
+            let (parameters, unreachable) = projection(&partitioning, &location, schema);
+            for (key, value) in parameters {
+                input = input.parameters(key, value);
+            }
+            warnings.extend(unreachable);
+        }
+    }
+    let input = input
         .build()
         .map_err(|e| glue_error("describe table", table, e))?;
     let existing = client
@@ -147,6 +205,192 @@ pub async fn put_table(
                 .map_err(|e| glue_error("create table", table, e))?;
         }
         Err(e) => return Err(glue_error("read table", table, e)),
+    }
+    if let Some(partitioning) = partitioning
+        && partitioning.discovery == PartitionDiscovery::Register
+    {
+        let inputs = partitioning
+            .partitions
+            .iter()
+            .map(|p| {
+                let values = p
+                    .values
+                    .iter()
+                    .map(|v| v.clone().unwrap_or_else(|| NULL_PARTITION.to_string()))
+                    .collect::<Vec<_>>();
+                let input = PartitionInput::builder()
+                    .set_values(Some(values.clone()))
+                    .storage_descriptor(descriptor(&format!("{location}{}/", p.path)))
+                    .build();
+                (values, input)
+            })
+            .collect::<Vec<_>>();
+        register_partitions(client, database, table, inputs).await?;
+    }
+    Ok(warnings)
+}
+
+/// Athena's partition projection parameters for `partitioning` at `location`, and a warning
+/// for each kind of partition projection cannot reach.
+fn projection(
+    partitioning: &GluePartitions<'_>,
+    location: &str,
+    schema: &Schema,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let mut parameters = vec![("projection.enabled".to_string(), "true".to_string())];
+    let mut warnings = Vec::new();
+    let mut template = location.to_string();
+    for (i, key) in partitioning.keys.iter().enumerate() {
+        let name = key.name.to_lowercase();
+        let values: Vec<&str> = partitioning
+            .partitions
+            .iter()
+            .filter_map(|p| p.values.get(i).and_then(|v| v.as_deref()))
+            .collect();
+        if partitioning
+            .partitions
+            .iter()
+            .any(|p| p.values.get(i).is_some_and(Option::is_none))
+        {
+            warnings.push(format!(
+                "partition projection cannot reach the rows whose {name} is NULL ({NULL_PARTITION}); \
+                 use --glue-partitions register to see them in Athena"
+            ));
+        }
+        let mut set = |suffix: &str, value: String| {
+            parameters.push((format!("projection.{name}.{suffix}"), value));
+        };
+        match key.transform.granularity() {
+            Some(granularity) => {
+                let (format, unit) = match granularity {
+                    "year" => ("yyyy", "YEARS"),
+                    "month" => ("yyyy-MM", "MONTHS"),
+                    _ => ("yyyy-MM-dd", "DAYS"),
+                };
+                // From the data's first partition to whatever day the query runs on.
+                let first = values.iter().min().copied().unwrap_or("1970-01-01");
+                set("type", "date".into());
+                set("format", format.into());
+                set("range", format!("{first},NOW"));
+                set("interval", "1".into());
+                set("interval.unit", unit.into());
+            }
+            None if schema.field(key.column).data_type().is_integer() => {
+                let numbers: Vec<i64> = values.iter().filter_map(|v| v.parse().ok()).collect();
+                let min = numbers.iter().min().copied().unwrap_or(0);
+                let max = numbers.iter().max().copied().unwrap_or(0);
+                set("type", "integer".into());
+                set("range", format!("{min},{max}"));
+            }
+            None => {
+                let mut distinct: Vec<&str> = values.clone();
+                distinct.sort_unstable();
+                distinct.dedup();
+                if distinct
+                    .iter()
+                    .any(|v| hive_escape(v) != *v || v.contains(','))
+                {
+                    warnings.push(format!(
+                        "partition projection cannot reach {name} values that Hive escapes in \
+                         paths or that hold commas; use --glue-partitions register"
+                    ));
+                }
+                set("type", "enum".into());
+                set("values", distinct.join(","));
+            }
+        }
+        template.push_str(&format!("{name}=${{{name}}}/"));
+    }
+    parameters.push(("storage.location.template".into(), template));
+    (parameters, warnings)
+}
+
+/// Makes the table's registered partitions exactly `partitions`: new ones created, existing
+/// ones pointed at the new version, gone ones deleted (100 per request, Glue's limit).
+async fn register_partitions(
+    client: &Client,
+    database: &str,
+    table: &str,
+    partitions: Vec<(Vec<String>, PartitionInput)>,
+) -> Result<()> {
+    let mut existing: Vec<Vec<String>> = Vec::new();
+    let mut pages = client
+        .get_partitions()
+        .database_name(database)
+        .table_name(table)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| glue_error("list the partitions of", table, e))?;
+        existing.extend(page.partitions().iter().map(|p| p.values().to_vec()));
+    }
+    let (update, create): (Vec<_>, Vec<_>) = partitions
+        .into_iter()
+        .partition(|(values, _)| existing.contains(values));
+    for chunk in create.chunks(100) {
+        let created = client
+            .batch_create_partition()
+            .database_name(database)
+            .table_name(table)
+            .set_partition_input_list(Some(chunk.iter().map(|(_, p)| p.clone()).collect()))
+            .send()
+            .await
+            .map_err(|e| glue_error("register the partitions of", table, e))?;
+        if let Some(error) = created.errors().first() {
+            return Err(Error::Glue {
+                action: "register a partition of",
+                name: table.to_string(),
+                source: format!("{:?}", error.error_detail()).into(),
+            });
+        }
+    }
+    for chunk in update.chunks(100) {
+        let entries = chunk
+            .iter()
+            .map(|(values, input)| {
+                BatchUpdatePartitionRequestEntry::builder()
+                    .set_partition_value_list(Some(values.clone()))
+                    .partition_input(input.clone())
+                    .build()
+                    .map_err(|e| glue_error("describe a partition of", table, e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let updated = client
+            .batch_update_partition()
+            .database_name(database)
+            .table_name(table)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| glue_error("update the partitions of", table, e))?;
+        if let Some(error) = updated.errors().first() {
+            return Err(Error::Glue {
+                action: "update a partition of",
+                name: table.to_string(),
+                source: format!("{:?}", error.error_detail()).into(),
+            });
+        }
+    }
+    let wanted: Vec<&Vec<String>> = update.iter().chain(&create).map(|(v, _)| v).collect();
+    let gone: Vec<PartitionValueList> = existing
+        .iter()
+        .filter(|values| !wanted.contains(values))
+        .filter_map(|values| {
+            PartitionValueList::builder()
+                .set_values(Some(values.clone()))
+                .build()
+                .ok()
+        })
+        .collect();
+    for chunk in gone.chunks(25) {
+        client
+            .batch_delete_partition()
+            .database_name(database)
+            .table_name(table)
+            .set_partitions_to_delete(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| glue_error("remove old partitions of", table, e))?;
     }
     Ok(())
 }

@@ -478,7 +478,7 @@ fn staged_files(root: &Path, relative: &str, files: &mut Vec<String>) -> Result<
         };
         let is_dir = entry
             .file_type()
-            .map_err(|e| Error::io("cannot stat", &entry.path(), e))?
+            .map_err(|e| Error::io("cannot stat", entry.path(), e))?
             .is_dir();
         if is_dir {
             staged_files(root, &path, files)?;

@@ -1,4 +1,7 @@
-//! One Parquet file being written: arrow-rs `ArrowWriter` with the project's writer properties.
+//! One Parquet file being written: arrow-rs `ArrowWriter` with the project's writer properties;
+//! a partitioned table's files ([`partition`]).
+
+pub mod partition;
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -40,6 +40,11 @@ pub struct GenArgs {
     /// Only these columns (the primary key is always included).
     #[arg(long, value_delimiter = ',')]
     pub columns: Vec<String>,
+    /// Hive partition keys in directory order: a date/timestamp column with `:year`,
+    /// `:month` or `:day`, or a text, integer or boolean column as it is
+    /// (`--partition-by region,created_at:day`).
+    #[arg(long, value_name = "KEYS", requires = "table")]
+    pub partition_by: Option<String>,
     /// The database to read; DATABASE_URL by default.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
@@ -49,7 +54,7 @@ pub struct GenArgs {
     /// Write nothing: compare every model in the directory with the live database and exit 1
     /// listing each difference (the CI guard; fix with the `Regenerate:` command the model
     /// file names).
-    #[arg(long, conflicts_with_all = ["table", "all", "columns"])]
+    #[arg(long, conflicts_with_all = ["table", "all", "columns", "partition_by"])]
     pub check: bool,
     /// Delete the model of this table (`notes`, `sales.orders`): for a table that was dropped,
     /// or the demo's. Needs no database.
@@ -124,7 +129,7 @@ pub async fn generate(args: &GenArgs) -> Result<()> {
             select_columns(&mut def, &args.columns)?;
         }
         let file = model_file(&args.models_dir, &def);
-        let source = render_model(&def, &args.columns)?;
+        let source = render_model(&def, &args.columns, args.partition_by.as_deref())?;
         let changed = write_formatted(&file, &source)?;
         println!(
             "{} {} ({} columns)",

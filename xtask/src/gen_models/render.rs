@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use anyhow::Result;
+use anyhow::{Result, anyhow};
 
 use etl_types::{SqlType, snake_ident};
 
@@ -42,7 +42,11 @@ pub fn struct_name(table: &str) -> String {
 
 /// The model's source code (before rustfmt). `columns` is the subset asked for, recorded in
 /// the header's regenerate command.
-pub fn render_model(def: &TableDef, columns: &[String]) -> Result<String> {
+pub fn render_model(
+    def: &TableDef,
+    columns: &[String],
+    partition_by: Option<&str>,
+) -> Result<String> {
     let mut fields = Vec::new();
     let mut used = BTreeSet::new();
     let mut imports = BTreeSet::new();
@@ -108,11 +112,22 @@ pub fn render_model(def: &TableDef, columns: &[String]) -> Result<String> {
             .collect();
         format!("primary_key({})", idents.join(", "))
     };
-    let schema = if def.schema == "public" {
+    let mut schema = if def.schema == "public" {
         String::new()
     } else {
         format!(", schema = {}", rust_string(&def.schema))
     };
+    let partition_specs = match partition_by {
+        Some(text) => check_partition_by(def, text)?,
+        None => Vec::new(),
+    };
+    if !partition_specs.is_empty() {
+        let _ = write!(
+            schema,
+            ", partition_by = {}",
+            rust_string(&etl_types::render_partition_by(&partition_specs))
+        );
+    }
     let mut regen = if def.schema == "public" {
         format!("cargo xtask gen --table {}", def.name)
     } else {
@@ -124,6 +139,11 @@ pub fn render_model(def: &TableDef, columns: &[String]) -> Result<String> {
     if !columns.is_empty() {
         regen.push_str(" --columns ");
         regen.push_str(&columns.join(","));
+    }
+    if !partition_specs.is_empty() {
+        // Without spaces: the header's command is read back word by word.
+        regen.push_str(" --partition-by ");
+        regen.push_str(&etl_types::render_partition_by(&partition_specs).replace(' ', ""));
     }
     let mut out = String::new();
     let _ = writeln!(
@@ -147,6 +167,37 @@ pub fn render_model(def: &TableDef, columns: &[String]) -> Result<String> {
     }
     out.push_str("}\n");
     Ok(out)
+}
+
+/// The keys of `--partition-by`, each a column of the table that can be partitioned that way
+/// (the derive checks the same again when the model compiles).
+fn check_partition_by(def: &TableDef, text: &str) -> Result<Vec<etl_types::PartitionSpec>> {
+    let specs = etl_types::parse_partition_by(text).map_err(|e| anyhow!("--partition-by {e}"))?;
+    for spec in &specs {
+        let column = def
+            .columns
+            .iter()
+            .find(|c| c.name == spec.column)
+            .ok_or_else(|| {
+                anyhow!(
+                    "--partition-by: {}.{} has no column `{}`",
+                    def.schema,
+                    def.name,
+                    spec.column
+                )
+            })?;
+        let encoding = SqlType::parse(&column.sql_type)?
+            .encoding(column.opt)
+            .map_err(|e| anyhow!("{}: {e}", column.name))?;
+        spec.transform.check(&encoding).map_err(|why| {
+            anyhow!(
+                "--partition-by `{}` ({}): {why}",
+                spec.column,
+                column.sql_type
+            )
+        })?;
+    }
+    Ok(specs)
 }
 
 fn rust_string(s: &str) -> String {
