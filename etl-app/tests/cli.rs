@@ -674,3 +674,97 @@ fn a_terminal_shows_a_progress_bar_per_table() {
         "{screen:?}"
     );
 }
+
+fn assert_matches_postgres(db: &etl_tests::TestDb, dir: &Path, tables: &str) {
+    let python = etl_tests::python().expect("python");
+    let output = Command::new(python)
+        .arg(etl_tests::workspace_root().join("tests/interop/compare.py"))
+        .args(["--dsn", &db.url, "--dir"])
+        .arg(dir)
+        .args(["--tables", tables])
+        .output()
+        .expect("compare.py");
+    assert!(
+        output.status.success(),
+        "readers disagree: {}",
+        text(&output)
+    );
+}
+
+/// Every file under `dir` with its bytes, for "nothing changed" assertions.
+fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(tree(&path));
+        } else {
+            let bytes = std::fs::read(&path).expect("read");
+            files.push((path, bytes));
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `shipments` is partitioned by `region, shipped_at:day`: Hive directories with escaped
+/// values and NULL keys in `__HIVE_DEFAULT_PARTITION__`, days in UTC, read back equal by
+/// pyarrow and DuckDB with Hive partitioning. A new export replaces the whole tree at once (a
+/// partition that no longer has rows is gone); a failed one leaves it untouched.
+#[test]
+fn a_partitioned_table_is_published_whole_in_hive_directories() {
+    let db = demo_database("cli_partitions");
+    let out = out_dir(&db.name);
+    let run = || {
+        etl_app()
+            .args(["run", "--tables", "shipments", "--output"])
+            .arg(&out)
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .expect("run etl-app")
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", text(&first));
+    let table = out.join("shipments");
+    for dir in [
+        "region=eu-west/shipped_at_day=2019-03-01",
+        // 2019-03-01 23:30 UTC + 37 days 5 hours: the next morning in UTC.
+        "region=us%2Feast/shipped_at_day=2019-04-08",
+        "region=ap%3Asouth/shipped_at_day=__HIVE_DEFAULT_PARTITION__",
+        "region=sa%3Dnorth 50%25/shipped_at_day=2019-06-21",
+        "region=__HIVE_DEFAULT_PARTITION__/shipped_at_day=2019-03-01",
+    ] {
+        assert!(
+            table.join(dir).join("part-00000.parquet").is_file(),
+            "{dir}"
+        );
+    }
+    assert!(
+        text(&first).contains("partitions"),
+        "the summary counts partitions: {}",
+        text(&first)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(table.join("_manifest.json")).expect("manifest"))
+            .expect("json");
+    assert_eq!(manifest["partition_keys"][1]["name"], "shipped_at_day");
+    assert_eq!(manifest["partition_keys"][1]["transform"], "day");
+    assert_matches_postgres(&db, &out, "shipments");
+
+    etl_tests::postgres::psql(&db.url, "DELETE FROM shipments WHERE region = 'eu-west'")
+        .expect("delete");
+    let second = run();
+    assert!(second.status.success(), "{}", text(&second));
+    assert!(
+        !table.join("region=eu-west").exists(),
+        "a partition without rows is gone"
+    );
+    assert_matches_postgres(&db, &out, "shipments");
+
+    let before = tree(&table);
+    etl_tests::postgres::psql(&db.url, "ALTER TABLE shipments DROP COLUMN weight_kg")
+        .expect("drop");
+    let failed = run();
+    assert_eq!(failed.status.code(), Some(1), "{}", text(&failed));
+    assert_eq!(tree(&table), before, "the previous export is untouched");
+}

@@ -714,3 +714,133 @@ async fn sigterm_mid_upload_aborts_it_and_keeps_the_previous_export() {
         "the cancelled run's report: {after:?}"
     );
 }
+
+/// A partitioned table on S3: a version of Hive directories, read back equal through its
+/// manifest; on Glue its partition keys, and the projection Athena needs (the template points
+/// at the current version); `--glue-partitions register` registers every partition instead.
+#[tokio::test(flavor = "multi_thread")]
+async fn partitioned_tables_get_projection_or_registered_partitions() {
+    let garage = Garage::start().expect("garage");
+    let moto = etl_tests::moto::MotoServer::start().expect("moto");
+    let db = database("s3_partitions", false);
+    let env = glue_env(&garage, &moto);
+    let args = [
+        "--tables",
+        "shipments",
+        "--output",
+        OUTPUT,
+        "--glue-database",
+        "logistics",
+    ];
+    let output = etl_app(&db, &env, &args);
+    let message = text(&output);
+    assert!(output.status.success(), "{message}");
+    // What projection cannot reach is said, not hidden.
+    assert!(message.contains("--glue-partitions register"), "{message}");
+
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &read_object(&garage, &format!("{PREFIX}/shipments/_manifest.json")).await,
+    )
+    .expect("json");
+    let current = manifest["location"].as_str().expect("location").to_string();
+    let partitions = manifest["partitions"].as_array().expect("partitions").len();
+    assert!(partitions > 40, "{partitions}");
+    let objects = objects(&garage).await;
+    let version = current.rsplit('/').next().expect("version");
+    assert!(
+        objects.iter().any(|(k, _)| *k
+            == format!(
+                "{PREFIX}/shipments/{version}/region=us%2Feast/shipped_at_day=2019-04-08/part-00000.parquet"
+            )),
+        "{objects:?}"
+    );
+    let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
+    assert_readers_agree(&db, &dir, "shipments");
+
+    let glue = glue_client(&moto).await;
+    let table = glue
+        .get_table()
+        .database_name("logistics")
+        .name("shipments")
+        .send()
+        .await
+        .expect("the table was defined");
+    let table = table.table().expect("table");
+    let keys: Vec<(&str, &str)> = table
+        .partition_keys()
+        .iter()
+        .map(|c| (c.name(), c.r#type().unwrap_or_default()))
+        .collect();
+    assert_eq!(keys, [("region", "string"), ("shipped_at_day", "string")]);
+    let columns: Vec<&str> = table
+        .storage_descriptor()
+        .expect("descriptor")
+        .columns()
+        .iter()
+        .map(|c| c.name())
+        .collect();
+    assert_eq!(
+        columns,
+        ["id", "shipped_at", "carrier_id", "weight_kg", "delivered"],
+        "an identity key is a partition column only"
+    );
+    let parameters = table.parameters().expect("parameters");
+    let parameter = |key: &str| parameters.get(key).map(String::as_str);
+    assert_eq!(parameter("projection.enabled"), Some("true"));
+    assert_eq!(parameter("projection.shipped_at_day.type"), Some("date"));
+    assert_eq!(
+        parameter("projection.shipped_at_day.format"),
+        Some("yyyy-MM-dd")
+    );
+    assert_eq!(
+        parameter("projection.shipped_at_day.range"),
+        Some("2019-03-01,NOW")
+    );
+    assert_eq!(parameter("projection.shipped_at_day.interval"), Some("1"));
+    assert_eq!(
+        parameter("projection.shipped_at_day.interval.unit"),
+        Some("DAYS")
+    );
+    assert_eq!(parameter("projection.region.type"), Some("enum"));
+    assert_eq!(
+        parameter("projection.region.values"),
+        Some("ap:south,eu-west,sa=north 50%,us/east")
+    );
+    assert_eq!(
+        parameter("storage.location.template"),
+        Some(format!("{current}/region=${{region}}/shipped_at_day=${{shipped_at_day}}/").as_str())
+    );
+
+    let mut register = args.to_vec();
+    register.extend(["--glue-partitions", "register"]);
+    let output = etl_app(&db, &env, &register);
+    assert!(output.status.success(), "{}", text(&output));
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &read_object(&garage, &format!("{PREFIX}/shipments/_manifest.json")).await,
+    )
+    .expect("json");
+    let current = manifest["location"].as_str().expect("location");
+    let registered = glue
+        .get_partitions()
+        .database_name("logistics")
+        .table_name("shipments")
+        .send()
+        .await
+        .expect("partitions");
+    assert_eq!(registered.partitions().len(), partitions);
+    let us_east = registered
+        .partitions()
+        .iter()
+        .find(|p| p.values() == ["us/east", "2019-04-08"])
+        .expect("the us/east partition of 2019-04-08");
+    assert_eq!(
+        us_east.storage_descriptor().and_then(|d| d.location()),
+        Some(format!("{current}/region=us%2Feast/shipped_at_day=2019-04-08/").as_str())
+    );
+    assert!(
+        registered
+            .partitions()
+            .iter()
+            .any(|p| p.values() == ["__HIVE_DEFAULT_PARTITION__", "2019-03-01"])
+    );
+}
