@@ -744,6 +744,11 @@ fn a_partitioned_table_is_published_whole_in_hive_directories() {
         "the summary counts partitions: {}",
         text(&first)
     );
+    assert!(
+        text(&first).contains("19 row(s) have '' in partition key region"),
+        "an empty key that readers will see as NULL is said: {}",
+        text(&first)
+    );
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(table.join("_manifest.json")).expect("manifest"))
             .expect("json");

@@ -844,3 +844,72 @@ async fn partitioned_tables_get_projection_or_registered_partitions() {
             .any(|p| p.values() == ["__HIVE_DEFAULT_PARTITION__", "2019-03-01"])
     );
 }
+
+/// The store dies halfway through the upload of a partitioned table's ~80 objects: the
+/// manifest, the published versions and the Glue location stay on the previous export; a retry
+/// publishes a new version and removes the failed one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partitioned_upload_cut_halfway_leaves_every_reader_on_the_previous_version() {
+    let garage = Garage::start().expect("garage");
+    let moto = etl_tests::moto::MotoServer::start().expect("moto");
+    let db = database("s3_partitions_cut", false);
+    let args = [
+        "--tables",
+        "shipments",
+        "--output",
+        OUTPUT,
+        "--glue-database",
+        "logistics",
+    ];
+    let direct = glue_env(&garage, &moto);
+    let first = etl_app(&db, &direct, &args);
+    assert!(first.status.success(), "{}", text(&first));
+    let before = objects(&garage).await;
+    let glue = glue_client(&moto).await;
+    let location = || async {
+        glue.get_table()
+            .database_name("logistics")
+            .name("shipments")
+            .send()
+            .await
+            .expect("table")
+            .table()
+            .and_then(|t| t.storage_descriptor())
+            .and_then(|d| d.location())
+            .map(str::to_string)
+    };
+    let published_location = location().await;
+
+    // About half of the version's bytes go through, then the store is gone.
+    let proxy = FaultyProxy::start(garage.s3_port, Fault::CutAfterBytes(120 << 10)).expect("proxy");
+    let cut: Vec<(String, String)> = direct
+        .iter()
+        .map(|(k, v)| match k.as_str() {
+            "AWS_ENDPOINT_URL_S3" => (k.clone(), format!("http://127.0.0.1:{}", proxy.port)),
+            _ => (k.clone(), v.clone()),
+        })
+        .collect();
+    let second = etl_app(&db, &cut, &args);
+    let message = text(&second);
+    assert!(proxy.cut(), "the fault never fired: {message}");
+    assert_eq!(second.status.code(), Some(1), "{message}");
+    let after = objects(&garage).await;
+    assert!(
+        after.len() > before.len(),
+        "part of the new version was uploaded: {after:?}"
+    );
+    assert_eq!(
+        published(&after),
+        published(&before),
+        "manifest and versions"
+    );
+    assert_eq!(location().await, published_location, "the Glue location");
+
+    let retry = etl_app(&db, &direct, &args);
+    assert!(retry.status.success(), "{}", text(&retry));
+    let retried = objects(&garage).await;
+    assert_eq!(versions(&retried, "shipments").len(), 2, "{retried:?}");
+    assert_ne!(location().await, published_location);
+    let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
+    assert_readers_agree(&db, &dir, "shipments");
+}

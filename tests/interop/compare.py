@@ -294,6 +294,18 @@ def check_table(conn, directory, spec, problems):
     file_schema = pq.ParquetFile(os.path.join(table_dir, files[0])).schema_arrow
 
     expected = pg_select(conn, schema, table, kinds, key)
+    # Hive has no empty partition value: an identity key's '' is in the NULL partition, and
+    # Hive-partition readers read it as NULL (documented; the run warns).
+    identity_text = [
+        names.index(k["column"])
+        for k in partition_keys
+        if k["transform"] == "identity" and file_schema.field(k["column"]).type == "string"
+    ]
+    if identity_text:
+        expected = [
+            tuple(None if i in identity_text and v == "" else v for i, v in enumerate(row))
+            for row in expected
+        ]
     if not key:
         expected_sorted = sorted(expected, key=repr)
     else:

@@ -354,6 +354,43 @@ async fn check_catches_each_kind_of_drift() {
         "id (the key), big, label:\n{subset}"
     );
 
+    // --partition-by: written on the model and in its Regenerate command; a key that cannot
+    // work is refused before anything is written.
+    generate(&GenArgs {
+        table: Some("payment".into()),
+        partition_by: Some("paid_on:month,payment_id".into()),
+        models_dir: root.join("partitioned"),
+        ..args(&db, &root)
+    })
+    .await
+    .expect("gen --partition-by");
+    let partitioned =
+        std::fs::read_to_string(root.join("partitioned/payment.rs")).expect("partitioned");
+    assert!(
+        partitioned.contains("partition_by = \"paid_on:month, payment_id\"")
+            && partitioned.contains("--partition-by paid_on:month,payment_id`"),
+        "{partitioned}"
+    );
+    for (keys, why) in [
+        (
+            "amount",
+            "identity partitioning takes a text, integer or boolean column",
+        ),
+        ("paid_on:week", "unknown granularity `week`"),
+        ("paid_at:day", "has no column `paid_at`"),
+    ] {
+        let error = generate(&GenArgs {
+            table: Some("payment".into()),
+            partition_by: Some(keys.into()),
+            models_dir: root.join("refused"),
+            ..args(&db, &root)
+        })
+        .await
+        .expect_err(keys);
+        assert!(format!("{error:#}").contains(why), "{keys}: {error:#}");
+    }
+    assert!(!root.join("refused/payment.rs").exists());
+
     let check_dir = |dir: PathBuf| {
         let args = GenArgs {
             check: true,
@@ -368,6 +405,11 @@ async fn check_catches_each_kind_of_drift() {
         check_dir(root.join("subset")).await,
         0,
         "a subset matches its own command"
+    );
+    assert_eq!(
+        check_dir(root.join("partitioned")).await,
+        0,
+        "a partitioned model matches its own command"
     );
 
     for (alter, what) in [

@@ -67,7 +67,7 @@ FROM generate_series(1, 4000) AS g(i);
 
 -- Partitioned by `region, shipped_at:day` (Hive directories): 40 shipping days over four
 -- years, some close to midnight UTC (timestamptz is bucketed in UTC), regions that Hive must
--- escape, and NULL keys (Hive's default partition).
+-- escape, and NULL and '' keys (both in Hive's default partition).
 CREATE TABLE shipments (
     id          bigint PRIMARY KEY,
     region      text,
@@ -79,7 +79,8 @@ CREATE TABLE shipments (
 
 INSERT INTO shipments (id, region, shipped_at, carrier_id, weight_kg, delivered)
 SELECT i,
-       CASE WHEN i % 13 = 0 THEN NULL ELSE (ARRAY['eu-west', 'us/east', 'ap:south', 'sa=north 50%'])[1 + i % 4] END,
+       CASE WHEN i % 13 = 0 THEN NULL WHEN i % 97 = 0 THEN ''
+            ELSE (ARRAY['eu-west', 'us/east', 'ap:south', 'sa=north 50%'])[1 + i % 4] END,
        CASE WHEN i % 11 = 0 THEN NULL
             ELSE timestamptz '2019-03-01 23:30:00+00' + (i % 40) * interval '37 days 5 hours' + (i % 7) * interval '1 second' END,
        1 + i % 9,

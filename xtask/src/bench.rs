@@ -22,6 +22,9 @@ pub struct BenchArgs {
     /// Timed runs per tool (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Rows in the partitioned table (`shipments`, ~1,000 day partitions).
+    #[arg(long, default_value_t = 5_000_000)]
+    pub partitioned_rows: u64,
     /// Extra arguments for `etl-app run`, e.g. "--compression snappy".
     #[arg(long, allow_hyphen_values = true)]
     pub etl_args: Option<String>,
@@ -65,6 +68,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let etl_app = etl_tests::target_dir().join("release").join("etl-demo");
     let server = etl_tests::server().map_err(anyhow::Error::msg)?;
     let url = bench_database(&server.url, args.rows)?;
+    seed_shipments(&url, args.partitioned_rows)?;
     let out = etl_tests::target_dir().join("bench-out");
 
     let copy = {
@@ -114,6 +118,36 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             output: Some(out.join("etl-app-task")),
         },
     ];
+    // The partitioned layout on its own table, with its own floor.
+    let copy_shipments = {
+        let mut c = Command::new("psql");
+        c.args([
+            "-X",
+            "-q",
+            "-d",
+            &url,
+            "-c",
+            "\\copy (select * from shipments) to '/dev/null' with (format binary)",
+        ]);
+        c
+    };
+    let partitioned = {
+        let mut c = Command::new(&etl_app);
+        c.args(["run", "--tables", "shipments", "--output"])
+            .arg(out.join("etl-app-partitioned"))
+            .env("DATABASE_URL", &url);
+        c
+    };
+    tools.push(Tool {
+        name: "COPY binary shipments -> /dev/null",
+        command: copy_shipments,
+        output: None,
+    });
+    tools.push(Tool {
+        name: "etl-app shipments, ~1,000 partitions",
+        command: partitioned,
+        output: Some(out.join("etl-app-partitioned")),
+    });
     if let Some(pg2parquet) = on_path("pg2parquet") {
         let mut c = Command::new(pg2parquet);
         c.args([
@@ -169,14 +203,26 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     println!(
         "| tool | wall (s) | x COPY | rows/s | client CPU s / 1M rows | peak RSS (MB) | output (MB) |\n|---|---|---|---|---|---|---|"
     );
-    for (tool, m) in tools.iter().zip(&medians) {
+    for (i, (tool, m)) in tools.iter().zip(&medians).enumerate() {
+        // The partitioned pair has its own table, rows and floor.
+        let (rows, floor) = if (PARTITIONED..PARTITIONED + 2).contains(&i) {
+            (args.partitioned_rows, medians[PARTITIONED].seconds)
+        } else {
+            (args.rows, floor)
+        };
+        if i == PARTITIONED {
+            println!(
+                "| shipments, {} rows, partitioned by region and day | | | | | | |",
+                args.partitioned_rows
+            );
+        }
         println!(
             "| {} | {:.2} | {:.2} | {:.0} | {:.2} | {:.1} | {} |",
             tool.name,
             m.seconds,
             m.seconds / floor,
-            args.rows as f64 / m.seconds,
-            m.cpu_seconds * 1e6 / args.rows as f64,
+            rows as f64 / m.seconds,
+            m.cpu_seconds * 1e6 / rows as f64,
             m.max_rss_kb as f64 / 1024.0,
             if tool.output.is_some() {
                 format!("{:.1}", m.bytes as f64 / 1e6)
@@ -190,6 +236,26 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         medians[2].seconds / medians[1].seconds
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Where the partitioned pair sits in the list of tools.
+const PARTITIONED: usize = 3;
+
+/// Seeds `shipments` with `rows` rows unless it already holds exactly that.
+fn seed_shipments(url: &str, rows: u64) -> Result<()> {
+    let marker = psql(
+        url,
+        "SELECT coalesce(obj_description(to_regclass('shipments'), 'pg_class'), '')",
+    )
+    .map_err(anyhow::Error::msg)?;
+    if marker != format!("etl-bench v1 rows={rows}") {
+        eprintln!("seeding shipments with {rows} rows ...");
+        let started = Instant::now();
+        let seed = etl_tests::workspace_root().join("xtask/sql/bench_shipments.sql");
+        psql_file(url, &seed, &[("rows", &rows.to_string())]).map_err(anyhow::Error::msg)?;
+        eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    Ok(())
 }
 
 /// Creates `etl_bench` with `rows` rows unless it already holds exactly that.

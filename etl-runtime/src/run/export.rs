@@ -401,6 +401,11 @@ async fn write_files(
     let encoded = written??;
     read_result?;
     let _ = tx.commit().await;
+    for warning in &encoded.warnings {
+        tracing::warn!(table = %table, "{table}: {warning}");
+    }
+    let mut warnings = warnings;
+    warnings.extend(encoded.warnings);
     Ok(Written {
         files: encoded.files,
         partitions: encoded.partitions,
@@ -465,13 +470,17 @@ fn encode_chunks(
     for batch in processor.finish()? {
         out.write(&batch)?;
     }
-    let (files, partitions) = match out {
-        FileSequence::Plain(files) => (files.finish()?, Vec::new()),
-        FileSequence::Partitioned(writer) => writer.finish()?,
+    let (files, partitions, warnings) = match out {
+        FileSequence::Plain(files) => (files.finish()?, Vec::new(), Vec::new()),
+        FileSequence::Partitioned(writer) => {
+            let written = writer.finish()?;
+            (written.files, written.partitions, written.warnings)
+        }
     };
     Ok(Encoded {
         files,
         partitions,
+        warnings,
         skipped_rows: processor.skipped(),
     })
 }
@@ -480,6 +489,8 @@ fn encode_chunks(
 struct Encoded {
     files: Vec<WrittenFile>,
     partitions: Vec<Partition>,
+    /// Said of the data as it was written (empty partition values).
+    warnings: Vec<String>,
     skipped_rows: u64,
 }
 

@@ -43,6 +43,13 @@ pub struct Partition {
     pub values: Vec<Option<String>>,
 }
 
+/// What a partitioned table's writer wrote.
+pub struct PartitionedFiles {
+    pub files: Vec<WrittenFile>,
+    pub partitions: Vec<Partition>,
+    pub warnings: Vec<String>,
+}
+
 #[derive(Default)]
 struct Rows {
     kept: Vec<RecordBatch>,
@@ -59,6 +66,8 @@ pub struct PartitionedWriter {
     max_file_bytes: Option<u64>,
     partitions: BTreeMap<Vec<KeyValue>, Rows>,
     kept_bytes: usize,
+    /// Rows per key whose text was `''`, which Hive files under NULL's partition.
+    empty_as_null: Vec<u64>,
     /// Rows kept in memory across all partitions before the largest are spilled.
     memory_budget: usize,
     spill: Option<Spill>,
@@ -87,6 +96,7 @@ impl PartitionedWriter {
             max_file_bytes,
             partitions: BTreeMap::new(),
             kept_bytes: 0,
+            empty_as_null: vec![0; keys.len()],
             memory_budget,
             spill: None,
         }
@@ -115,6 +125,9 @@ impl PartitionedWriter {
         }
         if let Some(done) = previous {
             groups.entry(done).or_default().append(&mut run);
+        }
+        for (count, column) in self.empty_as_null.iter_mut().zip(&columns) {
+            *count += column.empty_text.get();
         }
         for (key, rows) in groups {
             let part = if rows.len() == batch.num_rows() {
@@ -171,10 +184,10 @@ impl PartitionedWriter {
         Ok(())
     }
 
-    /// Writes every partition's files; returns them (paths under the table's directory) and
-    /// the partitions. A table without rows is one file at its root, so that readers see its
-    /// schema.
-    pub fn finish(mut self) -> Result<(Vec<WrittenFile>, Vec<Partition>)> {
+    /// Writes every partition's files; returns them (paths under the table's directory), the
+    /// partitions, and a warning per key whose `''` values readers will see as NULL. A table
+    /// without rows is one file at its root, so that readers see its schema.
+    pub fn finish(mut self) -> Result<PartitionedFiles> {
         let mut reader = match self.spill.take() {
             Some(mut spill) => {
                 spill
@@ -263,7 +276,25 @@ impl PartitionedWriter {
             )?;
             files.push(writer.finish()?);
         }
-        Ok((files, partitions))
+        let warnings = self
+            .keys
+            .iter()
+            .zip(&self.empty_as_null)
+            .filter(|(_, count)| **count > 0)
+            .map(|(key, count)| {
+                format!(
+                    "{count} row(s) have '' in partition key {}: Hive has no empty partition \
+                     value, so they are in {NULL_PARTITION} and Hive-partition readers see NULL \
+                     (the files keep '')",
+                    key.name
+                )
+            })
+            .collect();
+        Ok(PartitionedFiles {
+            files,
+            partitions,
+            warnings,
+        })
     }
 }
 
@@ -289,6 +320,8 @@ impl Spill {
 struct KeyColumn<'a> {
     array: &'a ArrayRef,
     transform: PartitionTransform,
+    /// Rows of this batch whose text is `''`.
+    empty_text: std::cell::Cell<u64>,
 }
 
 impl<'a> KeyColumn<'a> {
@@ -315,6 +348,7 @@ impl<'a> KeyColumn<'a> {
         Ok(Self {
             array,
             transform: key.transform,
+            empty_text: std::cell::Cell::new(0),
         })
     }
 
@@ -334,7 +368,10 @@ impl<'a> KeyColumn<'a> {
             DataType::Boolean => KeyValue::Number(array.as_boolean().value(row).into()),
             DataType::Utf8 => match array.as_string::<i32>().value(row) {
                 // Hive keeps no empty partition value: it is the NULL partition.
-                "" => KeyValue::Null,
+                "" => {
+                    self.empty_text.set(self.empty_text.get() + 1);
+                    KeyValue::Null
+                }
                 text => KeyValue::Text(text.to_string()),
             },
             DataType::Date32 => bucket(
