@@ -37,7 +37,7 @@ pub struct ExportOptions {
     /// The threads that convert rows to Arrow, shared by every table of a run.
     pub converters: Converters,
     /// A partitioned table's rows held in memory before the largest partitions are spilled to
-    /// local disk (64 MB).
+    /// local disk (48 MB).
     pub partition_buffer_bytes: usize,
     /// Stops the run's exports (SIGTERM): nothing more is read or published.
     pub cancel: Cancel,
@@ -52,7 +52,7 @@ impl Default for ExportOptions {
             chunk_rows: 4096,
             max_file_bytes: Some(512 << 20),
             converters: Converters::default(),
-            partition_buffer_bytes: 64 << 20,
+            partition_buffer_bytes: 48 << 20,
             cancel: Cancel::default(),
             progress: ProgressObserver::default(),
         }
@@ -89,6 +89,15 @@ impl Converters {
 
     pub fn threads(&self) -> usize {
         self.pool.as_ref().map_or(1, |p| p.current_num_threads())
+    }
+
+    /// Runs `f` inside the pool (where rayon's parallel iterators use its threads), or on this
+    /// thread without one.
+    pub fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            None => f(),
+            Some(pool) => pool.install(f),
+        }
     }
 
     /// Runs `f` on parts of `items`, in parallel on the pool's threads, results in order.
@@ -473,7 +482,8 @@ fn encode_chunks(
     let (files, partitions, warnings) = match out {
         FileSequence::Plain(files) => (files.finish()?, Vec::new(), Vec::new()),
         FileSequence::Partitioned(writer) => {
-            let written = writer.finish()?;
+            let parallel = options.converters.threads() > 1;
+            let written = options.converters.install(|| writer.finish(parallel))?;
             (written.files, written.partitions, written.warnings)
         }
     };

@@ -136,9 +136,10 @@ pub struct WrittenFile {
     pub bytes: u64,
 }
 
-/// Keeps a column chunk's finished pages in an unlinked temporary file until its row group is
-/// written, instead of on the heap: the writer's memory is then a few pages per column, not a
-/// whole row group (~100 MB at the defaults). The pages are read back once, in order.
+/// Keeps a column chunk's finished pages (past the first MB) in an unlinked temporary file until
+/// its row group is written, instead of on the heap: the writer's memory is then about a MB per
+/// column, not a whole row group (~100 MB at the defaults). The pages are read back once, in
+/// order.
 #[derive(Debug)]
 struct SpillPageStoreFactory {
     dir: PathBuf,
@@ -162,46 +163,92 @@ impl PageStoreFactory for SpillPageStoreFactory {
             std::process::id(),
             args.column_index()
         ));
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
-        // Unlinked at once: the space is freed when the store is dropped, even after a crash.
-        std::fs::remove_file(&path)?;
         Ok(Box::new(SpillPageStore {
-            file,
+            path,
+            file: None,
             end: 0,
+            in_memory: 0,
             pages: Vec::new(),
         }))
     }
 }
 
+/// A column chunk's pages are kept in memory up to this many bytes before the rest goes to
+/// disk: small chunks (a partition's, a small table's) then create no file at all, which
+/// costs more than the pages when there are thousands of them.
+const IN_MEMORY_PAGES: usize = 1 << 20;
+
+enum StoredPage {
+    InMemory(Bytes),
+    OnDisk { offset: u64, len: usize },
+}
+
 struct SpillPageStore {
-    file: File,
+    path: PathBuf,
+    /// Created at the first page past `IN_MEMORY_PAGES`.
+    file: Option<File>,
     end: u64,
-    /// (offset, length) of each page, indexed by its key.
-    pages: Vec<(u64, usize)>,
+    in_memory: usize,
+    /// Each page, indexed by its key.
+    pages: Vec<StoredPage>,
+}
+
+impl SpillPageStore {
+    fn file(&mut self) -> std::io::Result<&mut File> {
+        if self.file.is_none() {
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&self.path)?;
+            // Unlinked at once: the space is freed when the store is dropped, even after a
+            // crash.
+            std::fs::remove_file(&self.path)?;
+            self.file = Some(file);
+        }
+        self.file
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("the spill file is gone"))
+    }
 }
 
 impl PageStore for SpillPageStore {
     fn put(&mut self, value: Bytes) -> parquet::errors::Result<PageKey> {
-        self.file.seek(SeekFrom::Start(self.end))?;
-        self.file.write_all(&value)?;
         let key = PageKey::new(self.pages.len() as u64);
-        self.pages.push((self.end, value.len()));
+        if self.in_memory + value.len() <= IN_MEMORY_PAGES {
+            self.in_memory += value.len();
+            self.pages.push(StoredPage::InMemory(value));
+            return Ok(key);
+        }
+        let offset = self.end;
+        let file = self.file()?;
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(&value)?;
+        self.pages.push(StoredPage::OnDisk {
+            offset,
+            len: value.len(),
+        });
         self.end += value.len() as u64;
         Ok(key)
     }
 
     fn take(&mut self, key: PageKey) -> parquet::errors::Result<Bytes> {
-        let (offset, len) =
-            self.pages.get(key.get() as usize).copied().ok_or_else(|| {
-                parquet::errors::ParquetError::General("unknown spilled page".into())
-            })?;
-        let mut buf = vec![0u8; len];
-        self.file.seek(SeekFrom::Start(offset))?;
-        self.file.read_exact(&mut buf)?;
-        Ok(Bytes::from(buf))
+        let unknown = || parquet::errors::ParquetError::General("unknown spilled page".into());
+        let page = self.pages.get_mut(key.get() as usize).ok_or_else(unknown)?;
+        match page {
+            StoredPage::InMemory(bytes) => {
+                let bytes = std::mem::take(bytes);
+                self.in_memory -= bytes.len();
+                Ok(bytes)
+            }
+            StoredPage::OnDisk { offset, len } => {
+                let (offset, len) = (*offset, *len);
+                let mut buf = vec![0u8; len];
+                let file = self.file.as_mut().ok_or_else(unknown)?;
+                file.seek(SeekFrom::Start(offset))?;
+                file.read_exact(&mut buf)?;
+                Ok(Bytes::from(buf))
+            }
+        }
     }
 }
