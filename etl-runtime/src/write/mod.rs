@@ -136,9 +136,9 @@ pub struct WrittenFile {
     pub bytes: u64,
 }
 
-/// Keeps a column chunk's finished pages (past the first MB) in an unlinked temporary file until
-/// its row group is written, instead of on the heap: the writer's memory is then about a MB per
-/// column, not a whole row group (~100 MB at the defaults). The pages are read back once, in
+/// Keeps a column chunk's finished pages (past the first 256 KB) in an unlinked temporary file
+/// until its row group is written, instead of on the heap: the writer's memory is then a few
+/// hundred KB per column, not a whole row group (~100 MB at the defaults). The pages are read back once, in
 /// order.
 #[derive(Debug)]
 struct SpillPageStoreFactory {
@@ -176,7 +176,7 @@ impl PageStoreFactory for SpillPageStoreFactory {
 /// A column chunk's pages are kept in memory up to this many bytes before the rest goes to
 /// disk: small chunks (a partition's, a small table's) then create no file at all, which
 /// costs more than the pages when there are thousands of them.
-const IN_MEMORY_PAGES: usize = 1 << 20;
+const IN_MEMORY_PAGES: usize = 256 << 10;
 
 enum StoredPage {
     InMemory(Bytes),
