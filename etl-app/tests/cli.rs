@@ -676,19 +676,9 @@ fn a_terminal_shows_a_progress_bar_per_table() {
 }
 
 fn assert_matches_postgres(db: &etl_tests::TestDb, dir: &Path, tables: &str) {
-    let python = etl_tests::python().expect("python");
-    let output = Command::new(python)
-        .arg(etl_tests::workspace_root().join("tests/interop/compare.py"))
-        .args(["--dsn", &db.url, "--dir"])
-        .arg(dir)
-        .args(["--tables", tables])
-        .output()
-        .expect("compare.py");
-    assert!(
-        output.status.success(),
-        "readers disagree: {}",
-        text(&output)
-    );
+    if let Err(e) = etl_tests::python::compare_with_postgres(&db.url, dir, tables) {
+        panic!("{e}");
+    }
 }
 
 /// Every file under `dir` with its bytes, for "nothing changed" assertions.

@@ -92,19 +92,9 @@ fn download(garage: &Garage, prefix: &str, name: &str) -> PathBuf {
 }
 
 fn assert_readers_agree(db: &etl_tests::TestDb, dir: &Path, tables: &str) {
-    let python = etl_tests::python().expect("python");
-    let output = Command::new(python)
-        .arg(etl_tests::workspace_root().join("tests/interop/compare.py"))
-        .args(["--dsn", &db.url, "--dir"])
-        .arg(dir)
-        .args(["--tables", tables])
-        .output()
-        .expect("compare.py");
-    assert!(
-        output.status.success(),
-        "readers disagree: {}",
-        text(&output)
-    );
+    if let Err(e) = etl_tests::python::compare_with_postgres(&db.url, dir, tables) {
+        panic!("{e}");
+    }
 }
 
 async fn s3_client(garage: &Garage) -> aws_sdk_s3::Client {

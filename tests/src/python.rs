@@ -97,3 +97,33 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
+
+/// Compares the export in `dir` with PostgreSQL, value for value, through pyarrow and DuckDB
+/// (`tests/interop/compare.py`, which reads partitions and S3 versions as their readers do);
+/// `tables` comma-separated. The readers' report, or why they disagree.
+pub fn compare_with_postgres(
+    url: &str,
+    dir: &std::path::Path,
+    tables: &str,
+) -> std::result::Result<String, String> {
+    let python = python().map_err(|e| format!("the Python readers: {e}"))?;
+    let output = Command::new(python)
+        .arg(crate::workspace_root().join("tests/interop/compare.py"))
+        .args(["--dsn", url, "--dir"])
+        .arg(dir)
+        .args(["--tables", tables])
+        .output()
+        .map_err(|e| format!("cannot run compare.py: {e}"))?;
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(report)
+    } else {
+        Err(format!(
+            "pyarrow/DuckDB disagree with PostgreSQL:\n{report}"
+        ))
+    }
+}

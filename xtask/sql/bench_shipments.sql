@@ -13,14 +13,7 @@ SELECT setseed(0.25) \gset
 
 BEGIN;
 DROP TABLE IF EXISTS shipments;
-CREATE TABLE shipments (
-    id          bigint PRIMARY KEY,
-    region      text,
-    shipped_at  timestamptz,
-    carrier_id  integer     NOT NULL,
-    weight_kg   numeric(10,3) NOT NULL,
-    delivered   boolean
-);
+\ir shipments.sql
 INSERT INTO shipments (id, region, shipped_at, carrier_id, weight_kg, delivered)
 SELECT i,
        (ARRAY['eu-west', 'us-east', 'ap-south', 'sa-north'])[1 + d % 4],

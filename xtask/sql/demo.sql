@@ -68,14 +68,7 @@ FROM generate_series(1, 4000) AS g(i);
 -- Partitioned by `region, shipped_at:day` (Hive directories): 40 shipping days over four
 -- years, some close to midnight UTC (timestamptz is bucketed in UTC), regions that Hive must
 -- escape, and NULL and '' keys (both in Hive's default partition).
-CREATE TABLE shipments (
-    id          bigint PRIMARY KEY,
-    region      text,
-    shipped_at  timestamptz,
-    carrier_id  integer     NOT NULL,
-    weight_kg   numeric(10,3) NOT NULL,
-    delivered   boolean
-);
+\ir shipments.sql
 
 INSERT INTO shipments (id, region, shipped_at, carrier_id, weight_kg, delivered)
 SELECT i,

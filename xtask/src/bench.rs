@@ -71,18 +71,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     seed_shipments(&url, args.partitioned_rows)?;
     let out = etl_tests::target_dir().join("bench-out");
 
-    let copy = {
-        let mut c = Command::new("psql");
-        c.args([
-            "-X",
-            "-q",
-            "-d",
-            &url,
-            "-c",
-            "\\copy (select * from purchase_orders) to '/dev/null' with (format binary)",
-        ]);
-        c
-    };
+    let copy = copy_to_null(&url, "purchase_orders");
     let etl = {
         let mut c = Command::new(&etl_app);
         c.args(["run", "--tables", "purchase_orders", "--output"])
@@ -119,18 +108,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         },
     ];
     // The partitioned layout on its own table, with its own floor.
-    let copy_shipments = {
-        let mut c = Command::new("psql");
-        c.args([
-            "-X",
-            "-q",
-            "-d",
-            &url,
-            "-c",
-            "\\copy (select * from shipments) to '/dev/null' with (format binary)",
-        ]);
-        c
-    };
+    let copy_shipments = copy_to_null(&url, "shipments");
     let partitioned = {
         let mut c = Command::new(&etl_app);
         c.args(["run", "--tables", "shipments", "--output"])
@@ -236,6 +214,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         medians[2].seconds / medians[1].seconds
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The floor: the table's COPY BINARY, read by psql and thrown away.
+fn copy_to_null(url: &str, table: &str) -> Command {
+    let mut c = Command::new("psql");
+    c.args(["-X", "-q", "-d", url, "-c"]).arg(format!(
+        "\\copy (select * from {table}) to '/dev/null' with (format binary)"
+    ));
+    c
 }
 
 /// Where the partitioned pair sits in the list of tools.

@@ -2,7 +2,6 @@
 //! exactly this. Test tools (the Python readers) are installed on first use, cached outside
 //! the clone.
 
-use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -122,19 +121,12 @@ fn interop(server_url: &str) -> Result<()> {
     if !status.success() {
         bail!("etl-app run failed ({status})");
     }
-    let python = etl_tests::python().map_err(anyhow::Error::msg)?;
-    let script: PathBuf = etl_tests::workspace_root().join("tests/interop/compare.py");
-    let status = Command::new(python)
-        .arg(script)
-        .args(["--dsn", &db_url, "--dir"])
-        .arg(&output)
-        .args([
-            "--tables",
-            "currencies,tax_rates,purchase_orders,notes,shipments",
-        ])
-        .status()?;
-    if !status.success() {
-        bail!("the Parquet files differ from PostgreSQL (see above)");
-    }
+    let report = etl_tests::python::compare_with_postgres(
+        &db_url,
+        &output,
+        "currencies,tax_rates,purchase_orders,notes,shipments",
+    )
+    .map_err(anyhow::Error::msg)?;
+    print!("{report}");
     Ok(())
 }

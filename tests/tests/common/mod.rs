@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use etl_runtime::run::export::ExportOptions;
 use etl_runtime::source::SourceOptions;
@@ -44,24 +43,8 @@ pub async fn export<T: EtlTable>(db: &TestDb, dir: &Path) -> etl_runtime::Result
 
 /// Runs the pyarrow + DuckDB comparison; panics with its report when anything differs.
 pub fn assert_readers_agree(db: &TestDb, dir: &Path, tables: &[&str]) {
-    let python = etl_tests::python().expect("the Python readers");
-    let script = etl_tests::workspace_root().join("tests/interop/compare.py");
-    let output = Command::new(python)
-        .arg(script)
-        .args(["--dsn", &db.url, "--dir"])
-        .arg(dir)
-        .args(["--tables", &tables.join(",")])
-        .output()
-        .expect("run compare.py");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success(),
-        "pyarrow/DuckDB disagree with PostgreSQL:\n{report}"
-    );
+    let report = etl_tests::python::compare_with_postgres(&db.url, dir, &tables.join(","))
+        .unwrap_or_else(|e| panic!("{e}"));
     for table in tables {
         assert!(report.contains(&format!("interop {table}: ")), "{report}");
     }
