@@ -18,7 +18,6 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
-use chrono::{Datelike, NaiveDate};
 use etl_types::PartitionTransform;
 
 use super::{ParquetFileWriter, ParquetOptions, WrittenFile};
@@ -497,25 +496,38 @@ impl Hasher for FnvHasher {
     }
 }
 
-/// Days since 1970-01-01 into the key's bucket: a year, months since 1970-01, or the day.
+/// Days since 1970-01-01 into the key's bucket: a year, months since year 0, or the day.
 fn bucket(days: i64, transform: PartitionTransform) -> KeyValue {
-    if matches!(
-        transform,
-        PartitionTransform::Day | PartitionTransform::Identity
-    ) {
-        return KeyValue::Number(days);
-    }
-    let Some(date) = i32::try_from(days)
-        .ok()
-        .and_then(|d| NaiveDate::from_num_days_from_ce_opt(d + 719_163))
-    else {
-        return KeyValue::Null;
-    };
     KeyValue::Number(match transform {
-        PartitionTransform::Year => date.year().into(),
-        PartitionTransform::Month => i64::from(date.year()) * 12 + i64::from(date.month0()),
         PartitionTransform::Day | PartitionTransform::Identity => days,
+        PartitionTransform::Year => civil_from_days(days).0,
+        PartitionTransform::Month => {
+            let (year, month, _) = civil_from_days(days);
+            year * 12 + i64::from(month) - 1
+        }
     })
+}
+
+/// (year, month 1-12, day 1-31) of a day count since 1970-01-01 in the proleptic Gregorian
+/// calendar, for every day PostgreSQL can hold (4713 BC to 5874897 AD; chrono stops at
+/// 262143, and two days rendered alike would be two partitions in one directory). Howard
+/// Hinnant's `civil_from_days`.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month as u32, day as u32)
 }
 
 /// A key value as its partition directory shows it, before escaping (None: NULL).
@@ -530,10 +542,10 @@ fn render(value: &KeyValue, transform: PartitionTransform) -> Option<String> {
             months.div_euclid(12),
             months.rem_euclid(12) + 1
         )),
-        (KeyValue::Number(days), PartitionTransform::Day) => i32::try_from(*days)
-            .ok()
-            .and_then(|d| NaiveDate::from_num_days_from_ce_opt(d + 719_163))
-            .map(|date| date.format("%Y-%m-%d").to_string()),
+        (KeyValue::Number(days), PartitionTransform::Day) => {
+            let (year, month, day) = civil_from_days(*days);
+            Some(format!("{year:04}-{month:02}-{day:02}"))
+        }
     }
 }
 
@@ -595,5 +607,25 @@ mod tests {
             Some("1969")
         );
         assert_eq!(render(&KeyValue::Null, PartitionTransform::Day), None);
+        // PostgreSQL's last timestamp day, past chrono's range, keeps its own directory.
+        let last = bucket(106_762_939, PartitionTransform::Day);
+        assert_eq!(
+            render(&last, PartitionTransform::Day).as_deref(),
+            Some("294276-12-31")
+        );
+    }
+
+    #[test]
+    fn civil_dates_agree_with_chrono_where_it_reaches() {
+        use chrono::Datelike;
+        for days in (-2_500_000_i64..2_500_000).step_by(997) {
+            let date = chrono::NaiveDate::from_num_days_from_ce_opt(days as i32 + 719_163)
+                .expect("in chrono's range");
+            assert_eq!(
+                civil_from_days(days),
+                (i64::from(date.year()), date.month(), date.day()),
+                "{days}"
+            );
+        }
     }
 }
