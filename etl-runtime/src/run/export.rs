@@ -19,7 +19,7 @@ use crate::sink::{Sink, StagedTable};
 use crate::source::PgSource;
 use crate::source::copy::TupleSplitter;
 use crate::write::partition::{Partition, PartitionedWriter};
-use crate::write::{ParquetFileWriter, ParquetOptions, WrittenFile};
+use crate::write::{ParquetOptions, RollingFiles, WrittenFile};
 
 /// How often a long read reports its progress (as `etl_runtime::progress` events).
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
@@ -458,7 +458,12 @@ fn encode_chunks(
 ) -> Result<Encoded> {
     let schema = processor.schema();
     let mut out = if partition_by.is_empty() {
-        FileSequence::Plain(RollingFiles::new(dir, schema, options))
+        FileSequence::Plain(RollingFiles::new(
+            dir,
+            schema,
+            &options.parquet,
+            options.max_file_bytes,
+        ))
     } else {
         FileSequence::Partitioned(PartitionedWriter::new(
             dir,
@@ -480,7 +485,7 @@ fn encode_chunks(
         out.write(&batch)?;
     }
     let (files, partitions, warnings) = match out {
-        FileSequence::Plain(files) => (files.finish()?, Vec::new(), Vec::new()),
+        FileSequence::Plain(files) => (files.finish_with_schema()?, Vec::new(), Vec::new()),
         FileSequence::Partitioned(writer) => {
             let parallel = options.converters.threads() > 1;
             let written = options.converters.install(|| writer.finish(parallel))?;
@@ -504,79 +509,18 @@ struct Encoded {
     skipped_rows: u64,
 }
 
-enum FileSequence<'a> {
-    Plain(RollingFiles<'a>),
+enum FileSequence {
+    Plain(RollingFiles),
     Partitioned(PartitionedWriter),
 }
 
-impl FileSequence<'_> {
+impl FileSequence {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         match self {
             FileSequence::Plain(files) => files.write(batch),
             FileSequence::Partitioned(writer) => writer.write(batch),
         }
     }
-}
-
-/// `part-00000.parquet`, `part-00001.parquet`, ...: a new file once one reaches the size target.
-struct RollingFiles<'a> {
-    dir: &'a Path,
-    schema: SchemaRef,
-    options: &'a ExportOptions,
-    open: Option<ParquetFileWriter>,
-    done: Vec<WrittenFile>,
-}
-
-impl<'a> RollingFiles<'a> {
-    fn new(dir: &'a Path, schema: SchemaRef, options: &'a ExportOptions) -> Self {
-        Self {
-            dir,
-            schema,
-            options,
-            open: None,
-            done: Vec::new(),
-        }
-    }
-
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let writer = match &mut self.open {
-            Some(writer) => writer,
-            None => self.open.insert(ParquetFileWriter::create(
-                &self.dir.join(file_name(self.done.len())),
-                self.schema.clone(),
-                &self.options.parquet,
-            )?),
-        };
-        writer.write(batch)?;
-        if let Some(limit) = self.options.max_file_bytes
-            && writer.approximate_size() as u64 >= limit
-            && let Some(full) = self.open.take()
-        {
-            self.done.push(full.finish()?);
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<Vec<WrittenFile>> {
-        match self.open.take() {
-            Some(writer) => self.done.push(writer.finish()?),
-            // An empty table still gets one file, so that readers see its schema.
-            None if self.done.is_empty() => {
-                let writer = ParquetFileWriter::create(
-                    &self.dir.join(file_name(0)),
-                    self.schema.clone(),
-                    &self.options.parquet,
-                )?;
-                self.done.push(writer.finish()?);
-            }
-            None => {}
-        }
-        Ok(self.done)
-    }
-}
-
-fn file_name(index: usize) -> String {
-    format!("part-{index:05}.parquet")
 }
 
 /// What a table's export wrote, for its manifest.

@@ -20,7 +20,7 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
 use etl_types::PartitionTransform;
 
-use super::{ParquetFileWriter, ParquetOptions, WrittenFile};
+use super::{ParquetOptions, RollingFiles, WrittenFile};
 use crate::error::{Error, Result};
 use crate::model::PartitionKey;
 
@@ -215,7 +215,6 @@ impl PartitionedWriter {
             None => None,
         };
         let mut written = Vec::with_capacity(ids.len());
-        let mut files = Vec::new();
         for &id in ids {
             let key = &self.partition_keys[id];
             let values: Vec<Option<String>> = key
@@ -236,31 +235,25 @@ impl PartitionedWriter {
                 .join("/");
             let dir = self.dir.join(&path);
             std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-            let mut out = PartitionFiles {
-                dir: &dir,
-                schema: &self.schema,
-                parquet: &self.parquet,
-                max_file_bytes: self.max_file_bytes,
-                open: None,
-                next_index: 0,
-            };
+            let mut out = RollingFiles::new(
+                &dir,
+                self.schema.clone(),
+                &self.parquet,
+                self.max_file_bytes,
+            );
             for &batch_index in &self.spilled[id] {
                 let Some(reader) = reader.as_mut() else {
                     break;
                 };
                 reader.set_index(batch_index).map_err(Error::Arrow)?;
                 if let Some(batch) = reader.next() {
-                    out.write(&batch.map_err(Error::Arrow)?, &mut files)?;
+                    out.write(&batch.map_err(Error::Arrow)?)?;
                 }
             }
             if !buffered_rows[id].is_empty() {
-                let batch = self.gather(&buffered_rows[id])?;
-                out.write(&batch, &mut files)?;
+                out.write(&self.gather(&buffered_rows[id])?)?;
             }
-            if let Some(writer) = out.open.take() {
-                files.push(writer.finish()?);
-            }
-            written.push((Partition { path, values }, std::mem::take(&mut files)));
+            written.push((Partition { path, values }, out.finish()?));
         }
         Ok(written)
     }
@@ -315,12 +308,8 @@ impl PartitionedWriter {
             }
         }
         if files.is_empty() {
-            let writer = ParquetFileWriter::create(
-                &self.dir.join("part-00000.parquet"),
-                self.schema.clone(),
-                &self.parquet,
-            )?;
-            files.push(writer.finish()?);
+            files = RollingFiles::new(&self.dir, self.schema.clone(), &self.parquet, None)
+                .finish_with_schema()?;
         }
         let warnings = self
             .keys
@@ -341,41 +330,6 @@ impl PartitionedWriter {
             partitions,
             warnings,
         })
-    }
-}
-
-/// One partition's files: a new one at the size target.
-struct PartitionFiles<'a> {
-    dir: &'a Path,
-    schema: &'a SchemaRef,
-    parquet: &'a ParquetOptions,
-    max_file_bytes: Option<u64>,
-    open: Option<ParquetFileWriter>,
-    next_index: usize,
-}
-
-impl PartitionFiles<'_> {
-    fn write(&mut self, batch: &RecordBatch, files: &mut Vec<WrittenFile>) -> Result<()> {
-        let writer = match &mut self.open {
-            Some(writer) => writer,
-            None => {
-                let name = format!("part-{:05}.parquet", self.next_index);
-                self.next_index += 1;
-                self.open.insert(ParquetFileWriter::create(
-                    &self.dir.join(name),
-                    self.schema.clone(),
-                    self.parquet,
-                )?)
-            }
-        };
-        writer.write(batch)?;
-        if let Some(limit) = self.max_file_bytes
-            && writer.approximate_size() as u64 >= limit
-            && let Some(full) = self.open.take()
-        {
-            files.push(full.finish()?);
-        }
-        Ok(())
     }
 }
 
