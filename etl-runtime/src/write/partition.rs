@@ -3,11 +3,11 @@
 //!
 //! Memory stays bounded however many partitions there are and however the rows interleave in
 //! heap order: batches are kept as they come, with each row's partition id, up to a memory
-//! budget; past it, the buffered rows are regrouped by partition (one batch per partition) and
-//! appended to one local spill file (Arrow IPC, which reads back any batch by its index). When
-//! the table has been read, each partition is written in turn from its spilled batches and its
-//! buffered rows, one Parquet file open at a time, so there are few files per partition (one,
-//! unless it passes the file-size target).
+//! budget; past it (and at the end), the buffered rows are regrouped by partition and appended
+//! to one local spill file (Arrow IPC, which reads back any batch by its index). When the table
+//! has been read, each partition is written in turn from its spilled batches, one Parquet file
+//! open at a time per thread, so there are few files per partition (one, unless it passes the
+//! file-size target).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -24,11 +24,14 @@ use super::{ParquetOptions, RollingFiles, WrittenFile};
 use crate::error::{Error, Result};
 use crate::model::PartitionKey;
 
+/// Rows gathered at once when buffered rows are regrouped by partition.
+const GATHER_ROWS: usize = 64 * 1024;
+
 /// Hive's name for the partition of NULL (and empty text) keys; Athena, Spark, pyarrow and
 /// DuckDB read it back as NULL.
 pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 
-/// One value of a partition key, as compared and ordered while rows are routed.
+/// One value of a partition key, as rendered and ordered once per partition.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum KeyValue {
     Null,
@@ -60,9 +63,13 @@ pub struct PartitionedWriter {
     keys: &'static [PartitionKey],
     parquet: ParquetOptions,
     max_file_bytes: Option<u64>,
-    /// Partition ids by key, and keys by id.
-    ids: HashMap<Vec<KeyValue>, u32, BuildHasherDefault<FnvHasher>>,
+    /// Partition ids by their keys' codes (two words per key, see [`KeyColumn::code`]), and
+    /// keys by id.
+    ids: HashMap<Box<[u64]>, u32, BuildHasherDefault<WordHasher>>,
     partition_keys: Vec<Vec<KeyValue>>,
+    /// Per text key, its values seen so far, numbered: rows are routed by number, so that a
+    /// row's text is hashed, not copied.
+    texts: Vec<TextCodes>,
     /// Batches as they came, with each row's partition id.
     buffered: Vec<(RecordBatch, Vec<u32>)>,
     buffered_bytes: usize,
@@ -98,6 +105,7 @@ impl PartitionedWriter {
             max_file_bytes,
             ids: HashMap::default(),
             partition_keys: Vec::new(),
+            texts: (0..keys.len()).map(|_| TextCodes::default()).collect(),
             buffered: Vec::new(),
             buffered_bytes: 0,
             empty_as_null: vec![0; keys.len()],
@@ -115,29 +123,31 @@ impl PartitionedWriter {
             .map(|key| KeyColumn::new(batch.column(key.column), key))
             .collect::<Result<_>>()?;
         let mut row_ids = Vec::with_capacity(batch.num_rows());
-        let mut key: Vec<KeyValue> = Vec::with_capacity(columns.len());
-        let mut previous: Vec<KeyValue> = Vec::with_capacity(columns.len());
+        let words = 2 * columns.len();
+        let mut codes = vec![0u64; words];
+        let mut previous = vec![0u64; words];
         let mut previous_id = None;
         for row in 0..batch.num_rows() {
-            key.clear();
-            key.extend(columns.iter().map(|c| c.value(row)));
+            for ((column, texts), code) in columns
+                .iter()
+                .zip(&mut self.texts)
+                .zip(codes.chunks_exact_mut(2))
+            {
+                let (tag, value) = column.code(row, texts);
+                code[0] = tag;
+                code[1] = value;
+            }
             // Rows of one partition often come together.
             let id = match previous_id {
-                Some(id) if key == previous => id,
-                _ => match self.ids.get(&key) {
+                Some(id) if codes == previous => id,
+                _ => match self.ids.get(codes.as_slice()) {
                     Some(&id) => id,
-                    None => {
-                        let id = self.partition_keys.len() as u32;
-                        self.ids.insert(key.clone(), id);
-                        self.partition_keys.push(key.clone());
-                        self.spilled.push(Vec::new());
-                        id
-                    }
+                    None => self.new_partition(&codes, &columns, row),
                 },
             };
             row_ids.push(id);
             previous_id = Some(id);
-            std::mem::swap(&mut key, &mut previous);
+            std::mem::swap(&mut codes, &mut previous);
         }
         for (count, column) in self.empty_as_null.iter_mut().zip(&columns) {
             *count += column.empty_text.get();
@@ -150,59 +160,86 @@ impl PartitionedWriter {
         Ok(())
     }
 
-    /// For each partition, where its buffered rows are: (batch, row) pairs in arrival order.
-    fn buffered_rows(&self) -> Vec<Vec<(usize, usize)>> {
-        let mut rows: Vec<Vec<(usize, usize)>> = vec![Vec::new(); self.partition_keys.len()];
+    /// Numbers the partition of `row`, whose keys' codes are `codes`.
+    fn new_partition(&mut self, codes: &[u64], columns: &[KeyColumn<'_>], row: usize) -> u32 {
+        let id = self.partition_keys.len() as u32;
+        self.ids.insert(codes.into(), id);
+        self.partition_keys
+            .push(columns.iter().map(|c| c.value(row)).collect());
+        self.spilled.push(Vec::new());
+        id
+    }
+
+    /// Appends the buffered rows to the spill file, regrouped by partition: a partition's
+    /// rows keep their order, in one batch or a few.
+    fn spill_buffered(&mut self) -> Result<()> {
+        // A counting sort of (batch, row) by partition id, then gathers of up to
+        // `GATHER_ROWS` rows: one gather per partition would check every buffered batch's
+        // types thousands of times per spill, and one gather of everything would double the
+        // memory.
+        let mut ranges = vec![(0usize, 0usize); self.partition_keys.len()];
+        for (_, ids) in &self.buffered {
+            for &id in ids {
+                ranges[id as usize].1 += 1;
+            }
+        }
+        let mut total = 0;
+        for range in &mut ranges {
+            range.0 = total;
+            total += range.1;
+        }
+        if total == 0 {
+            self.buffered.clear();
+            self.buffered_bytes = 0;
+            return Ok(());
+        }
+        let mut indices = vec![(0usize, 0usize); total];
+        let mut fill: Vec<usize> = ranges.iter().map(|r| r.0).collect();
         for (b, (_, ids)) in self.buffered.iter().enumerate() {
             for (r, &id) in ids.iter().enumerate() {
-                rows[id as usize].push((b, r));
+                let slot = &mut fill[id as usize];
+                indices[*slot] = (b, r);
+                *slot += 1;
             }
         }
-        rows
-    }
-
-    /// One batch of `indices` out of the buffered batches.
-    fn gather(&self, indices: &[(usize, usize)]) -> Result<RecordBatch> {
         let batches: Vec<&RecordBatch> = self.buffered.iter().map(|(b, _)| b).collect();
-        arrow_select::interleave::interleave_record_batch(&batches, indices).map_err(Error::Arrow)
-    }
-
-    fn spill_batches(&self) -> usize {
-        self.spilled.iter().map(Vec::len).sum()
-    }
-
-    /// Appends the buffered rows to the spill file, one batch per partition.
-    fn spill_buffered(&mut self) -> Result<()> {
-        let rows = self.buffered_rows();
-        if self.spill.is_none() {
-            self.spill = Some(Spill::create(&self.dir, &self.schema)?);
-        }
-        for (id, indices) in rows.iter().enumerate() {
-            if indices.is_empty() {
-                continue;
+        let spill = match &mut self.spill {
+            Some(spill) => spill,
+            None => self.spill.insert(Spill::create(&self.dir, &self.schema)?),
+        };
+        let mut id = 0;
+        for start in (0..total).step_by(GATHER_ROWS) {
+            let end = (start + GATHER_ROWS).min(total);
+            let piece =
+                arrow_select::interleave::interleave_record_batch(&batches, &indices[start..end])
+                    .map_err(Error::Arrow)?;
+            // Each partition's rows in [start, end), in id order.
+            while let Some(&(offset, count)) = ranges.get(id) {
+                let (from, to) = (offset.max(start), (offset + count).min(end));
+                if to > from {
+                    spill
+                        .writer
+                        .write(&piece.slice(from - start, to - from))
+                        .map_err(|e| spill.error("cannot write", e))?;
+                    self.spilled[id].push(spill.batches);
+                    spill.batches += 1;
+                }
+                if offset + count > end {
+                    break;
+                }
+                id += 1;
             }
-            let batch = self.gather(indices)?;
-            let Some(spill) = self.spill.as_mut() else {
-                break;
-            };
-            spill
-                .writer
-                .write(&batch)
-                .map_err(|e| spill.error("cannot write", e))?;
-            self.spilled[id].push(spill.batches);
-            spill.batches += 1;
         }
         self.buffered.clear();
         self.buffered_bytes = 0;
         Ok(())
     }
 
-    /// Writes the partitions `ids`: each one's spilled batches, then its buffered rows.
+    /// Writes the partitions `ids` from their spilled batches.
     fn write_partitions(
         &self,
         ids: &[usize],
         spill: Option<&Path>,
-        buffered_rows: &[Vec<(usize, usize)>],
     ) -> Result<Vec<WrittenPartition>> {
         let mut reader = match spill {
             Some(path) => {
@@ -250,9 +287,6 @@ impl PartitionedWriter {
                     out.write(&batch.map_err(Error::Arrow)?)?;
                 }
             }
-            if !buffered_rows[id].is_empty() {
-                out.write(&self.gather(&buffered_rows[id])?)?;
-            }
             written.push((Partition { path, values }, out.finish()?));
         }
         Ok(written)
@@ -262,6 +296,9 @@ impl PartitionedWriter {
     /// partitions, and a warning per key whose `''` values readers will see as NULL. A table
     /// without rows is one file at its root, so that readers see its schema.
     pub fn finish(mut self, parallel: bool) -> Result<PartitionedFiles> {
+        // The last rows go through the spill file too, so that every partition is written
+        // the same way and memory holds one buffer, not a regrouped copy of it.
+        self.spill_buffered()?;
         let spill_path = match self.spill.take() {
             Some(mut spill) => {
                 spill
@@ -274,10 +311,9 @@ impl PartitionedWriter {
         };
         tracing::debug!(
             partitions = self.partition_keys.len(),
-            spilled_batches = self.spill_batches(),
+            spilled_batches = self.spilled.iter().map(Vec::len).sum::<usize>(),
             "writing the partitions"
         );
-        let buffered_rows = self.buffered_rows();
         // Partitions in key order, so that the listing and manifest read naturally.
         let mut order: Vec<usize> = (0..self.partition_keys.len()).collect();
         order.sort_by(|a, b| self.partition_keys[*a].cmp(&self.partition_keys[*b]));
@@ -291,10 +327,10 @@ impl PartitionedWriter {
                 .max(1);
             order
                 .par_chunks(part_len)
-                .map(|ids| self.write_partitions(ids, spill_path.as_deref(), &buffered_rows))
+                .map(|ids| self.write_partitions(ids, spill_path.as_deref()))
                 .collect()
         } else {
-            vec![self.write_partitions(&order, spill_path.as_deref(), &buffered_rows)]
+            vec![self.write_partitions(&order, spill_path.as_deref())]
         };
         if let Some(path) = &spill_path {
             let _ = std::fs::remove_file(path);
@@ -401,6 +437,35 @@ impl<'a> KeyColumn<'a> {
         })
     }
 
+    /// The row's value as two words, compared and hashed while rows are routed: a tag (NULL,
+    /// number, text) and the number, or the text's number in `texts`.
+    fn code(&self, row: usize, texts: &mut TextCodes) -> (u64, u64) {
+        if self.nulls.is_some_and(|n| n.is_null(row)) {
+            return (0, 0);
+        }
+        let number = match self.values {
+            TypedValues::Int16(a) => a.value(row).into(),
+            TypedValues::Int32(a) => a.value(row).into(),
+            TypedValues::Int64(a) => a.value(row),
+            TypedValues::Boolean(a) => a.value(row).into(),
+            TypedValues::Text(a) => {
+                let text = a.value(row);
+                if text.is_empty() {
+                    // Hive keeps no empty partition value: it is the NULL partition.
+                    self.empty_text.set(self.empty_text.get() + 1);
+                    return (0, 0);
+                }
+                return (2, texts.number(text));
+            }
+            TypedValues::Date(a) => bucket(a.value(row).into(), self.transform),
+            TypedValues::Micros(a) => {
+                bucket(a.value(row).div_euclid(86_400_000_000), self.transform)
+            }
+        };
+        (1, number as u64)
+    }
+
+    /// The row's value, for its partition's directory and order.
     fn value(&self, row: usize) -> KeyValue {
         if self.nulls.is_some_and(|n| n.is_null(row)) {
             return KeyValue::Null;
@@ -411,55 +476,104 @@ impl<'a> KeyColumn<'a> {
             TypedValues::Int64(a) => KeyValue::Number(a.value(row)),
             TypedValues::Boolean(a) => KeyValue::Number(a.value(row).into()),
             TypedValues::Text(a) => match a.value(row) {
-                // Hive keeps no empty partition value: it is the NULL partition.
-                "" => {
-                    self.empty_text.set(self.empty_text.get() + 1);
-                    KeyValue::Null
-                }
+                "" => KeyValue::Null,
                 text => KeyValue::Text(text.to_string()),
             },
-            TypedValues::Date(a) => bucket(a.value(row).into(), self.transform),
-            TypedValues::Micros(a) => {
-                bucket(a.value(row).div_euclid(86_400_000_000), self.transform)
-            }
+            TypedValues::Date(a) => KeyValue::Number(bucket(a.value(row).into(), self.transform)),
+            TypedValues::Micros(a) => KeyValue::Number(bucket(
+                a.value(row).div_euclid(86_400_000_000),
+                self.transform,
+            )),
         }
     }
 }
 
-/// FNV-1a: partition keys are a few short values looked up once per row; SipHash's
-/// resistance to crafted keys buys nothing here and cost 4 % of the partitioned export.
+/// A text key's values, numbered in order of appearance.
 #[derive(Default)]
-struct FnvHasher(u64);
+struct TextCodes {
+    numbers: HashMap<Box<str>, u64, BuildHasherDefault<WordHasher>>,
+    /// The last value looked up and its number: rows of one value often come together.
+    last: Option<(String, u64)>,
+}
 
-impl Hasher for FnvHasher {
+impl TextCodes {
+    fn number(&mut self, text: &str) -> u64 {
+        if let Some((last, number)) = &self.last
+            && last == text
+        {
+            return *number;
+        }
+        let next = self.numbers.len() as u64;
+        let number = match self.numbers.get(text) {
+            Some(&number) => number,
+            None => {
+                self.numbers.insert(text.into(), next);
+                next
+            }
+        };
+        match &mut self.last {
+            Some((last, last_number)) => {
+                last.clear();
+                last.push_str(text);
+                *last_number = number;
+            }
+            None => self.last = Some((text.to_string(), number)),
+        }
+        number
+    }
+}
+
+/// A word-at-a-time multiplicative hash (rustc's FxHash): partition keys are a few words
+/// looked up once per row; SipHash's resistance to crafted keys buys nothing here and cost
+/// 4 % of the partitioned export.
+#[derive(Default)]
+struct WordHasher(u64);
+
+impl WordHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for WordHasher {
     fn finish(&self) -> u64 {
         self.0
     }
 
     fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for byte in bytes {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
         }
-        self.0 = hash;
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0u8; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 56));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
     }
 }
 
 /// Days since 1970-01-01 into the key's bucket: a year, months since year 0, or the day.
-fn bucket(days: i64, transform: PartitionTransform) -> KeyValue {
-    KeyValue::Number(match transform {
+fn bucket(days: i64, transform: PartitionTransform) -> i64 {
+    match transform {
         PartitionTransform::Day | PartitionTransform::Identity => days,
         PartitionTransform::Year => civil_from_days(days).0,
         PartitionTransform::Month => {
             let (year, month, _) = civil_from_days(days);
             year * 12 + i64::from(month) - 1
         }
-    })
+    }
 }
 
 /// (year, month 1-12, day 1-31) of a day count since 1970-01-01 in the proleptic Gregorian
@@ -545,24 +659,24 @@ mod tests {
     fn values_render_and_escape_as_hive_does() {
         assert_eq!(hive_escape("a/b=c%"), "a%2Fb%3Dc%25");
         assert_eq!(hive_escape("été 2024"), "été 2024");
-        let day = bucket(19_753, PartitionTransform::Day);
+        let day = KeyValue::Number(bucket(19_753, PartitionTransform::Day));
         assert_eq!(
             render(&day, PartitionTransform::Day).as_deref(),
             Some("2024-01-31")
         );
-        let month = bucket(19_753, PartitionTransform::Month);
+        let month = KeyValue::Number(bucket(19_753, PartitionTransform::Month));
         assert_eq!(
             render(&month, PartitionTransform::Month).as_deref(),
             Some("2024-01")
         );
-        let year = bucket(-1, PartitionTransform::Year);
+        let year = KeyValue::Number(bucket(-1, PartitionTransform::Year));
         assert_eq!(
             render(&year, PartitionTransform::Year).as_deref(),
             Some("1969")
         );
         assert_eq!(render(&KeyValue::Null, PartitionTransform::Day), None);
         // PostgreSQL's last timestamp day, past chrono's range, keeps its own directory.
-        let last = bucket(106_762_939, PartitionTransform::Day);
+        let last = KeyValue::Number(bucket(106_762_939, PartitionTransform::Day));
         assert_eq!(
             render(&last, PartitionTransform::Day).as_deref(),
             Some("294276-12-31")
