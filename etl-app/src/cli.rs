@@ -126,6 +126,19 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub parallel_tables: u32,
 
+    /// Tables with a cursor (`#[etl(cursor = "updated_at")]`) are exported in full by their
+    /// first run, then by batches of the rows changed since the last run. --full exports them
+    /// in full again: a new version, which replaces the batches.
+    #[arg(long)]
+    pub full: bool,
+
+    /// Start incremental batches this much earlier (e.g. 10m, 2h). Needed when cursors come
+    /// from clients' clocks; and when the role cannot see other sessions' transactions (no
+    /// pg_read_all_stats), the watermark is the snapshot's time minus this (default 15m)
+    /// instead of the start of the oldest open transaction.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub lookback: Option<std::time::Duration>,
+
     /// Start a new file once a file reaches this many bytes: Athena's sweet spot by default,
     /// and what keeps memory flat however large the table (a file's page index is held until
     /// it is closed). 0: one file per table (per partition).
@@ -228,6 +241,24 @@ pub enum Compression {
 }
 
 /// `512MB`, `1GiB`, `1048576`.
+/// `90s`, `15m`, `2h`, `1d`.
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration such as 90s, 15m, 2h or 1d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("`{text}`: the unit is s, m, h or d (e.g. 15m)")),
+    };
+    Ok(std::time::Duration::from_secs(number * seconds))
+}
+
 fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 use etl_runtime::run::export::{Converters, ExportOptions};
+use etl_runtime::run::incremental::IncrementalOptions;
 use etl_runtime::sink::glue::PartitionDiscovery;
 use etl_runtime::sink::s3::{S3Options, ServerSideEncryption};
 use etl_runtime::source::SourceOptions;
@@ -131,6 +132,10 @@ impl RunConfig {
             max_file_bytes: (args.max_file_bytes > 0).then_some(args.max_file_bytes),
             converters: Converters::new(threads)?,
             progress: crate::progress::observer(),
+            incremental: IncrementalOptions {
+                full: args.full,
+                lookback: args.lookback,
+            },
             ..ExportOptions::default()
         };
         let source = SourceOptions {

@@ -446,5 +446,8 @@ fn print_reports(reports: &[TableReport]) {
                 "", report.skipped_rows
             );
         }
+        if let Some(incremental) = &report.incremental {
+            println!("{:<28} {}", "", incremental.describe());
+        }
     }
 }

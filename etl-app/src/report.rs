@@ -8,11 +8,14 @@
 //!   "started_at": "...", "finished_at": "...", "seconds": 1.5,
 //!   "status": "succeeded" | "failed" | "cancelled", "exit_code": 0, "signal": null,
 //!   "error": null,
-//!   "tables": [ { "name": "notes", "kind": "table" | "task", "mode": "full",
+//!   "tables": [ { "name": "notes", "kind": "table" | "task", "mode": "full" | "batch",
 //!                 "status": "published" | "failed" | "cancelled",
 //!                 "rows": 4000, "bytes": 81234, "files": ["part-00000.parquet"],
 //!                 "location": "...", "seconds": 0.4, "rows_per_second": 10000.0,
 //!                 "watermark": null, "warnings": [], "skipped_rows": 0,
+//!                 "incremental": null | { "mode": "full" | "batch", "reason": "...",
+//!                                         "batch": 3, "next_lower_bound": "...",
+//!                                         "watermark_from": "snapshot" | "lookback" },
 //!                 "error": null | { "message": "...", "column": "...", "key": "id=42" } } ] }
 //! ```
 
@@ -81,6 +84,10 @@ impl RunReport {
         });
         let fields = match result {
             Ok(table) => json!({
+                "mode": table.incremental.as_ref().map_or("full", |i| i.mode),
+                "watermark": table.incremental.as_ref().and_then(|i| i.watermark.as_ref())
+                    .map(|w| etl_runtime::run::incremental::render_micros(w.micros)),
+                "incremental": table.incremental.as_ref().map(|i| i.to_json()),
                 "status": "published",
                 "rows": table.rows,
                 "bytes": table.bytes,

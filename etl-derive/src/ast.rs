@@ -18,6 +18,8 @@ pub struct Model<'a> {
     pub output: Option<syn::Path>,
     /// `partition_by = "region, created_at:day"`.
     pub partition_by: Option<LitStr>,
+    /// `cursor = "updated_at"`: the column incremental runs read changes by.
+    pub cursor: Option<LitStr>,
     pub fields: Vec<Field<'a>>,
 }
 
@@ -51,6 +53,7 @@ mod kw {
     pub const NO_PRIMARY_KEY: &str = "no_primary_key";
     pub const OUTPUT: &str = "output";
     pub const PARTITION_BY: &str = "partition_by";
+    pub const CURSOR: &str = "cursor";
     pub const COLUMN: &str = "column";
     pub const SQL_TYPE: &str = "sql_type";
     pub const NULLABLE: &str = "nullable";
@@ -70,6 +73,7 @@ impl<'a> Model<'a> {
             no_primary_key: None,
             output: None,
             partition_by: None,
+            cursor: None,
             fields: Vec::new(),
         };
         for attr in input.attrs.iter().filter(|a| a.path().is_ident(kw::ETL)) {
@@ -80,6 +84,8 @@ impl<'a> Model<'a> {
                     set_once(cx, &meta, &mut model.schema)
                 } else if meta.path.is_ident(kw::PARTITION_BY) {
                     set_once(cx, &meta, &mut model.partition_by)
+                } else if meta.path.is_ident(kw::CURSOR) {
+                    set_once(cx, &meta, &mut model.cursor)
                 } else if meta.path.is_ident(kw::PRIMARY_KEY) {
                     let mut keys = Vec::new();
                     meta.parse_nested_meta(|key| {
@@ -105,7 +111,7 @@ impl<'a> Model<'a> {
                     Ok(())
                 } else {
                     Err(meta.error(format!(
-                        "unknown attribute `{}` on the struct; expected one of `table`, `schema`, `primary_key(...)`, `no_primary_key`, `partition_by`, `output`",
+                        "unknown attribute `{}` on the struct; expected one of `table`, `schema`, `primary_key(...)`, `no_primary_key`, `partition_by`, `cursor`, `output`",
                         path_name(&meta.path)
                     )))
                 }

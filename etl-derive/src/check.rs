@@ -26,6 +26,8 @@ pub struct Table<'a> {
     pub columns: Vec<Column<'a>>,
     /// Partition keys in directory order, each with the index of its column.
     pub partition_by: Vec<(usize, PartitionSpec)>,
+    /// The index of the cursor column, for incremental runs.
+    pub cursor: Option<usize>,
 }
 
 pub struct Column<'a> {
@@ -165,6 +167,11 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
         None => Vec::new(),
     };
 
+    let cursor = model
+        .cursor
+        .as_ref()
+        .and_then(|lit| check_cursor(cx, lit, output, &primary_key, &columns));
+
     Some(Table {
         model,
         output,
@@ -174,7 +181,50 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
         primary_key,
         columns,
         partition_by,
+        cursor,
     })
+}
+
+/// The cursor names a NOT NULL timestamp column of a table with a primary key: incremental
+/// runs add the rows changed since the last run, and readers keep each key's latest version.
+fn check_cursor(
+    cx: &mut Ctxt,
+    lit: &syn::LitStr,
+    output: bool,
+    primary_key: &[usize],
+    columns: &[Column<'_>],
+) -> Option<usize> {
+    if output {
+        cx.error_spanned_by(lit, "`cursor` applies to tables, not to `output` records");
+        return None;
+    }
+    let name = lit.value();
+    let Some(index) = columns.iter().position(|c| c.name == name) else {
+        let known: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+        cx.error_spanned_by(
+            lit,
+            format!(
+                "cursor names `{name}`, which is not a column of this model (columns: {})",
+                known.join(", ")
+            ),
+        );
+        return None;
+    };
+    let column = &columns[index];
+    if let Err(why) = etl_types::check_cursor(&column.encoding, column.nullable) {
+        cx.error_spanned_by(lit, format!("cursor `{name}` ({}): {why}", column.sql_text));
+        return None;
+    }
+    if primary_key.is_empty() {
+        // Batches repeat changed rows; without a key a reader cannot tell versions apart.
+        cx.error_spanned_by(
+            lit,
+            "a `cursor` needs `primary_key(...)`: incremental batches add new versions of \
+             rows, and readers keep each key's latest",
+        );
+        return None;
+    }
+    Some(index)
 }
 
 /// Each key names a column of the model (by its PostgreSQL name) that can be partitioned the

@@ -478,6 +478,10 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
             }
         }
     });
+    let cursor = match table.cursor {
+        Some(index) => quote!(::std::option::Option::Some(#index)),
+        None => quote!(::std::option::Option::None),
+    };
     quote! {
         impl #rt::EtlTable for #ident {
             const INFO: #rt::TableInfo = #rt::TableInfo {
@@ -486,6 +490,7 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
                 primary_key: &[#(#key_names),*],
                 columns: &[#(#infos),*],
                 partition_by: &[#(#partition_keys),*],
+                cursor: #cursor,
             };
             type Encoder = __EtlRecordBatchEncoder;
 

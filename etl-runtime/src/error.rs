@@ -10,6 +10,13 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(
+        "{table} is being exported by another run (its lock {} is held); this run leaves it alone",
+        lock.display()
+    )]
+    TableBusy { table: String, lock: PathBuf },
+    #[error("this output does not support {what}")]
+    NotSupported { what: String },
     #[error("cannot connect to PostgreSQL at {url}: {source}")]
     Connect {
         /// The connection string with its password replaced by `***`.

@@ -22,6 +22,9 @@ pub struct TableInfo {
     /// Hive partition keys in directory order (`#[etl(partition_by = "...")]`); empty for a
     /// table written as one set of files.
     pub partition_by: &'static [PartitionKey],
+    /// The index in `columns` of the cursor (`#[etl(cursor = "...")]`): a NOT NULL timestamp
+    /// by which incremental runs read the rows changed since the last run.
+    pub cursor: Option<usize>,
 }
 
 /// One partition key of a table: a directory level `name=value/`.
@@ -61,6 +64,7 @@ impl TableInfo {
         primary_key: &[],
         columns: &[],
         partition_by: &[],
+        cursor: None,
     };
 
     /// `schema.table` for messages, with `public.` left out.

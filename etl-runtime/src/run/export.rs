@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::model::{EtlTable, PartitionKey, RecordBatchEncoder, TableInfo, WireBatchEncoder};
+use crate::run::incremental::{IncrementalOptions, IncrementalOutcome, Plan, TableState, Watermark};
 use crate::run::progress::ProgressObserver;
 use crate::sink::{Sink, StagedTable};
 use crate::source::PgSource;
@@ -43,6 +44,8 @@ pub struct ExportOptions {
     pub cancel: Cancel,
     /// Told of every table's read as it goes (the command line's progress bars).
     pub progress: ProgressObserver,
+    /// What runs do with tables that have a cursor.
+    pub incremental: IncrementalOptions,
 }
 
 impl Default for ExportOptions {
@@ -55,6 +58,7 @@ impl Default for ExportOptions {
             partition_buffer_bytes: 48 << 20,
             cancel: Cancel::default(),
             progress: ProgressObserver::default(),
+            incremental: IncrementalOptions::default(),
         }
     }
 }
@@ -187,6 +191,8 @@ pub struct TableReport {
     pub skipped_rows: u64,
     /// Differences from the model that did not stop the export (a column added, ...).
     pub warnings: Vec<String>,
+    /// For a table with a cursor: full or batch, and where the next run starts.
+    pub incremental: Option<IncrementalOutcome>,
 }
 
 /// The directory a table is written to under the output: `notes`, or `sales.orders` outside
@@ -243,13 +249,44 @@ pub(crate) async fn run_export(
     processor: Box<dyn ChunkProcessor>,
 ) -> Result<TableReport> {
     let started = Instant::now();
-    let staged = sink.stage(&table_dir(output))?;
+    let dir_name = table_dir(output);
+    let mut warnings = Vec::new();
+    // A table with a cursor: a batch of what changed since the last run, or a full export.
+    // The table's lock is held until its state is published: two runs never both add to it.
+    let (plan, _lock) = match output.cursor {
+        Some(_) if sink.keeps_incremental_state() => {
+            let lock = sink.lock_table(&dir_name)?;
+            let previous = sink
+                .current_manifest(&dir_name)?
+                .as_ref()
+                .and_then(TableState::from_manifest);
+            (
+                Some(Plan::new(output, previous, &options.incremental)),
+                Some(lock),
+            )
+        }
+        Some(_) => {
+            warnings.push(format!(
+                "incremental state is kept in local outputs only for now: {} is exported in full",
+                output.display_name()
+            ));
+            (None, None)
+        }
+        None => (None, None),
+    };
+    let staged = sink.stage(&dir_name)?;
+    let read = TableRead {
+        filter: plan.as_ref().and_then(|p| p.filter(output)),
+        file_prefix: plan.as_ref().map_or_else(|| "part-".to_string(), Plan::file_prefix),
+        batch: matches!(plan, Some(Plan::Batch { .. })),
+    };
     let written = write_files(
         source,
         &staged,
         options,
         source_table,
         output.partition_by,
+        &read,
         processor,
     )
     .await;
@@ -258,8 +295,9 @@ pub(crate) async fn run_export(
             files,
             partitions,
             skipped_rows,
-            warnings,
+            warnings: read_warnings,
         }) => {
+            warnings.extend(read_warnings);
             let rows = files.iter().map(|f| f.rows).sum();
             let bytes = files.iter().map(|f| f.bytes).sum();
             // Paths under the table's directory: `part-00000.parquet`, or inside partitions.
@@ -268,13 +306,55 @@ pub(crate) async fn run_export(
                 .filter_map(|f| f.path.strip_prefix(&staged.dir).ok())
                 .map(|n| n.to_string_lossy().into_owned())
                 .collect();
+            let (state, incremental) = match &plan {
+                Some(plan) => {
+                    let watermark = source
+                        .snapshot()
+                        .and_then(|s| Watermark::of_run(s, output, &options.incremental));
+                    let state = source.snapshot().zip(watermark.clone()).map(|(s, w)| {
+                        plan.next_state(output, s, w, rows, names.clone())
+                    });
+                    let outcome = match plan {
+                        Plan::Full { reason } => IncrementalOutcome {
+                            mode: "full",
+                            reason: reason.clone(),
+                            batch: None,
+                            watermark,
+                        },
+                        Plan::Batch { previous, number } => IncrementalOutcome {
+                            mode: "batch",
+                            reason: format!(
+                                "rows whose {} is at or after {}",
+                                previous.cursor,
+                                crate::run::incremental::render_micros(
+                                    previous.watermark.micros
+                                )
+                            ),
+                            batch: Some(*number),
+                            watermark,
+                        },
+                    };
+                    (state, Some(outcome))
+                }
+                None => (None, None),
+            };
+            // A batch is published with the files it adds to: the table's directory is
+            // replaced whole, as by a full export.
+            let carried = match (&plan, &state) {
+                (Some(Plan::Batch { previous, .. }), Some(_)) => {
+                    sink.carry_over(&staged, &previous.files())
+                }
+                _ => Ok(()),
+            };
             // A cancelled run publishes nothing more, even a table it finished reading.
-            if let Err(e) = options.cancel.check().and_then(|()| {
+            if let Err(e) = carried.and_then(|()| options.cancel.check()).and_then(|()| {
+                let all_files = state.as_ref().map_or_else(|| names.clone(), TableState::files);
                 let listing = Listing {
-                    rows,
+                    rows: state.as_ref().map_or(rows, TableState::rows),
                     bytes,
-                    files: &names,
+                    files: &all_files,
                     partitions: &partitions,
+                    incremental: state.as_ref(),
                 };
                 write_manifest(&staged.dir, output, &listing, source)
             }) {
@@ -292,6 +372,7 @@ pub(crate) async fn run_export(
                 seconds: started.elapsed().as_secs_f64(),
                 skipped_rows,
                 warnings,
+                incremental,
             })
         }
         Err(e) => {
@@ -301,12 +382,23 @@ pub(crate) async fn run_export(
     }
 }
 
+/// What a table's read selects and how its files are named.
+struct TableRead {
+    /// A WHERE condition (an incremental batch's lower bound).
+    filter: Option<String>,
+    /// `part-`, or a batch's `batch-00003-part-`.
+    file_prefix: String,
+    /// An incremental batch: no rows, no file.
+    batch: bool,
+}
+
 async fn write_files(
     source: &PgSource,
     staged: &StagedTable,
     options: &ExportOptions,
     info: &TableInfo,
     partition_by: &'static [PartitionKey],
+    read: &TableRead,
     processor: Box<dyn ChunkProcessor>,
 ) -> Result<Written> {
     let table = info.display_name();
@@ -332,8 +424,15 @@ async fn write_files(
     let writer = {
         let dir = staged.dir.clone();
         let options = options.clone();
+        let (file_prefix, batch) = (read.file_prefix.clone(), read.batch);
         tokio::task::spawn_blocking(move || {
-            encode_chunks(received, &dir, &options, partition_by, processor)
+            encode_chunks(
+                received,
+                &dir,
+                &options,
+                (partition_by, &file_prefix, batch),
+                processor,
+            )
         })
     };
 
@@ -346,7 +445,13 @@ async fn write_files(
 
     // COPY's binary format is the cheapest way out of PostgreSQL for the server and for us:
     // one message per row, decoded in place by the generated encoder.
-    let sql = format!("COPY ({}) TO STDOUT (FORMAT binary)", info.select_sql());
+    let sql = match &read.filter {
+        Some(filter) => format!(
+            "COPY ({} WHERE {filter}) TO STDOUT (FORMAT binary)",
+            info.select_sql()
+        ),
+        None => format!("COPY ({}) TO STDOUT (FORMAT binary)", info.select_sql()),
+    };
     let read = async {
         let mut stream = tx.copy_out_raw(&sql).await.map_err(Error::Query)?;
         let mut splitter = TupleSplitter::new();
@@ -449,21 +554,22 @@ struct Written {
 
 /// Runs on a blocking thread: chunks through the processor, batches into Parquet files (into
 /// partition directories when the table has partition keys).
+/// `layout`: the partition keys, the file names' prefix, and whether this is an incremental
+/// batch (which writes no file when no row changed; an export writes one, for its schema).
 fn encode_chunks(
     mut received: mpsc::Receiver<Vec<Bytes>>,
     dir: &Path,
     options: &ExportOptions,
-    partition_by: &'static [PartitionKey],
+    layout: (&'static [PartitionKey], &str, bool),
     mut processor: Box<dyn ChunkProcessor>,
 ) -> Result<Encoded> {
+    let (partition_by, file_prefix, batch) = layout;
     let schema = processor.schema();
     let mut out = if partition_by.is_empty() {
-        FileSequence::Plain(RollingFiles::new(
-            dir,
-            schema,
-            &options.parquet,
-            options.max_file_bytes,
-        ))
+        FileSequence::Plain(
+            RollingFiles::new(dir, schema, &options.parquet, options.max_file_bytes)
+                .with_prefix(file_prefix),
+        )
     } else {
         FileSequence::Partitioned(PartitionedWriter::new(
             dir,
@@ -472,7 +578,7 @@ fn encode_chunks(
             &options.parquet,
             options.max_file_bytes,
             options.partition_buffer_bytes,
-        ))
+        ).with_file_prefix(file_prefix))
     };
     while let Some(tuples) = received.blocking_recv() {
         options.cancel.check()?;
@@ -485,10 +591,13 @@ fn encode_chunks(
         out.write(&batch)?;
     }
     let (files, partitions, warnings) = match out {
+        FileSequence::Plain(files) if batch => (files.finish()?, Vec::new(), Vec::new()),
         FileSequence::Plain(files) => (files.finish_with_schema()?, Vec::new(), Vec::new()),
         FileSequence::Partitioned(writer) => {
             let parallel = options.converters.threads() > 1;
-            let written = options.converters.install(|| writer.finish(parallel))?;
+            let written = options
+                .converters
+                .install(|| writer.finish(parallel, !batch))?;
             (written.files, written.partitions, written.warnings)
         }
     };
@@ -529,6 +638,7 @@ struct Listing<'a> {
     bytes: u64,
     files: &'a [String],
     partitions: &'a [Partition],
+    incremental: Option<&'a TableState>,
 }
 
 fn write_manifest(
@@ -555,6 +665,7 @@ fn write_manifest(
         "partitions": listing.partitions.iter().map(|p| serde_json::json!({
             "path": p.path, "values": p.values,
         })).collect::<Vec<_>>(),
+        "incremental": listing.incremental.map(TableState::to_json),
         "tool": concat!("etl-toolkit ", env!("CARGO_PKG_VERSION")),
     });
     let path = dir.join("_manifest.json");

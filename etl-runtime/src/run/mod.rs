@@ -1,8 +1,9 @@
 //! A run: what to export ([`registry`]), a table's export from COPY to published files
 //! ([`export`]), the tasks that transform or aggregate a table on the way ([`task`]), and
-//! what watches the reads ([`progress`]).
+//! what watches the reads ([`progress`]), and the state of incremental runs ([`incremental`]).
 
 pub mod export;
+pub mod incremental;
 pub mod progress;
 pub mod registry;
 pub mod task;

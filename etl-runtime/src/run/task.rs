@@ -93,6 +93,7 @@ pub fn output_info<O: OutputRecord>(name: &'static str) -> TableInfo {
         primary_key: O::PRIMARY_KEY,
         columns: O::COLUMNS,
         partition_by: &[],
+        cursor: None,
     }
 }
 

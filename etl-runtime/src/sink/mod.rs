@@ -40,6 +40,34 @@ pub trait Sink: Send + Sync {
     /// Writes a small file (the run report) at `path` under the output, whole or not at all;
     /// returns where it is.
     fn put_file<'a>(&'a self, path: &'a str, bytes: Vec<u8>) -> BoxFuture<'a, Result<String>>;
+    /// Whether this output keeps the state of incremental runs (the methods below).
+    fn keeps_incremental_state(&self) -> bool {
+        false
+    }
+    /// Takes `table_dir`'s lock until the returned guard is dropped; fails at once if another
+    /// run holds it.
+    fn lock_table(&self, table_dir: &str) -> Result<TableLock> {
+        Err(Error::NotSupported {
+            what: format!("locking {table_dir}"),
+        })
+    }
+    /// The published `_manifest.json` of `table_dir`, if there is one.
+    fn current_manifest(&self, _table_dir: &str) -> Result<Option<serde_json::Value>> {
+        Ok(None)
+    }
+    /// Puts the published `files` of the table (paths under its directory) into `staged`
+    /// too, so that publishing it keeps them.
+    fn carry_over(&self, staged: &StagedTable, _files: &[String]) -> Result<()> {
+        Err(Error::NotSupported {
+            what: format!("adding a batch to {}", staged.table_dir),
+        })
+    }
+}
+
+/// A table's lock, released when dropped (or when the process dies, however it dies).
+#[derive(Debug)]
+pub struct TableLock {
+    _file: File,
 }
 
 /// Writes each table to `<root>/<table>/`. Staging lives in `<root>/.etl-staging/<run>/` on the
@@ -229,6 +257,50 @@ impl Sink for LocalDirSink {
             write_whole(&target, &bytes)?;
             Ok(target.display().to_string())
         })
+    }
+
+    fn keeps_incremental_state(&self) -> bool {
+        true
+    }
+
+    fn lock_table(&self, table_dir: &str) -> Result<TableLock> {
+        // Beside the staging area, never removed: removing a lock file while another run
+        // waits on it would let two runs hold "the" lock.
+        let dir = self.root.join(".etl-locks");
+        fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        let path = dir.join(format!("{table_dir}.lock"));
+        let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(TableLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::TableBusy {
+                table: table_dir.to_string(),
+                lock: path,
+            }),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io("cannot lock", &path, e)),
+        }
+    }
+
+    fn current_manifest(&self, table_dir: &str) -> Result<Option<serde_json::Value>> {
+        let path = self.root.join(table_dir).join("_manifest.json");
+        match fs::read(&path) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("cannot read", &path, e)),
+        }
+    }
+
+    fn carry_over(&self, staged: &StagedTable, files: &[String]) -> Result<()> {
+        // Hard links: no copy, and the published files stay as they are until replaced.
+        let current = self.root.join(&staged.table_dir);
+        for file in files {
+            let from = current.join(file);
+            let to = staged.dir.join(file);
+            if let Some(dir) = to.parent() {
+                fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+            }
+            fs::hard_link(&from, &to).map_err(|e| Error::io("cannot link", &from, e))?;
+        }
+        Ok(())
     }
 }
 

@@ -74,7 +74,42 @@ pub struct Snapshot {
     pub id: String,
     /// The server's clock when the snapshot was taken (RFC 3339).
     pub taken_at: String,
+    /// The snapshot as PostgreSQL writes it (`xmin:xmax:xip,...`), for the record.
+    pub xids: String,
+    /// The transactions open just before the snapshot was taken: what incremental runs'
+    /// watermarks are derived from. None if they could not be read.
+    pub open_transactions: Option<OpenTransactions>,
 }
+
+/// What `pg_stat_activity` said just before the run's snapshot was taken.
+///
+/// A row the snapshot cannot see was written by a transaction still open when it was taken
+/// (or started later). One open then was open when `pg_stat_activity` was read a moment before,
+/// so its start is at least `oldest_start`; one started later starts after `read_at`. A cursor
+/// set from the server's clock (`now()`, `clock_timestamp()`) in such a transaction is
+/// therefore at least `min(read_at, oldest_start)`: the next run may start there and miss
+/// nothing. Read in its own statement *before* the snapshot: read after it, a transaction
+/// that committed in between would be neither visible nor listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenTransactions {
+    /// The server's clock when `pg_stat_activity` was read, in microseconds since 1970 (UTC).
+    pub read_at_micros: i64,
+    /// The start of the oldest other transaction then open (microseconds since 1970).
+    pub oldest_start_micros: Option<i64>,
+    /// Whether the role sees every session's transaction (superuser or `pg_read_all_stats`):
+    /// without it, other roles' sessions show no start and the watermark cannot be trusted.
+    pub sees_all_sessions: bool,
+}
+
+/// Oldest transaction start among other sessions, and whether this role may see them all.
+/// Autovacuum and WAL senders write no rows of the tables.
+const OPEN_TRANSACTIONS_SQL: &str = "SELECT \
+    floor(extract(epoch FROM now()) * 1000000)::int8, \
+    (SELECT floor(extract(epoch FROM min(xact_start)) * 1000000)::int8 FROM pg_stat_activity \
+      WHERE pid <> pg_backend_pid() AND xact_start IS NOT NULL \
+        AND backend_type NOT IN ('autovacuum worker', 'autovacuum launcher', 'walsender')), \
+    (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) \
+      OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')";
 
 impl PgSource {
     /// Connects with READ ONLY sessions. The URL's password never appears in errors.
@@ -133,14 +168,32 @@ impl PgSource {
             context: "cannot export a snapshot",
             source,
         };
+        // Before the snapshot, in a statement of its own (see `OpenTransactions`).
+        let open_transactions = sqlx::query_as::<_, (i64, Option<i64>, Option<bool>)>(
+            OPEN_TRANSACTIONS_SQL,
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map(|(read_at_micros, oldest_start_micros, sees_all)| OpenTransactions {
+            read_at_micros,
+            oldest_start_micros,
+            sees_all_sessions: sees_all.unwrap_or(false),
+        })
+        .inspect_err(|e| tracing::warn!("cannot read pg_stat_activity: {e}"))
+        .ok();
         let mut tx = self.pool.begin_with(BEGIN_READ).await.map_err(db)?;
-        let (id, taken_at): (String, String) = sqlx::query_as(
-            "SELECT pg_export_snapshot(), to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+        let (id, taken_at, xids): (String, String, String) = sqlx::query_as(
+            "SELECT pg_export_snapshot(), to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), txid_current_snapshot()::text",
         )
         .fetch_one(&mut *tx)
         .await
         .map_err(db)?;
-        let snapshot = Snapshot { id, taken_at };
+        let snapshot = Snapshot {
+            id,
+            taken_at,
+            xids,
+            open_transactions,
+        };
         *self.snapshot_holder.lock().await = Some(tx);
         self.snapshot = Some(snapshot.clone());
         Ok(snapshot)

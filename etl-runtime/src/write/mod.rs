@@ -135,6 +135,8 @@ pub struct RollingFiles {
     schema: SchemaRef,
     parquet: ParquetOptions,
     max_file_bytes: Option<u64>,
+    /// File names are this, then a number: `part-00000.parquet`.
+    prefix: String,
     open: Option<ParquetFileWriter>,
     done: Vec<WrittenFile>,
 }
@@ -151,13 +153,21 @@ impl RollingFiles {
             schema,
             parquet: parquet.clone(),
             max_file_bytes,
+            prefix: "part-".to_string(),
             open: None,
             done: Vec::new(),
         }
     }
 
+    /// Names the files `<prefix>00000.parquet`, ... (an incremental batch's
+    /// `batch-00003-part-00000.parquet`) instead of `part-00000.parquet`.
+    pub fn with_prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.to_string();
+        self
+    }
+
     fn open_next(&self) -> Result<ParquetFileWriter> {
-        let name = format!("part-{:05}.parquet", self.done.len());
+        let name = format!("{}{:05}.parquet", self.prefix, self.done.len());
         ParquetFileWriter::create(&self.dir.join(name), self.schema.clone(), &self.parquet)
     }
 

@@ -80,6 +80,8 @@ pub struct PartitionedWriter {
     spill: Option<Spill>,
     /// Per partition id, its batches in the spill file, in order.
     spilled: Vec<Vec<usize>>,
+    /// The start of file names (see [`RollingFiles::with_prefix`]).
+    file_prefix: String,
 }
 
 struct Spill {
@@ -112,7 +114,14 @@ impl PartitionedWriter {
             memory_budget,
             spill: None,
             spilled: Vec::new(),
+            file_prefix: "part-".to_string(),
         }
+    }
+
+    /// Names each partition's files `<prefix>00000.parquet`, ...
+    pub fn with_file_prefix(mut self, prefix: &str) -> Self {
+        self.file_prefix = prefix.to_string();
+        self
     }
 
     /// Notes each row's partition and keeps the batch.
@@ -277,7 +286,8 @@ impl PartitionedWriter {
                 self.schema.clone(),
                 &self.parquet,
                 self.max_file_bytes,
-            );
+            )
+            .with_prefix(&self.file_prefix);
             for &batch_index in &self.spilled[id] {
                 let Some(reader) = reader.as_mut() else {
                     break;
@@ -294,8 +304,9 @@ impl PartitionedWriter {
 
     /// Writes every partition's files; returns them (paths under the table's directory), the
     /// partitions, and a warning per key whose `''` values readers will see as NULL. A table
-    /// without rows is one file at its root, so that readers see its schema.
-    pub fn finish(mut self, parallel: bool) -> Result<PartitionedFiles> {
+    /// without rows is one file at its root, so that readers see its schema, if
+    /// `schema_file_when_empty`.
+    pub fn finish(mut self, parallel: bool, schema_file_when_empty: bool) -> Result<PartitionedFiles> {
         // The last rows go through the spill file too, so that every partition is written
         // the same way and memory holds one buffer, not a regrouped copy of it.
         self.spill_buffered()?;
@@ -343,8 +354,9 @@ impl PartitionedWriter {
                 files.extend(partition_files);
             }
         }
-        if files.is_empty() {
+        if files.is_empty() && schema_file_when_empty {
             files = RollingFiles::new(&self.dir, self.schema.clone(), &self.parquet, None)
+                .with_prefix(&self.file_prefix)
                 .finish_with_schema()?;
         }
         let warnings = self

@@ -51,7 +51,12 @@ pub async fn check(args: &GenArgs) -> Result<usize> {
                 if !regen.columns.is_empty() {
                     select_columns(&mut def, &regen.columns)?;
                 }
-                render_model(&def, &regen.columns, regen.partition_by.as_deref())?
+                render_model(
+                    &def,
+                    &regen.columns,
+                    regen.partition_by.as_deref(),
+                    regen.cursor.as_deref(),
+                )?
             }
             Err(e) => {
                 differences += 1;

@@ -45,6 +45,10 @@ pub struct GenArgs {
     /// (`--partition-by region,created_at:day`).
     #[arg(long, value_name = "KEYS", requires = "table")]
     pub partition_by: Option<String>,
+    /// The column incremental runs read changes by: a NOT NULL timestamp or timestamptz set
+    /// on every change (`--cursor updated_at`); the table needs a primary key.
+    #[arg(long, value_name = "COLUMN", requires = "table")]
+    pub cursor: Option<String>,
     /// The database to read; DATABASE_URL by default.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
@@ -54,7 +58,7 @@ pub struct GenArgs {
     /// Write nothing: compare every model in the directory with the live database and exit 1
     /// listing each difference (the CI guard; fix with the `Regenerate:` command the model
     /// file names).
-    #[arg(long, conflicts_with_all = ["table", "all", "columns", "partition_by"])]
+    #[arg(long, conflicts_with_all = ["table", "all", "columns", "partition_by", "cursor"])]
     pub check: bool,
     /// Delete the model of this table (`notes`, `sales.orders`): for a table that was dropped,
     /// or the demo's. Needs no database.
@@ -129,7 +133,12 @@ pub async fn generate(args: &GenArgs) -> Result<()> {
             select_columns(&mut def, &args.columns)?;
         }
         let file = model_file(&args.models_dir, &def);
-        let source = render_model(&def, &args.columns, args.partition_by.as_deref())?;
+        let source = render_model(
+            &def,
+            &args.columns,
+            args.partition_by.as_deref(),
+            args.cursor.as_deref(),
+        )?;
         let changed = write_formatted(&file, &source)?;
         println!(
             "{} {} ({} columns)",

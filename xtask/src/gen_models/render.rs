@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 
 use etl_types::{SqlType, snake_ident};
 
@@ -46,6 +46,7 @@ pub fn render_model(
     def: &TableDef,
     columns: &[String],
     partition_by: Option<&str>,
+    cursor: Option<&str>,
 ) -> Result<String> {
     let mut fields = Vec::new();
     let mut used = BTreeSet::new();
@@ -128,6 +129,10 @@ pub fn render_model(
             rust_string(&etl_types::render_partition_by(&partition_specs))
         );
     }
+    if let Some(name) = cursor {
+        check_cursor(def, name)?;
+        let _ = write!(schema, ", cursor = {}", rust_string(name));
+    }
     let mut regen = if def.schema == "public" {
         format!("cargo xtask gen --table {}", def.name)
     } else {
@@ -144,6 +149,10 @@ pub fn render_model(
         // Without spaces: the header's command is read back word by word.
         regen.push_str(" --partition-by ");
         regen.push_str(&etl_types::render_partition_by(&partition_specs).replace(' ', ""));
+    }
+    if let Some(name) = cursor {
+        regen.push_str(" --cursor ");
+        regen.push_str(name);
     }
     let mut out = String::new();
     let _ = writeln!(
@@ -198,6 +207,30 @@ fn check_partition_by(def: &TableDef, text: &str) -> Result<Vec<etl_types::Parti
         })?;
     }
     Ok(specs)
+}
+
+/// `--cursor`: a NOT NULL timestamp column of a table with a primary key (the derive checks
+/// the same again when the model compiles).
+fn check_cursor(def: &TableDef, name: &str) -> Result<()> {
+    let column = def
+        .columns
+        .iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| anyhow!("--cursor: {}.{} has no column `{name}`", def.schema, def.name))?;
+    let encoding = SqlType::parse(&column.sql_type)?
+        .encoding(column.opt)
+        .map_err(|e| anyhow!("{}: {e}", column.name))?;
+    etl_types::check_cursor(&encoding, !column.not_null)
+        .map_err(|why| anyhow!("--cursor `{name}` ({}): {why}", column.sql_type))?;
+    if def.primary_key.is_empty() {
+        bail!(
+            "--cursor: {}.{} has no primary key; incremental batches add new versions of rows, \
+             and readers keep each key's latest",
+            def.schema,
+            def.name
+        );
+    }
+    Ok(())
 }
 
 fn rust_string(s: &str) -> String {

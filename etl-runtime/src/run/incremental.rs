@@ -1,0 +1,413 @@
+//! Incremental runs of a table with a cursor (`#[etl(cursor = "updated_at")]`): the first run
+//! exports the table whole; later runs add a batch of the rows whose cursor is at or after the
+//! last run's watermark, beside the files already published.
+//!
+//! The watermark is not the largest cursor seen: a transaction open when the run's snapshot was
+//! taken may commit later with an earlier cursor. It is the start of the oldest transaction
+//! open just before the snapshot (see [`OpenTransactions`]), or, when the role cannot see
+//! other sessions, the snapshot's time minus `--lookback`. Bounds are microseconds, the lower
+//! bound is closed: a row may come twice at a boundary, never zero times.
+//!
+//! The state (watermark, the snapshot it came from, the batches, the model's fingerprint) is
+//! the `incremental` section of the table's `_manifest.json`, published with the data in one
+//! step, so that it advances exactly when the batch does.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::codec::Scalar;
+use crate::model::TableInfo;
+use crate::source::{OpenTransactions, Snapshot};
+
+/// How far back the next run starts when the role cannot see other sessions' transactions
+/// and no `--lookback` was given.
+pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(15 * 60);
+
+/// `timestamp` (without time zone) says nothing of its zone: writers may store any local
+/// time, up to 14 hours from UTC, so such a cursor's bound is held back that much more.
+const WIDEST_UTC_OFFSET_MICROS: i64 = 14 * 3600 * 1_000_000;
+
+/// The run's choices for tables with a cursor.
+#[derive(Debug, Clone, Default)]
+pub struct IncrementalOptions {
+    /// Export every table in full (a new version, which compacts the batches).
+    pub full: bool,
+    /// Hold the watermark back this much more (cursors set by clients' clocks), or, when the
+    /// role cannot see other sessions, by this instead of [`DEFAULT_LOOKBACK`].
+    pub lookback: Option<Duration>,
+}
+
+/// Where the next run starts, and why there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watermark {
+    pub micros: i64,
+    /// `snapshot` (from the open transactions) or `lookback`.
+    pub from: &'static str,
+}
+
+impl Watermark {
+    /// The watermark of a run on `snapshot`, for `info`'s cursor; None if the open
+    /// transactions could not be read (the table then keeps no state: its next run is full).
+    pub fn of_run(
+        snapshot: &Snapshot,
+        info: &TableInfo,
+        options: &IncrementalOptions,
+    ) -> Option<Self> {
+        let open = snapshot.open_transactions?;
+        let mut watermark = Self::from_open_transactions(&open, options.lookback);
+        let naive = info
+            .cursor
+            .and_then(|i| info.columns.get(i))
+            .is_some_and(|c| c.wire == Scalar::Timestamp);
+        if naive {
+            watermark.micros -= WIDEST_UTC_OFFSET_MICROS;
+        }
+        Some(watermark)
+    }
+
+    fn from_open_transactions(open: &OpenTransactions, lookback: Option<Duration>) -> Self {
+        let micros = |d: Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX / 2);
+        if open.sees_all_sessions {
+            let oldest = open
+                .oldest_start_micros
+                .map_or(open.read_at_micros, |start| start.min(open.read_at_micros));
+            Self {
+                micros: oldest - lookback.map_or(0, micros),
+                from: "snapshot",
+            }
+        } else {
+            Self {
+                micros: open.read_at_micros - micros(lookback.unwrap_or(DEFAULT_LOOKBACK)),
+                from: "lookback",
+            }
+        }
+    }
+}
+
+/// A published batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub number: u32,
+    /// When the batch's snapshot was taken.
+    pub snapshot_taken_at: String,
+    /// Its rows are those whose cursor was at or after this (microseconds since 1970, UTC).
+    pub lower_micros: i64,
+    pub rows: u64,
+    pub files: Vec<String>,
+}
+
+/// A table's incremental state, as its manifest keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TableState {
+    pub cursor: String,
+    /// The next run reads rows whose cursor is at or after this.
+    pub watermark: Watermark,
+    /// The snapshot the watermark came from (`xmin:xmax:xip`) and its time.
+    pub snapshot: String,
+    pub snapshot_taken_at: String,
+    pub schema_fingerprint: String,
+    /// The full export the batches add to: its snapshot's time, rows and files.
+    pub version: String,
+    pub base_rows: u64,
+    pub base_files: Vec<String>,
+    pub batches: Vec<Batch>,
+}
+
+impl TableState {
+    /// Every file a reader reads: the full export's, then each batch's.
+    pub fn files(&self) -> Vec<String> {
+        let mut files = self.base_files.clone();
+        for batch in &self.batches {
+            files.extend(batch.files.iter().cloned());
+        }
+        files
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.base_rows + self.batches.iter().map(|b| b.rows).sum::<u64>()
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "cursor": self.cursor,
+            "watermark": render_micros(self.watermark.micros),
+            "watermark_micros": self.watermark.micros,
+            "watermark_from": self.watermark.from,
+            "snapshot": self.snapshot,
+            "snapshot_taken_at": self.snapshot_taken_at,
+            "schema_fingerprint": self.schema_fingerprint,
+            "version": self.version,
+            "base_rows": self.base_rows,
+            "base_files": self.base_files,
+            "batches": self.batches.iter().map(|b| json!({
+                "batch": b.number,
+                "snapshot_taken_at": b.snapshot_taken_at,
+                "lower": render_micros(b.lower_micros),
+                "lower_micros": b.lower_micros,
+                "rows": b.rows,
+                "files": b.files,
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The state in a manifest's `incremental` section; None if it has none or it does not
+    /// read (the next run is then full, which is always safe).
+    pub fn from_manifest(manifest: &Value) -> Option<Self> {
+        let state = manifest.get("incremental")?;
+        let text = |key: &str| state.get(key)?.as_str().map(str::to_string);
+        let strings = |value: &Value| -> Option<Vec<String>> {
+            value
+                .as_array()?
+                .iter()
+                .map(|f| f.as_str().map(str::to_string))
+                .collect()
+        };
+        let from = match state.get("watermark_from")?.as_str()? {
+            "snapshot" => "snapshot",
+            "lookback" => "lookback",
+            _ => return None,
+        };
+        let batches = state
+            .get("batches")?
+            .as_array()?
+            .iter()
+            .map(|b| {
+                Some(Batch {
+                    number: u32::try_from(b.get("batch")?.as_u64()?).ok()?,
+                    snapshot_taken_at: b.get("snapshot_taken_at")?.as_str()?.to_string(),
+                    lower_micros: b.get("lower_micros")?.as_i64()?,
+                    rows: b.get("rows")?.as_u64()?,
+                    files: strings(b.get("files")?)?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self {
+            cursor: text("cursor")?,
+            watermark: Watermark {
+                micros: state.get("watermark_micros")?.as_i64()?,
+                from,
+            },
+            snapshot: text("snapshot")?,
+            snapshot_taken_at: text("snapshot_taken_at")?,
+            schema_fingerprint: text("schema_fingerprint")?,
+            version: text("version")?,
+            base_rows: state.get("base_rows")?.as_u64()?,
+            base_files: strings(state.get("base_files")?)?,
+            batches,
+        })
+    }
+}
+
+/// What a run does with a table that has a cursor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    /// A new version: every row.
+    Full { reason: String },
+    /// A batch of the rows changed since `previous`'s watermark.
+    Batch { previous: TableState, number: u32 },
+}
+
+impl Plan {
+    pub fn new(info: &TableInfo, previous: Option<TableState>, options: &IncrementalOptions) -> Self {
+        let full = |reason: &str| Plan::Full {
+            reason: reason.to_string(),
+        };
+        let Some(previous) = previous else {
+            return full("first run: no incremental state");
+        };
+        if options.full {
+            return full("--full");
+        }
+        let cursor = info.cursor.and_then(|i| info.columns.get(i)).map(|c| c.name);
+        if cursor != Some(previous.cursor.as_str()) {
+            return full("the model's cursor changed");
+        }
+        if previous.schema_fingerprint != schema_fingerprint(info) {
+            return full("the model's columns or types changed");
+        }
+        let number = previous.batches.last().map_or(1, |b| b.number + 1);
+        Plan::Batch { previous, number }
+    }
+
+    /// The prefix of the run's file names: `part-` for a full export, `batch-00003-part-`.
+    pub fn file_prefix(&self) -> String {
+        match self {
+            Plan::Full { .. } => "part-".to_string(),
+            Plan::Batch { number, .. } => format!("batch-{number:05}-part-"),
+        }
+    }
+
+    /// The WHERE condition of a batch's read: the cursor at or after the last watermark.
+    pub fn filter(&self, info: &TableInfo) -> Option<String> {
+        let Plan::Batch { previous, .. } = self else {
+            return None;
+        };
+        let column = info.cursor.and_then(|i| info.columns.get(i))?;
+        let bound = render_micros(previous.watermark.micros);
+        let name = etl_types::quote_ident(column.name);
+        Some(if column.wire == Scalar::Timestamp {
+            // The bound is UTC held back by the widest offset (see `Watermark::of_run`).
+            format!("{name} >= '{}'::timestamp", bound.trim_end_matches('Z'))
+        } else {
+            format!("{name} >= '{bound}'::timestamptz")
+        })
+    }
+
+    /// The state after this run published `files` (`rows` rows) with `watermark`.
+    pub fn next_state(
+        &self,
+        info: &TableInfo,
+        snapshot: &Snapshot,
+        watermark: Watermark,
+        rows: u64,
+        files: Vec<String>,
+    ) -> TableState {
+        let cursor = info
+            .cursor
+            .and_then(|i| info.columns.get(i))
+            .map_or_else(String::new, |c| c.name.to_string());
+        let (version, base_rows, base_files, batches) = match self {
+            Plan::Full { .. } => (snapshot.taken_at.clone(), rows, files, Vec::new()),
+            Plan::Batch { previous, number } => {
+                let mut batches = previous.batches.clone();
+                batches.push(Batch {
+                    number: *number,
+                    snapshot_taken_at: snapshot.taken_at.clone(),
+                    lower_micros: previous.watermark.micros,
+                    rows,
+                    files,
+                });
+                (
+                    previous.version.clone(),
+                    previous.base_rows,
+                    previous.base_files.clone(),
+                    batches,
+                )
+            }
+        };
+        TableState {
+            cursor,
+            watermark,
+            snapshot: snapshot.xids.clone(),
+            snapshot_taken_at: snapshot.taken_at.clone(),
+            schema_fingerprint: schema_fingerprint(info),
+            version,
+            base_rows,
+            base_files,
+            batches,
+        }
+    }
+}
+
+/// What the run did with a table that has a cursor, for the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncrementalOutcome {
+    /// `full` or `batch`.
+    pub mode: &'static str,
+    /// Why full; for a batch, which rows.
+    pub reason: String,
+    pub batch: Option<u32>,
+    /// The next run's lower bound and where it came from; None if no state was kept.
+    pub watermark: Option<Watermark>,
+}
+
+impl IncrementalOutcome {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "mode": self.mode,
+            "reason": self.reason,
+            "batch": self.batch,
+            "next_lower_bound": self.watermark.as_ref().map(|w| render_micros(w.micros)),
+            "watermark_from": self.watermark.as_ref().map(|w| w.from),
+        })
+    }
+
+    /// One line for a person: `batch 3: rows changed since 2024-... (next from the snapshot)`.
+    pub fn describe(&self) -> String {
+        let next = match &self.watermark {
+            Some(w) if w.from == "lookback" => format!(
+                "next run from {} (--lookback: this role cannot see other sessions' \
+                 transactions; grant it pg_read_all_stats for an exact watermark)",
+                render_micros(w.micros)
+            ),
+            Some(w) => format!("next run from {}", render_micros(w.micros)),
+            None => "no state kept: the next run is full".to_string(),
+        };
+        match self.batch {
+            Some(n) => format!("batch {n}: {}; {next}", self.reason),
+            None => format!("full export ({}); {next}", self.reason),
+        }
+    }
+}
+
+/// A stable fingerprint of what the files hold: columns (name, type, nullability), partition
+/// keys and cursor. A batch is only added to files of the same fingerprint.
+pub fn schema_fingerprint(info: &TableInfo) -> String {
+    let mut text = String::new();
+    for column in info.columns {
+        text.push_str(&format!(
+            "{}\t{}\t{}\n",
+            column.name, column.sql_type, column.nullable
+        ));
+    }
+    for key in info.partition_by {
+        text.push_str(&format!("partition {}\t{}\n", key.name, key.column));
+    }
+    if let Some(cursor) = info.cursor {
+        text.push_str(&format!("cursor {cursor}\n"));
+    }
+    // FNV-1a: stable across builds and platforms, unlike the standard library's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in text.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+/// Microseconds since 1970 as RFC 3339 in UTC with all six digits.
+pub fn render_micros(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros).map_or_else(
+        || micros.to_string(),
+        |t| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watermark_is_the_oldest_open_transaction_or_the_lookback() {
+        let open = OpenTransactions {
+            read_at_micros: 1_000_000_000,
+            oldest_start_micros: Some(400_000_000),
+            sees_all_sessions: true,
+        };
+        let w = Watermark::from_open_transactions(&open, None);
+        assert_eq!(w, Watermark { micros: 400_000_000, from: "snapshot" });
+        let w = Watermark::from_open_transactions(&open, Some(Duration::from_secs(100)));
+        assert_eq!(w.micros, 300_000_000);
+        let none_open = OpenTransactions {
+            oldest_start_micros: None,
+            ..open
+        };
+        assert_eq!(
+            Watermark::from_open_transactions(&none_open, None).micros,
+            1_000_000_000
+        );
+        let blind = OpenTransactions {
+            sees_all_sessions: false,
+            ..open
+        };
+        let w = Watermark::from_open_transactions(&blind, Some(Duration::from_secs(60)));
+        assert_eq!(w, Watermark { micros: 940_000_000, from: "lookback" });
+    }
+
+    #[test]
+    fn bounds_keep_every_microsecond() {
+        assert_eq!(render_micros(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(render_micros(-1), "1969-12-31T23:59:59.999999Z");
+    }
+}
