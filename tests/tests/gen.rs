@@ -121,6 +121,7 @@ fn args(db: &etl_tests::TestDb, dir: &Path) -> GenArgs {
         schema: "public".into(),
         columns: Vec::new(),
         partition_by: None,
+        cursor: None,
         database_url: db.url.clone(),
         models_dir: dir.to_path_buf(),
         check: false,
@@ -388,6 +389,24 @@ async fn check_catches_each_kind_of_drift() {
         .await
         .expect_err(keys);
         assert!(format!("{error:#}").contains(why), "{keys}: {error:#}");
+    }
+    // --cursor: a NOT NULL timestamp, checked against the live column before writing.
+    for (cursor, why) in [
+        (
+            "paid_on",
+            "a cursor is a `timestamp` or `timestamptz` column",
+        ),
+        ("paid_at", "has no column `paid_at`"),
+    ] {
+        let error = generate(&GenArgs {
+            table: Some("payment".into()),
+            cursor: Some(cursor.into()),
+            models_dir: root.join("refused"),
+            ..args(&db, &root)
+        })
+        .await
+        .expect_err(cursor);
+        assert!(format!("{error:#}").contains(why), "{cursor}: {error:#}");
     }
     assert!(!root.join("refused/payment.rs").exists());
 

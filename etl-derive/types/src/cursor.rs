@@ -8,17 +8,24 @@ use crate::{ColumnEncoding, Encoding, Shape};
 /// exported after the first run: such a model is refused rather than made to lose rows.
 pub fn check_cursor(encoding: &ColumnEncoding, nullable: bool) -> Result<(), String> {
     let timestamp = encoding.shape == Shape::Scalar
-        && matches!(encoding.element, Encoding::Timestamp | Encoding::Timestamptz);
+        && matches!(
+            encoding.element,
+            Encoding::Timestamp | Encoding::Timestamptz
+        );
     if !timestamp {
-        return Err("a cursor is a `timestamp` or `timestamptz` column (the time of each \
+        return Err(
+            "a cursor is a `timestamp` or `timestamptz` column (the time of each \
                     row's last change)"
-            .into());
+                .into(),
+        );
     }
     if nullable {
-        return Err("a cursor column must be NOT NULL: rows whose cursor is NULL would \
+        return Err(
+            "a cursor column must be NOT NULL: rows whose cursor is NULL would \
                     never be exported by an incremental run (make the column NOT NULL, with a \
                     default such as now(), or choose another)"
-            .into());
+                .into(),
+        );
     }
     Ok(())
 }

@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::model::{EtlTable, PartitionKey, RecordBatchEncoder, TableInfo, WireBatchEncoder};
-use crate::run::incremental::{IncrementalOptions, IncrementalOutcome, Plan, TableState, Watermark};
+use crate::run::incremental::{
+    IncrementalOptions, IncrementalOutcome, Plan, TableState, Watermark,
+};
 use crate::run::progress::ProgressObserver;
 use crate::sink::{Sink, StagedTable};
 use crate::source::PgSource;
@@ -277,7 +279,9 @@ pub(crate) async fn run_export(
     let staged = sink.stage(&dir_name)?;
     let read = TableRead {
         filter: plan.as_ref().and_then(|p| p.filter(output)),
-        file_prefix: plan.as_ref().map_or_else(|| "part-".to_string(), Plan::file_prefix),
+        file_prefix: plan
+            .as_ref()
+            .map_or_else(|| "part-".to_string(), Plan::file_prefix),
         batch: matches!(plan, Some(Plan::Batch { .. })),
     };
     let written = write_files(
@@ -311,9 +315,10 @@ pub(crate) async fn run_export(
                     let watermark = source
                         .snapshot()
                         .and_then(|s| Watermark::of_run(s, output, &options.incremental));
-                    let state = source.snapshot().zip(watermark.clone()).map(|(s, w)| {
-                        plan.next_state(output, s, w, rows, names.clone())
-                    });
+                    let state = source
+                        .snapshot()
+                        .zip(watermark.clone())
+                        .map(|(s, w)| plan.next_state(output, s, w, rows, names.clone()));
                     let outcome = match plan {
                         Plan::Full { reason } => IncrementalOutcome {
                             mode: "full",
@@ -326,9 +331,7 @@ pub(crate) async fn run_export(
                             reason: format!(
                                 "rows whose {} is at or after {}",
                                 previous.cursor,
-                                crate::run::incremental::render_micros(
-                                    previous.watermark.micros
-                                )
+                                crate::run::incremental::render_micros(previous.watermark.micros)
                             ),
                             batch: Some(*number),
                             watermark,
@@ -347,17 +350,22 @@ pub(crate) async fn run_export(
                 _ => Ok(()),
             };
             // A cancelled run publishes nothing more, even a table it finished reading.
-            if let Err(e) = carried.and_then(|()| options.cancel.check()).and_then(|()| {
-                let all_files = state.as_ref().map_or_else(|| names.clone(), TableState::files);
-                let listing = Listing {
-                    rows: state.as_ref().map_or(rows, TableState::rows),
-                    bytes,
-                    files: &all_files,
-                    partitions: &partitions,
-                    incremental: state.as_ref(),
-                };
-                write_manifest(&staged.dir, output, &listing, source)
-            }) {
+            if let Err(e) = carried
+                .and_then(|()| options.cancel.check())
+                .and_then(|()| {
+                    let all_files = state
+                        .as_ref()
+                        .map_or_else(|| names.clone(), TableState::files);
+                    let listing = Listing {
+                        rows: state.as_ref().map_or(rows, TableState::rows),
+                        bytes,
+                        files: &all_files,
+                        partitions: &partitions,
+                        incremental: state.as_ref(),
+                    };
+                    write_manifest(&staged.dir, output, &listing, source)
+                })
+            {
                 sink.discard(staged);
                 return Err(e);
             }
@@ -571,14 +579,17 @@ fn encode_chunks(
                 .with_prefix(file_prefix),
         )
     } else {
-        FileSequence::Partitioned(PartitionedWriter::new(
-            dir,
-            schema,
-            partition_by,
-            &options.parquet,
-            options.max_file_bytes,
-            options.partition_buffer_bytes,
-        ).with_file_prefix(file_prefix))
+        FileSequence::Partitioned(
+            PartitionedWriter::new(
+                dir,
+                schema,
+                partition_by,
+                &options.parquet,
+                options.max_file_bytes,
+                options.partition_buffer_bytes,
+            )
+            .with_file_prefix(file_prefix),
+        )
     };
     while let Some(tuples) = received.blocking_recv() {
         options.cancel.check()?;

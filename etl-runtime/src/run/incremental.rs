@@ -209,7 +209,11 @@ pub enum Plan {
 }
 
 impl Plan {
-    pub fn new(info: &TableInfo, previous: Option<TableState>, options: &IncrementalOptions) -> Self {
+    pub fn new(
+        info: &TableInfo,
+        previous: Option<TableState>,
+        options: &IncrementalOptions,
+    ) -> Self {
         let full = |reason: &str| Plan::Full {
             reason: reason.to_string(),
         };
@@ -219,7 +223,10 @@ impl Plan {
         if options.full {
             return full("--full");
         }
-        let cursor = info.cursor.and_then(|i| info.columns.get(i)).map(|c| c.name);
+        let cursor = info
+            .cursor
+            .and_then(|i| info.columns.get(i))
+            .map(|c| c.name);
         if cursor != Some(previous.cursor.as_str()) {
             return full("the model's cursor changed");
         }
@@ -386,7 +393,13 @@ mod tests {
             sees_all_sessions: true,
         };
         let w = Watermark::from_open_transactions(&open, None);
-        assert_eq!(w, Watermark { micros: 400_000_000, from: "snapshot" });
+        assert_eq!(
+            w,
+            Watermark {
+                micros: 400_000_000,
+                from: "snapshot"
+            }
+        );
         let w = Watermark::from_open_transactions(&open, Some(Duration::from_secs(100)));
         assert_eq!(w.micros, 300_000_000);
         let none_open = OpenTransactions {
@@ -402,12 +415,21 @@ mod tests {
             ..open
         };
         let w = Watermark::from_open_transactions(&blind, Some(Duration::from_secs(60)));
-        assert_eq!(w, Watermark { micros: 940_000_000, from: "lookback" });
+        assert_eq!(
+            w,
+            Watermark {
+                micros: 940_000_000,
+                from: "lookback"
+            }
+        );
     }
 
     #[test]
     fn bounds_keep_every_microsecond() {
-        assert_eq!(render_micros(1_700_000_000_123_456), "2023-11-14T22:13:20.123456Z");
+        assert_eq!(
+            render_micros(1_700_000_000_123_456),
+            "2023-11-14T22:13:20.123456Z"
+        );
         assert_eq!(render_micros(-1), "1969-12-31T23:59:59.999999Z");
     }
 }

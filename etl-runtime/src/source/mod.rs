@@ -169,18 +169,19 @@ impl PgSource {
             source,
         };
         // Before the snapshot, in a statement of its own (see `OpenTransactions`).
-        let open_transactions = sqlx::query_as::<_, (i64, Option<i64>, Option<bool>)>(
-            OPEN_TRANSACTIONS_SQL,
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map(|(read_at_micros, oldest_start_micros, sees_all)| OpenTransactions {
-            read_at_micros,
-            oldest_start_micros,
-            sees_all_sessions: sees_all.unwrap_or(false),
-        })
-        .inspect_err(|e| tracing::warn!("cannot read pg_stat_activity: {e}"))
-        .ok();
+        let open_transactions =
+            sqlx::query_as::<_, (i64, Option<i64>, Option<bool>)>(OPEN_TRANSACTIONS_SQL)
+                .fetch_one(&self.pool)
+                .await
+                .map(
+                    |(read_at_micros, oldest_start_micros, sees_all)| OpenTransactions {
+                        read_at_micros,
+                        oldest_start_micros,
+                        sees_all_sessions: sees_all.unwrap_or(false),
+                    },
+                )
+                .inspect_err(|e| tracing::warn!("cannot read pg_stat_activity: {e}"))
+                .ok();
         let mut tx = self.pool.begin_with(BEGIN_READ).await.map_err(db)?;
         let (id, taken_at, xids): (String, String, String) = sqlx::query_as(
             "SELECT pg_export_snapshot(), to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), txid_current_snapshot()::text",

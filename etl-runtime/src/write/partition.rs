@@ -306,7 +306,11 @@ impl PartitionedWriter {
     /// partitions, and a warning per key whose `''` values readers will see as NULL. A table
     /// without rows is one file at its root, so that readers see its schema, if
     /// `schema_file_when_empty`.
-    pub fn finish(mut self, parallel: bool, schema_file_when_empty: bool) -> Result<PartitionedFiles> {
+    pub fn finish(
+        mut self,
+        parallel: bool,
+        schema_file_when_empty: bool,
+    ) -> Result<PartitionedFiles> {
         // The last rows go through the spill file too, so that every partition is written
         // the same way and memory holds one buffer, not a regrouped copy of it.
         self.spill_buffered()?;

@@ -212,11 +212,13 @@ fn check_partition_by(def: &TableDef, text: &str) -> Result<Vec<etl_types::Parti
 /// `--cursor`: a NOT NULL timestamp column of a table with a primary key (the derive checks
 /// the same again when the model compiles).
 fn check_cursor(def: &TableDef, name: &str) -> Result<()> {
-    let column = def
-        .columns
-        .iter()
-        .find(|c| c.name == name)
-        .ok_or_else(|| anyhow!("--cursor: {}.{} has no column `{name}`", def.schema, def.name))?;
+    let column = def.columns.iter().find(|c| c.name == name).ok_or_else(|| {
+        anyhow!(
+            "--cursor: {}.{} has no column `{name}`",
+            def.schema,
+            def.name
+        )
+    })?;
     let encoding = SqlType::parse(&column.sql_type)?
         .encoding(column.opt)
         .map_err(|e| anyhow!("{}: {e}", column.name))?;

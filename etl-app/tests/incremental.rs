@@ -1,0 +1,329 @@
+//! Incremental runs of a table with a cursor (the demo's `accounts`, whose trigger sets
+//! `updated_at = now()` on every change), on a real PostgreSQL, read back by DuckDB and
+//! pyarrow with the README's latest-version query.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+
+fn etl_app() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_etl-demo"));
+    command.env_remove("DATABASE_URL").env_remove("ETL_OUTPUT");
+    command
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn demo_database(label: &str) -> etl_tests::TestDb {
+    let db = etl_tests::fresh_database(label).expect("database");
+    let sql = etl_tests::workspace_root().join("xtask/sql/demo.sql");
+    etl_tests::postgres::psql_file(&db.url, &sql, &[]).expect("demo tables");
+    db
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = etl_tests::target_dir().join("test-out").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn sql(url: &str, statement: &str) -> String {
+    etl_tests::postgres::psql(url, statement).expect(statement)
+}
+
+/// Runs `accounts` incrementally; returns the output and the run report's table entry.
+fn run(url: &str, out: &Path, extra: &[&str]) -> (String, serde_json::Value) {
+    let report = out.with_extension("report.json");
+    let output = etl_app()
+        .args(["run", "--tables", "accounts", "--output"])
+        .arg(out)
+        .arg("--report")
+        .arg(&report)
+        .args(extra)
+        .env("DATABASE_URL", url)
+        .output()
+        .expect("run etl-app");
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{said}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("report")).expect("report JSON");
+    (said, report["tables"][0].clone())
+}
+
+/// A psql session kept open, to hold a transaction across runs.
+struct Session {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Session {
+    fn open(url: &str) -> Self {
+        let mut child = Command::new("psql")
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("psql");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        Self {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// Sends `statements` and waits until psql has run them.
+    fn run(&mut self, statements: &str) {
+        writeln!(self.stdin, "{statements}\n\\echo done").expect("write to psql");
+        self.stdin.flush().expect("flush");
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = self.stdout.read_line(&mut line).expect("read psql");
+            assert!(read > 0, "psql ended before `{statements}` was done");
+            if line.trim() == "done" {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The latest version of each row across the full export and its batches, by DuckDB and by
+/// pyarrow, against PostgreSQL, value for value; returns the readers' verdict.
+fn latest_versions_equal_postgres(url: &str, table_dir: &Path) -> String {
+    let python = etl_tests::python::python().expect("python readers");
+    let script = r#"
+import sys, duckdb, psycopg, pyarrow.dataset as ds, pyarrow.compute as pc
+dsn, table_dir = sys.argv[1], sys.argv[2]
+with psycopg.connect(dsn) as conn:
+    expected = [tuple(r) for r in conn.execute(
+        "SELECT id, owner, balance::text, updated_at FROM accounts ORDER BY id")]
+# The README's query: each key's row with the latest cursor.
+got = duckdb.sql(f"""
+    SELECT id, owner, balance::text, updated_at FROM read_parquet('{table_dir}/*.parquet')
+    QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC) = 1
+    ORDER BY id""").fetchall()
+got = [(i, o, b, u) for (i, o, b, u) in got]
+if got != expected:
+    missing = [e for e in expected if e not in got][:5]
+    print(f"duckdb: {len(got)} rows, expected {len(expected)}; first differences {missing}")
+    sys.exit(1)
+table = ds.dataset(table_dir, format="parquet").to_table()
+latest = {}
+for row in table.to_pylist():
+    seen = latest.get(row["id"])
+    if seen is None or row["updated_at"] > seen["updated_at"]:
+        latest[row["id"]] = row
+arrow_rows = [(r["id"], r["owner"], str(r["balance"]), r["updated_at"]) for _, r in sorted(latest.items())]
+if arrow_rows != expected:
+    print(f"pyarrow: {len(arrow_rows)} rows differ from PostgreSQL's {len(expected)}")
+    sys.exit(1)
+print(f"equal: {len(expected)} rows from {table.num_rows} versions")
+"#;
+    let output = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .arg(url)
+        .arg(table_dir)
+        .output()
+        .expect("python");
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    said
+}
+
+#[test]
+fn a_late_commit_is_delivered_by_the_next_run() {
+    let db = demo_database("incremental_late_commit");
+    let out = out_dir("incremental-late-commit");
+    let (said, table) = run(&db.url, &out, &[]);
+    assert_eq!(table["mode"], "full", "{said}");
+    assert_eq!(table["rows"], 1000);
+
+    // A transaction takes now() for updated_at, then stays open while others commit later
+    // changes: its row carries an earlier cursor than rows committed before it.
+    let mut late = Session::open(&db.url);
+    late.run("BEGIN; UPDATE accounts SET balance = -7 WHERE id = 7;");
+    sql(&db.url, "UPDATE accounts SET balance = 8.5 WHERE id = 8");
+    let (said, table) = run(&db.url, &out, &[]);
+    assert_eq!(table["mode"], "batch", "{said}");
+    assert_eq!(table["incremental"]["watermark_from"], "snapshot", "{said}");
+    assert_eq!(table["rows"], 1, "only id 8 is visible: {said}");
+    late.run("COMMIT;");
+    sql(&db.url, "UPDATE accounts SET balance = 9.25 WHERE id = 9");
+
+    let (said, table) = run(&db.url, &out, &[]);
+    assert_eq!(table["mode"], "batch", "{said}");
+    // id 7 committed late with the earlier cursor; id 8 again (a boundary repeat), id 9 new.
+    let rows = table["rows"].as_u64().unwrap_or(0);
+    assert!(rows >= 2, "{said}");
+    let verdict = latest_versions_equal_postgres(&db.url, &out.join("accounts"));
+    assert!(verdict.contains("equal: 1000 rows"), "{verdict}");
+    let balance_7 = sql(&db.url, "SELECT balance FROM accounts WHERE id = 7");
+    assert_eq!(balance_7, "-7.00");
+
+    // The state says where the next run starts and which batches the version holds.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("accounts/_manifest.json")).expect("manifest"),
+    )
+    .expect("manifest JSON");
+    let state = &manifest["incremental"];
+    assert_eq!(state["cursor"], "updated_at");
+    assert_eq!(state["batches"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        manifest["files"].as_array().map(Vec::len),
+        Some(3),
+        "{manifest}"
+    );
+}
+
+#[test]
+fn a_role_that_cannot_see_other_sessions_falls_back_to_the_lookback() {
+    let db = demo_database("incremental_lookback");
+    sql(
+        &db.url,
+        "CREATE ROLE etl_blind LOGIN; GRANT SELECT ON accounts TO etl_blind",
+    );
+    let blind_url = db.url.replacen("postgres@", "etl_blind@", 1);
+    assert_ne!(blind_url, db.url, "the test URL names the postgres user");
+    let out = out_dir("incremental-lookback");
+    run(&blind_url, &out, &[]);
+
+    let mut late = Session::open(&db.url);
+    late.run("BEGIN; UPDATE accounts SET balance = -3 WHERE id = 3;");
+    sql(&db.url, "UPDATE accounts SET balance = 4 WHERE id = 4");
+    let (said, table) = run(&blind_url, &out, &["--lookback", "1h"]);
+    assert_eq!(table["incremental"]["watermark_from"], "lookback", "{said}");
+    assert!(said.contains("--lookback"), "the run says so: {said}");
+    late.run("COMMIT;");
+    let (said, _) = run(&blind_url, &out, &["--lookback", "1h"]);
+    let verdict = latest_versions_equal_postgres(&db.url, &out.join("accounts"));
+    assert!(verdict.contains("equal: 1000 rows"), "{said}\n{verdict}");
+    let _ = sql(&db.url, "DROP OWNED BY etl_blind");
+}
+
+#[test]
+fn bounds_keep_microseconds_and_ties_are_read_again() {
+    let db = demo_database("incremental_ties");
+    let out = out_dir("incremental-ties");
+    run(&db.url, &out, &[]);
+    let manifest = |out: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join("accounts/_manifest.json")).expect("m"))
+            .expect("manifest JSON")
+    };
+    let bound = manifest(&out)["incremental"]["watermark"]
+        .as_str()
+        .expect("watermark")
+        .to_string();
+    // Rows exactly at the bound, 1 µs before and 1 µs after it, inserted as if by
+    // transactions that started there (and invisible to the first run).
+    sql(
+        &db.url,
+        &format!(
+            "INSERT INTO accounts (id, owner, balance, updated_at) VALUES \
+             (2001, 'at', 1, '{bound}'), \
+             (2002, 'before', 2, '{bound}'::timestamptz - interval '1 microsecond'), \
+             (2003, 'after', 3, '{bound}'::timestamptz + interval '1 microsecond')"
+        ),
+    );
+    let (said, table) = run(&db.url, &out, &[]);
+    assert_eq!(table["mode"], "batch", "{said}");
+    let python = etl_tests::python::python().expect("python readers");
+    let ids = Command::new(python)
+        .arg("-c")
+        .arg(
+            "import sys, duckdb; print(sorted(r[0] for r in duckdb.sql(\
+             f\"SELECT id FROM read_parquet('{sys.argv[1]}/batch-*.parquet')\").fetchall()))",
+        )
+        .arg(out.join("accounts"))
+        .output()
+        .expect("python");
+    // The closed lower bound takes the row at it and after it, not the one before.
+    assert_eq!(
+        String::from_utf8_lossy(&ids.stdout).trim(),
+        "[2001, 2003]",
+        "{}",
+        text(&ids)
+    );
+}
+
+#[test]
+fn two_runs_of_one_table_at_once_do_not_both_advance_it() {
+    let db = demo_database("incremental_lock");
+    let out = out_dir("incremental-lock");
+    run(&db.url, &out, &[]);
+    // Another run holds the table's lock (as a run in progress does).
+    let lock_path = out.join(".etl-locks/accounts.lock");
+    let lock = std::fs::File::open(&lock_path).expect("the table's lock file");
+    lock.lock().expect("lock");
+    let before = std::fs::read(out.join("accounts/_manifest.json")).expect("manifest");
+    sql(&db.url, "UPDATE accounts SET balance = 1 WHERE id = 1");
+    let output = etl_app()
+        .args(["run", "--tables", "accounts", "--output"])
+        .arg(&out)
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run etl-app");
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("being exported by another run"), "{said}");
+    let after = std::fs::read(out.join("accounts/_manifest.json")).expect("manifest");
+    assert_eq!(before, after, "the state did not move");
+    lock.unlock().expect("unlock");
+    let (said, table) = run(&db.url, &out, &[]);
+    assert_eq!(table["mode"], "batch", "{said}");
+    assert_eq!(table["rows"], 1, "{said}");
+}
+
+#[test]
+fn full_and_a_changed_model_start_a_new_version() {
+    let db = demo_database("incremental_full");
+    let out = out_dir("incremental-full");
+    run(&db.url, &out, &[]);
+    sql(&db.url, "UPDATE accounts SET balance = 2 WHERE id = 2");
+    let (_, table) = run(&db.url, &out, &[]);
+    assert_eq!(table["mode"], "batch");
+    let (said, table) = run(&db.url, &out, &["--full"]);
+    assert_eq!(table["mode"], "full", "{said}");
+    assert_eq!(table["incremental"]["reason"], "--full", "{said}");
+    let names: Vec<String> = std::fs::read_dir(out.join("accounts"))
+        .expect("table dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".parquet"))
+        .collect();
+    assert_eq!(
+        names,
+        ["part-00000.parquet"],
+        "the batches are compacted away"
+    );
+    // A state written by another model (its fingerprint differs) is not added to.
+    let manifest_path = out.join("accounts/_manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).expect("m")).expect("json");
+    manifest["incremental"]["schema_fingerprint"] = "0000000000000000".into();
+    std::fs::write(&manifest_path, manifest.to_string()).expect("write manifest");
+    let (said, table) = run(&db.url, &out, &[]);
+    assert_eq!(table["mode"], "full", "{said}");
+    assert!(
+        said.contains("the model's columns or types changed"),
+        "the run says why: {said}"
+    );
+    let verdict = latest_versions_equal_postgres(&db.url, &out.join("accounts"));
+    assert!(verdict.contains("equal: 1000 rows"), "{verdict}");
+}
