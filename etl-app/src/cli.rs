@@ -21,6 +21,9 @@ Examples:
   # Has the database drifted from the models? (run also refuses a table that has)
   etl-app check
 
+  # Where incremental tables stand (watermark, batches):
+  etl-app state --output /data/exports
+
 Try it on a throwaway database with `cargo xtask demo`. Models are generated from a live
 table with `cargo xtask gen --table NAME`.
 
@@ -58,6 +61,23 @@ pub enum Command {
     /// Compare every registered model with the live database; exit 1 listing each difference
     /// (column added, dropped, retyped, nullability changed).
     Check(CheckArgs),
+    /// Show each table's published state in the output: its version, and for a table with a
+    /// cursor where the next incremental run starts (and why there) and its batches.
+    State(StateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// Tables to show, comma-separated; all registered tables when left out.
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Vec<String>,
+
+    /// The output the runs write to: a directory, or s3://bucket/prefix.
+    #[arg(long, env = "ETL_OUTPUT", default_value = "./etl-out")]
+    pub output: String,
+
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 #[derive(Debug, Args)]

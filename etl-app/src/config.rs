@@ -17,7 +17,7 @@ use etl_runtime::write::{Codec, ParquetOptions};
 use etl_runtime::{Export, Registry, redact_url};
 
 use crate::Failure;
-use crate::cli::{Compression, Database, GluePartitionsArg, RunArgs, Sse};
+use crate::cli::{Compression, Database, GluePartitionsArg, RunArgs, S3Args, Sse};
 
 /// S3's default part size when `--s3-part-size` is left out.
 const DEFAULT_PART_SIZE: u64 = 64 << 20;
@@ -104,7 +104,7 @@ impl RunConfig {
         require_exports(registry)?;
         let exports = registry.select(&args.tables)?;
         let output = if args.output.starts_with("s3:") {
-            Output::S3(s3_options(&args)?)
+            Output::S3(s3_options(&args.output, &args.s3)?)
         } else {
             if let Some((_, flag)) = S3_ONLY.iter().find(|(id, _)| given(id)) {
                 return Err(usage(format!(
@@ -215,20 +215,20 @@ pub fn checked_database_url(database: &Database) -> Result<String, Failure> {
     }
 }
 
-fn s3_options(args: &RunArgs) -> Result<S3Options, Failure> {
-    let (bucket, prefix) = S3Options::parse_url(&args.output).ok_or_else(|| {
+pub(crate) fn s3_options(output: &str, s3: &S3Args) -> Result<S3Options, Failure> {
+    let (bucket, prefix) = S3Options::parse_url(&output).ok_or_else(|| {
         usage(format!(
             "--output `{}` is not an S3 location; write s3://bucket/prefix",
-            args.output
+            output
         ))
     })?;
     if !valid_bucket(&bucket) {
         return Err(usage(format!(
             "--output `{}`: `{bucket}` is not an S3 bucket name (3-63 characters: lower-case letters, digits, dots and hyphens)",
-            args.output
+            output
         )));
     }
-    let part_size = args.s3.s3_part_size.unwrap_or(DEFAULT_PART_SIZE);
+    let part_size = s3.s3_part_size.unwrap_or(DEFAULT_PART_SIZE);
     if part_size < 5 << 20 {
         return Err(usage(format!(
             "--s3-part-size {part_size}: S3 parts are at least 5MB"
@@ -237,16 +237,15 @@ fn s3_options(args: &RunArgs) -> Result<S3Options, Failure> {
     Ok(S3Options {
         bucket,
         prefix,
-        path_style: args.s3.s3_path_style,
+        path_style: s3.s3_path_style,
         part_size: usize::try_from(part_size).unwrap_or(usize::MAX),
-        keep_versions: args.s3.keep_versions as usize,
-        sse: args.s3.sse.map(|sse| match sse {
+        keep_versions: s3.keep_versions as usize,
+        sse: s3.sse.map(|sse| match sse {
             Sse::Aes256 => ServerSideEncryption::Aes256,
             Sse::AwsKms => ServerSideEncryption::AwsKms,
         }),
-        sse_kms_key_id: args.s3.sse_kms_key_id.clone(),
-        staging_dir: args
-            .s3
+        sse_kms_key_id: s3.sse_kms_key_id.clone(),
+        staging_dir: s3
             .staging_dir
             .clone()
             .unwrap_or_else(|| std::env::temp_dir().join("etl-staging")),

@@ -63,6 +63,12 @@ pub fn main(registry: Registry) -> ExitCode {
             .context("cannot start the async runtime")
             .map_err(Failure::from)
             .and_then(|rt| rt.block_on(check(&registry, args))),
+        Command::State(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .map_err(Failure::from)
+            .and_then(|rt| rt.block_on(state(&registry, args))),
     };
     match result {
         Ok(code) => code,
@@ -98,6 +104,66 @@ impl From<etl_runtime::Error> for Failure {
             e => Failure::Runtime(anyhow!(etl_runtime::error::report(&e))),
         }
     }
+}
+
+/// `etl-app state`: what each table's manifest says, without connecting to PostgreSQL.
+async fn state(registry: &Registry, args: cli::StateArgs) -> Result<ExitCode, Failure> {
+    use etl_runtime::run::incremental::{TableState, render_micros};
+    let exports = registry.select(&args.tables)?;
+    let sink: Box<dyn Sink> = if args.output.starts_with("s3:") {
+        let options = config::s3_options(&args.output, &args.s3)?;
+        Box::new(S3Sink::new(options, &format!("state-{}", std::process::id())).await?)
+    } else {
+        Box::new(LocalDirSink::new(
+            &args.output,
+            &format!("state-{}", std::process::id()),
+        )?)
+    };
+    println!(
+        "{:<28} {:<28} {:<40} {:>7} {:>10} {:>6}",
+        "table", "version", "next run from", "batches", "rows", "files"
+    );
+    for export in exports {
+        let dir = etl_runtime::run::export::table_dir(&export.info);
+        let manifest = sink.current_manifest(&dir).await?;
+        let Some(manifest) = manifest else {
+            println!("{:<28} (not exported yet)", export.name());
+            continue;
+        };
+        let rows = manifest.get("rows").and_then(|r| r.as_u64()).unwrap_or(0);
+        let files = manifest
+            .get("files")
+            .and_then(|f| f.as_array())
+            .map_or(0, Vec::len);
+        match TableState::from_manifest(&manifest) {
+            Some(state) => println!(
+                "{:<28} {:<28} {:<40} {:>7} {:>10} {:>6}",
+                export.name(),
+                state.version,
+                format!(
+                    "{} ({})",
+                    render_micros(state.watermark.micros),
+                    state.watermark.from
+                ),
+                state.batches.len(),
+                rows,
+                files
+            ),
+            None => println!(
+                "{:<28} {:<28} {:<40} {:>7} {:>10} {:>6}",
+                export.name(),
+                manifest
+                    .get("snapshot_taken_at")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("-"),
+                "(full exports: no cursor)",
+                "-",
+                rows,
+                files
+            ),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn list(registry: &Registry) {

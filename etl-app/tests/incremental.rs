@@ -103,48 +103,16 @@ impl Drop for Session {
     }
 }
 
-/// The latest version of each row across the full export and its batches, by DuckDB and by
-/// pyarrow, against PostgreSQL, value for value; returns the readers' verdict.
+/// The latest version of each row across the full export and its batches, by DuckDB (the
+/// README's query) and pyarrow, against PostgreSQL, value for value.
 fn latest_versions_equal_postgres(url: &str, table_dir: &Path) -> String {
-    let python = etl_tests::python::python().expect("python readers");
-    let script = r#"
-import sys, duckdb, psycopg, pyarrow.dataset as ds, pyarrow.compute as pc
-dsn, table_dir = sys.argv[1], sys.argv[2]
-with psycopg.connect(dsn) as conn:
-    expected = [tuple(r) for r in conn.execute(
-        "SELECT id, owner, balance::text, updated_at FROM accounts ORDER BY id")]
-# The README's query: each key's row with the latest cursor.
-got = duckdb.sql(f"""
-    SELECT id, owner, balance::text, updated_at FROM read_parquet('{table_dir}/*.parquet')
-    QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC) = 1
-    ORDER BY id""").fetchall()
-got = [(i, o, b, u) for (i, o, b, u) in got]
-if got != expected:
-    missing = [e for e in expected if e not in got][:5]
-    print(f"duckdb: {len(got)} rows, expected {len(expected)}; first differences {missing}")
-    sys.exit(1)
-table = ds.dataset(table_dir, format="parquet").to_table()
-latest = {}
-for row in table.to_pylist():
-    seen = latest.get(row["id"])
-    if seen is None or row["updated_at"] > seen["updated_at"]:
-        latest[row["id"]] = row
-arrow_rows = [(r["id"], r["owner"], str(r["balance"]), r["updated_at"]) for _, r in sorted(latest.items())]
-if arrow_rows != expected:
-    print(f"pyarrow: {len(arrow_rows)} rows differ from PostgreSQL's {len(expected)}")
-    sys.exit(1)
-print(f"equal: {len(expected)} rows from {table.num_rows} versions")
-"#;
-    let output = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .arg(url)
-        .arg(table_dir)
-        .output()
-        .expect("python");
-    let said = text(&output);
-    assert!(output.status.success(), "{said}");
-    said
+    etl_tests::python::latest_versions_equal_postgres(
+        url,
+        table_dir,
+        "accounts",
+        ("id", "updated_at", "id, owner, balance::text, updated_at"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -189,6 +157,29 @@ fn a_late_commit_is_delivered_by_the_next_run() {
         manifest["files"].as_array().map(Vec::len),
         Some(3),
         "{manifest}"
+    );
+
+    // `state` shows the same without a database: version, next lower bound, batches.
+    let shown = etl_app()
+        .args(["state", "--tables", "accounts,notes", "--output"])
+        .arg(&out)
+        .output()
+        .expect("etl-app state");
+    let said = text(&shown);
+    assert_eq!(shown.status.code(), Some(0), "{said}");
+    let line = said
+        .lines()
+        .find(|l| l.starts_with("accounts"))
+        .unwrap_or_default();
+    let watermark = state["watermark"].as_str().unwrap_or("?");
+    assert!(
+        line.contains(&format!("{watermark} (snapshot)"))
+            && line.split_whitespace().nth(4) == Some("2"),
+        "{said}"
+    );
+    assert!(
+        said.contains("notes") && said.contains("not exported yet"),
+        "{said}"
     );
 }
 

@@ -903,3 +903,124 @@ async fn a_partitioned_upload_cut_halfway_leaves_every_reader_on_the_previous_ve
     let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
     assert_readers_agree(&db, &dir, "shipments");
 }
+
+/// An incremental table on S3 over a stream of changes: a full export, batches, a run cut
+/// between its batch's upload and the manifest's switch (the state does not move, the rerun
+/// misses nothing and removes the cut run's files), and --full starting a new version. After
+/// each published run the current version's files, read with the README's latest-version
+/// query (DuckDB) and by pyarrow, equal PostgreSQL.
+#[tokio::test(flavor = "multi_thread")]
+async fn incremental_batches_on_s3_miss_nothing_across_a_cut_run() {
+    let garage = Garage::start().expect("garage");
+    let db = database("s3_incremental", false);
+    let env = garage.env_for(&garage.endpoint());
+    let args = ["--tables", "accounts", "--output", OUTPUT];
+    let manifest = || async {
+        serde_json::from_slice::<serde_json::Value>(
+            &read_object(&garage, &format!("{PREFIX}/accounts/_manifest.json")).await,
+        )
+        .expect("manifest JSON")
+    };
+    let sql = |statement: &str| etl_tests::postgres::psql(&db.url, statement).expect(statement);
+    let mut step = 0;
+    let check = |step: usize| {
+        let garage = &garage;
+        let db = &db;
+        async move {
+            let current = manifest().await;
+            let version = current["version"].as_str().expect("version").to_string();
+            let dir = download(garage, PREFIX, &format!("{}-s3-{step}", db.name));
+            let verdict = etl_tests::python::latest_versions_equal_postgres(
+                &db.url,
+                &dir.join("accounts").join(&version),
+                "accounts",
+                ("id", "updated_at", "id, owner, balance::text, updated_at"),
+            )
+            .unwrap_or_else(|e| panic!("after step {step}: {e}"));
+            (current, verdict)
+        }
+    };
+
+    let first = etl_app(&db, &env, &args);
+    assert!(first.status.success(), "{}", text(&first));
+    let (full, _) = check(step).await;
+    assert_eq!(
+        full["incremental"]["batches"].as_array().map(Vec::len),
+        Some(0)
+    );
+
+    for change in [
+        "UPDATE accounts SET balance = balance + 1 WHERE id % 10 = 0; \
+         INSERT INTO accounts (id, owner, balance) SELECT i, 'new ' || i, i FROM generate_series(1001, 1100) i",
+        "UPDATE accounts SET owner = 'renamed' WHERE id <= 5",
+    ] {
+        step += 1;
+        sql(change);
+        let run = etl_app(&db, &env, &args);
+        assert!(run.status.success(), "{}", text(&run));
+        let (current, verdict) = check(step).await;
+        assert_eq!(
+            current["incremental"]["batches"].as_array().map(Vec::len),
+            Some(step),
+            "{}",
+            text(&run)
+        );
+        assert!(verdict.contains("equal: 1100 rows"), "{verdict}");
+        assert_eq!(
+            current["version"], full["version"],
+            "batches join the version"
+        );
+    }
+
+    // The store goes away exactly when the run switches the manifest: its batch is uploaded,
+    // the state is not.
+    sql("UPDATE accounts SET balance = 0 WHERE id BETWEEN 500 AND 520");
+    let before = manifest().await;
+    let needle: &'static str = Box::leak(
+        format!("PUT /{}/{PREFIX}/accounts/_manifest.json", garage::BUCKET).into_boxed_str(),
+    );
+    let proxy = FaultyProxy::start(garage.s3_port, Fault::CutAtRequest(needle)).expect("proxy");
+    let cut_env = garage.env_for(&format!("http://127.0.0.1:{}", proxy.port));
+    let cut = etl_app(&db, &cut_env, &args);
+    assert!(proxy.cut(), "the fault never fired: {}", text(&cut));
+    assert_eq!(cut.status.code(), Some(1), "{}", text(&cut));
+    assert_eq!(manifest().await, before, "the state did not move");
+    let orphans = |objects: &[(String, String)]| -> Vec<String> {
+        objects
+            .iter()
+            .filter(|(k, _)| k.contains("/batch-00003-"))
+            .map(|(k, _)| k.clone())
+            .collect()
+    };
+    let uploaded = orphans(&objects(&garage).await);
+    assert_eq!(
+        uploaded.len(),
+        1,
+        "the cut run uploaded its batch: {uploaded:?}"
+    );
+
+    step += 1;
+    let rerun = etl_app(&db, &env, &args);
+    assert!(rerun.status.success(), "{}", text(&rerun));
+    let (current, verdict) = check(step).await;
+    assert!(verdict.contains("equal: 1100 rows"), "{verdict}");
+    let now = orphans(&objects(&garage).await);
+    assert_eq!(now.len(), 1, "one batch 3: {now:?}");
+    assert_ne!(
+        now, uploaded,
+        "the cut run's file is gone, the rerun's is listed"
+    );
+    assert_eq!(current["incremental"]["batches"][2]["batch"], 3);
+
+    // --full: a new version whose state starts afresh.
+    step += 1;
+    sql("UPDATE accounts SET balance = 1 WHERE id = 1");
+    let full_again = etl_app(&db, &env, &[&args[..], &["--full"]].concat());
+    assert!(full_again.status.success(), "{}", text(&full_again));
+    let (current, _) = check(step).await;
+    assert_ne!(current["version"], full["version"]);
+    assert_eq!(
+        current["incremental"]["batches"].as_array().map(Vec::len),
+        Some(0)
+    );
+}

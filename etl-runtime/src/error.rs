@@ -15,6 +15,11 @@ pub enum Error {
         lock.display()
     )]
     TableBusy { table: String, lock: PathBuf },
+    #[error(
+        "{table} was advanced by another run while this one exported it; this run's batch is \
+         not published (the next run reads its rows again)"
+    )]
+    StateMoved { table: String },
     #[error("this output does not support {what}")]
     NotSupported { what: String },
     #[error("cannot connect to PostgreSQL at {url}: {source}")]

@@ -26,6 +26,10 @@ pub enum Fault {
     /// connections open at that moment, keeping them open (a request that hangs mid-upload);
     /// later connections go through.
     StallRequestsAfterBytes(usize),
+    /// Forward until a request whose first bytes contain this text (`PUT /bucket/key`), then
+    /// close every connection without forwarding it, and every later one (the store went away
+    /// at that exact step).
+    CutAtRequest(&'static str),
 }
 
 pub struct FaultyProxy {
@@ -60,7 +64,9 @@ impl FaultyProxy {
                 let refuse = match fault {
                     Fault::None => false,
                     Fault::DropFirstConnections(k) => n < k,
-                    Fault::CutAfterBytes(_) => dead_flag.load(Ordering::SeqCst),
+                    Fault::CutAfterBytes(_) | Fault::CutAtRequest(_) => {
+                        dead_flag.load(Ordering::SeqCst)
+                    }
                     Fault::StallRepliesAfterBytes(_) | Fault::StallRequestsAfterBytes(_) => false,
                 };
                 if refuse {
@@ -84,6 +90,10 @@ impl FaultyProxy {
                     _ => None,
                 };
                 let stall_requests = matches!(fault, Fault::StallRequestsAfterBytes(_));
+                let cut_at = match fault {
+                    Fault::CutAtRequest(needle) => Some(needle),
+                    _ => None,
+                };
                 let reply_limit = match fault {
                     Fault::StallRepliesAfterBytes(n) => Some(n),
                     _ => None,
@@ -102,6 +112,7 @@ impl FaultyProxy {
                         replied: Arc::clone(&replied),
                         stalled: Arc::clone(&stall),
                     },
+                    cut_at,
                 );
             }
         });
@@ -172,6 +183,7 @@ fn pump(
     open: Arc<Mutex<Vec<TcpStream>>>,
     requests: Arc<Mutex<Vec<u8>>>,
     stall: Stall,
+    cut_at: Option<&'static str>,
 ) {
     let (Ok(mut client_read), Ok(mut server_write)) = (client.try_clone(), server.try_clone())
     else {
@@ -191,6 +203,11 @@ fn pump(
             if let Ok(mut r) = requests.lock() {
                 r.extend_from_slice(&buf[..n.min(2048)]);
             }
+            let cut_here = cut_at.is_some_and(|needle| {
+                buf[..n]
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_bytes())
+            });
             let total = sent.fetch_add(n, Ordering::SeqCst) + n;
             if let (Some(stalled), Some(limit)) = (&stall_requests, limit)
                 && total > limit
@@ -199,7 +216,7 @@ fn pump(
                 set_stalled(stalled);
                 return;
             }
-            if limit.is_some_and(|limit| total > limit) {
+            if cut_here || limit.is_some_and(|limit| total > limit) {
                 dead.store(true, Ordering::SeqCst);
                 if let Ok(open) = open.lock() {
                     for stream in open.iter() {

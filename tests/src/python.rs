@@ -98,6 +98,37 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// An incremental table's latest versions, through DuckDB and pyarrow
+/// (`tests/interop/latest_versions.py`): `table_dir` holds the full export and its batches; each
+/// `key`'s row with the latest `cursor` must equal PostgreSQL's row, for the `select` list.
+pub fn latest_versions_equal_postgres(
+    url: &str,
+    table_dir: &std::path::Path,
+    table: &str,
+    (key, cursor, select): (&str, &str, &str),
+) -> std::result::Result<String, String> {
+    let python = python().map_err(|e| format!("the Python readers: {e}"))?;
+    let output = Command::new(python)
+        .arg(crate::workspace_root().join("tests/interop/latest_versions.py"))
+        .args(["--dsn", url, "--dir"])
+        .arg(table_dir)
+        .args([
+            "--table", table, "--key", key, "--cursor", cursor, "--select", select,
+        ])
+        .output()
+        .map_err(|e| format!("cannot run latest_versions.py: {e}"))?;
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(report)
+    } else {
+        Err(format!("latest versions differ from PostgreSQL:\n{report}"))
+    }
+}
+
 /// Compares the export in `dir` with PostgreSQL, value for value, through pyarrow and DuckDB
 /// (`tests/interop/compare.py`, which reads partitions and S3 versions as their readers do);
 /// `tables` comma-separated. The readers' report, or why they disagree.

@@ -14,9 +14,7 @@ use tokio::sync::mpsc;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::model::{EtlTable, PartitionKey, RecordBatchEncoder, TableInfo, WireBatchEncoder};
-use crate::run::incremental::{
-    IncrementalOptions, IncrementalOutcome, Plan, TableState, Watermark,
-};
+use crate::run::incremental::{IncrementalOptions, IncrementalOutcome, Plan, TableState};
 use crate::run::progress::ProgressObserver;
 use crate::sink::{Sink, StagedTable};
 use crate::source::PgSource;
@@ -255,33 +253,35 @@ pub(crate) async fn run_export(
     let mut warnings = Vec::new();
     // A table with a cursor: a batch of what changed since the last run, or a full export.
     // The table's lock is held until its state is published: two runs never both add to it.
-    let (plan, _lock) = match output.cursor {
-        Some(_) if sink.keeps_incremental_state() => {
+    let snapshot = source.snapshot();
+    let (plan, previous_manifest, _lock) = match (output.cursor, snapshot) {
+        (Some(_), Some(_)) if sink.keeps_incremental_state() => {
             let lock = sink.lock_table(&dir_name)?;
-            let previous = sink
-                .current_manifest(&dir_name)?
-                .as_ref()
-                .and_then(TableState::from_manifest);
+            let manifest = sink.current_manifest(&dir_name).await?;
+            let previous = manifest.as_ref().and_then(TableState::from_manifest);
             (
                 Some(Plan::new(output, previous, &options.incremental)),
+                manifest,
                 Some(lock),
             )
         }
-        Some(_) => {
+        (Some(_), _) => {
             warnings.push(format!(
-                "incremental state is kept in local outputs only for now: {} is exported in full",
+                "no incremental state here (this output keeps none, or the run has no \
+                 snapshot): {} is exported in full",
                 output.display_name()
             ));
-            (None, None)
+            (None, None, None)
         }
-        None => (None, None),
+        (None, _) => (None, None, None),
     };
     let staged = sink.stage(&dir_name)?;
     let read = TableRead {
         filter: plan.as_ref().and_then(|p| p.filter(output)),
-        file_prefix: plan
-            .as_ref()
-            .map_or_else(|| "part-".to_string(), Plan::file_prefix),
+        file_prefix: match (&plan, snapshot) {
+            (Some(plan), Some(snapshot)) => plan.file_prefix(snapshot),
+            _ => "part-".to_string(),
+        },
         batch: matches!(plan, Some(Plan::Batch { .. })),
     };
     let written = write_files(
@@ -310,66 +310,45 @@ pub(crate) async fn run_export(
                 .filter_map(|f| f.path.strip_prefix(&staged.dir).ok())
                 .map(|n| n.to_string_lossy().into_owned())
                 .collect();
-            let (state, incremental) = match &plan {
-                Some(plan) => {
-                    let watermark = source
-                        .snapshot()
-                        .and_then(|s| Watermark::of_run(s, output, &options.incremental));
-                    let state = source
-                        .snapshot()
-                        .zip(watermark.clone())
-                        .map(|(s, w)| plan.next_state(output, s, w, rows, names.clone()));
-                    let outcome = match plan {
-                        Plan::Full { reason } => IncrementalOutcome {
-                            mode: "full",
-                            reason: reason.clone(),
-                            batch: None,
-                            watermark,
-                        },
-                        Plan::Batch { previous, number } => IncrementalOutcome {
-                            mode: "batch",
-                            reason: format!(
-                                "rows whose {} is at or after {}",
-                                previous.cursor,
-                                crate::run::incremental::render_micros(previous.watermark.micros)
-                            ),
-                            batch: Some(*number),
-                            watermark,
-                        },
-                    };
+            let (state, incremental) = match (&plan, snapshot) {
+                (Some(plan), Some(snapshot)) => {
+                    let (state, outcome) =
+                        plan.outcome(output, snapshot, &options.incremental, rows, names.clone());
                     (state, Some(outcome))
                 }
-                None => (None, None),
+                _ => (None, None),
             };
-            // A batch is published with the files it adds to: the table's directory is
-            // replaced whole, as by a full export.
-            let carried = match (&plan, &state) {
-                (Some(Plan::Batch { previous, .. }), Some(_)) => {
-                    sink.carry_over(&staged, &previous.files())
+            // A batch adds partitions to those the table has.
+            let partitions = match &previous_manifest {
+                Some(previous) if matches!(plan, Some(Plan::Batch { .. })) => {
+                    merge_partitions(previous, partitions)
                 }
-                _ => Ok(()),
+                _ => partitions,
             };
             // A cancelled run publishes nothing more, even a table it finished reading.
-            if let Err(e) = carried
-                .and_then(|()| options.cancel.check())
-                .and_then(|()| {
-                    let all_files = state
-                        .as_ref()
-                        .map_or_else(|| names.clone(), TableState::files);
-                    let listing = Listing {
-                        rows: state.as_ref().map_or(rows, TableState::rows),
-                        bytes,
-                        files: &all_files,
-                        partitions: &partitions,
-                        incremental: state.as_ref(),
-                    };
-                    write_manifest(&staged.dir, output, &listing, source)
-                })
-            {
+            if let Err(e) = options.cancel.check().and_then(|()| {
+                let all_files = state
+                    .as_ref()
+                    .map_or_else(|| names.clone(), TableState::files);
+                let listing = Listing {
+                    rows: state.as_ref().map_or(rows, TableState::rows),
+                    bytes,
+                    files: &all_files,
+                    partitions: &partitions,
+                    incremental: state.as_ref(),
+                };
+                write_manifest(&staged.dir, output, &listing, source)
+            }) {
                 sink.discard(staged);
                 return Err(e);
             }
-            let location = sink.publish(staged).await?;
+            let location = match (&plan, &previous_manifest) {
+                (Some(Plan::Batch { previous, .. }), Some(manifest)) => {
+                    sink.publish_batch(staged, manifest, &previous.files())
+                        .await?
+                }
+                _ => sink.publish(staged).await?,
+            };
             Ok(TableReport {
                 table: output.display_name(),
                 rows,
@@ -388,6 +367,35 @@ pub(crate) async fn run_export(
             Err(e)
         }
     }
+}
+
+/// The partitions of `previous` (a manifest) and `added`, each once, the previous first.
+fn merge_partitions(previous: &serde_json::Value, added: Vec<Partition>) -> Vec<Partition> {
+    let mut partitions: Vec<Partition> = previous
+        .get("partitions")
+        .and_then(|p| p.as_array())
+        .map(|list| {
+            list.iter()
+                .filter_map(|p| {
+                    Some(Partition {
+                        path: p.get("path")?.as_str()?.to_string(),
+                        values: p
+                            .get("values")?
+                            .as_array()?
+                            .iter()
+                            .map(|v| v.as_str().map(str::to_string))
+                            .collect(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    for partition in added {
+        if !partitions.iter().any(|p| p.path == partition.path) {
+            partitions.push(partition);
+        }
+    }
+    partitions
 }
 
 /// What a table's read selects and how its files are named.

@@ -237,11 +237,63 @@ impl Plan {
         Plan::Batch { previous, number }
     }
 
-    /// The prefix of the run's file names: `part-` for a full export, `batch-00003-part-`.
-    pub fn file_prefix(&self) -> String {
+    /// The prefix of the run's file names: `part-` for a full export; for a batch, its
+    /// number and its snapshot's time (`batch-00003-20240131T101500123456Z-part-`), so that
+    /// two runs that both planned batch 3 never write the same object.
+    pub fn file_prefix(&self, snapshot: &Snapshot) -> String {
         match self {
             Plan::Full { .. } => "part-".to_string(),
-            Plan::Batch { number, .. } => format!("batch-{number:05}-part-"),
+            Plan::Batch { number, .. } => {
+                let stamp: String = snapshot
+                    .taken_at
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric())
+                    .collect();
+                format!("batch-{number:05}-{stamp}-part-")
+            }
+        }
+    }
+
+    /// The state after this run published `files` (`rows` rows), and what to report. A batch
+    /// whose run could not read the open transactions keeps the previous watermark (the next
+    /// run reads the same range again); a full export without one keeps no state.
+    pub fn outcome(
+        &self,
+        info: &TableInfo,
+        snapshot: &Snapshot,
+        options: &IncrementalOptions,
+        rows: u64,
+        files: Vec<String>,
+    ) -> (Option<TableState>, IncrementalOutcome) {
+        let watermark = Watermark::of_run(snapshot, info, options);
+        match self {
+            Plan::Full { reason } => (
+                watermark
+                    .clone()
+                    .map(|w| self.next_state(info, snapshot, w, rows, files)),
+                IncrementalOutcome {
+                    mode: "full",
+                    reason: reason.clone(),
+                    batch: None,
+                    watermark,
+                },
+            ),
+            Plan::Batch { previous, number } => {
+                let watermark = watermark.unwrap_or_else(|| previous.watermark.clone());
+                (
+                    Some(self.next_state(info, snapshot, watermark.clone(), rows, files)),
+                    IncrementalOutcome {
+                        mode: "batch",
+                        reason: format!(
+                            "rows whose {} is at or after {}",
+                            previous.cursor,
+                            render_micros(previous.watermark.micros)
+                        ),
+                        batch: Some(*number),
+                        watermark: Some(watermark),
+                    },
+                )
+            }
         }
     }
 

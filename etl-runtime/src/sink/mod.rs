@@ -45,21 +45,32 @@ pub trait Sink: Send + Sync {
         false
     }
     /// Takes `table_dir`'s lock until the returned guard is dropped; fails at once if another
-    /// run holds it.
-    fn lock_table(&self, table_dir: &str) -> Result<TableLock> {
-        Err(Error::NotSupported {
-            what: format!("locking {table_dir}"),
-        })
+    /// run holds it. An output without locks checks at publication instead (see
+    /// [`Sink::publish_batch`]).
+    fn lock_table(&self, _table_dir: &str) -> Result<TableLock> {
+        Ok(TableLock { _file: None })
     }
     /// The published `_manifest.json` of `table_dir`, if there is one.
-    fn current_manifest(&self, _table_dir: &str) -> Result<Option<serde_json::Value>> {
-        Ok(None)
+    fn current_manifest<'a>(
+        &'a self,
+        _table_dir: &'a str,
+    ) -> BoxFuture<'a, Result<Option<serde_json::Value>>> {
+        Box::pin(async { Ok(None) })
     }
-    /// Puts the published `files` of the table (paths under its directory) into `staged`
-    /// too, so that publishing it keeps them.
-    fn carry_over(&self, staged: &StagedTable, _files: &[String]) -> Result<()> {
-        Err(Error::NotSupported {
-            what: format!("adding a batch to {}", staged.table_dir),
+    /// Publishes `staged` (an incremental batch and the table's new manifest) as an addition
+    /// to the export whose manifest is `previous` and whose files are `previous_files`: the
+    /// table's readers then see both. Fails, publishing no manifest, if the table's manifest
+    /// is no longer `previous` (another run advanced it).
+    fn publish_batch<'a>(
+        &'a self,
+        staged: StagedTable,
+        _previous: &'a serde_json::Value,
+        _previous_files: &'a [String],
+    ) -> BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let what = format!("adding a batch to {}", staged.table_dir);
+            self.discard(staged);
+            Err(Error::NotSupported { what })
         })
     }
 }
@@ -67,7 +78,7 @@ pub trait Sink: Send + Sync {
 /// A table's lock, released when dropped (or when the process dies, however it dies).
 #[derive(Debug)]
 pub struct TableLock {
-    _file: File,
+    _file: Option<File>,
 }
 
 /// Writes each table to `<root>/<table>/`. Staging lives in `<root>/.etl-staging/<run>/` on the
@@ -271,7 +282,7 @@ impl Sink for LocalDirSink {
         let path = dir.join(format!("{table_dir}.lock"));
         let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
         match file.try_lock() {
-            Ok(()) => Ok(TableLock { _file: file }),
+            Ok(()) => Ok(TableLock { _file: Some(file) }),
             Err(std::fs::TryLockError::WouldBlock) => Err(Error::TableBusy {
                 table: table_dir.to_string(),
                 lock: path,
@@ -280,17 +291,41 @@ impl Sink for LocalDirSink {
         }
     }
 
-    fn current_manifest(&self, table_dir: &str) -> Result<Option<serde_json::Value>> {
-        let path = self.root.join(table_dir).join("_manifest.json");
-        match fs::read(&path) {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io("cannot read", &path, e)),
-        }
+    fn current_manifest<'a>(
+        &'a self,
+        table_dir: &'a str,
+    ) -> BoxFuture<'a, Result<Option<serde_json::Value>>> {
+        Box::pin(async move {
+            let path = self.root.join(table_dir).join("_manifest.json");
+            match fs::read(&path) {
+                Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Error::io("cannot read", &path, e)),
+            }
+        })
     }
 
+    fn publish_batch<'a>(
+        &'a self,
+        staged: StagedTable,
+        _previous: &'a serde_json::Value,
+        previous_files: &'a [String],
+    ) -> BoxFuture<'a, Result<String>> {
+        // The table's lock is held: nothing changed the directory since the state was read.
+        Box::pin(async move {
+            if let Err(e) = self.carry_over(&staged, previous_files) {
+                self.discard(staged);
+                return Err(e);
+            }
+            self.publish_now(staged)
+        })
+    }
+}
+
+impl LocalDirSink {
+    /// Puts the published `files` of the table (paths under its directory) into `staged` too,
+    /// as hard links: no copy, and the published files stay as they are until replaced.
     fn carry_over(&self, staged: &StagedTable, files: &[String]) -> Result<()> {
-        // Hard links: no copy, and the published files stay as they are until replaced.
         let current = self.root.join(&staged.table_dir);
         for file in files {
             let from = current.join(file);

@@ -280,7 +280,143 @@ impl S3Sink {
         Ok(())
     }
 
-    /// The keys under `prefix/<table>/`.
+    /// The table's current manifest and its ETag, if it has one.
+    async fn get_manifest(&self, table_dir: &str) -> Result<Option<(serde_json::Value, String)>> {
+        let key = self.key(table_dir, MANIFEST);
+        let got = self
+            .client
+            .get_object()
+            .bucket(&self.options.bucket)
+            .key(&key)
+            .send()
+            .await;
+        let object = match got {
+            Ok(object) => object,
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(self.s3_error("read", &key, e)),
+        };
+        let etag = object.e_tag().unwrap_or_default().to_string();
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.s3_error("read", &key, e))?
+            .into_bytes();
+        Ok(serde_json::from_slice(&bytes).ok().map(|v| (v, etag)))
+    }
+
+    /// Uploads an incremental batch into the version `previous` names, then makes the new
+    /// manifest current, if the current one is still `previous`.
+    async fn publish_batch_now(
+        &self,
+        staged: &StagedTable,
+        previous: &serde_json::Value,
+    ) -> Result<String> {
+        let (Some(version), Some(location)) = (
+            previous.get("version").and_then(|v| v.as_str()),
+            previous.get("location").and_then(|v| v.as_str()),
+        ) else {
+            return Err(Error::NotSupported {
+                what: format!(
+                    "adding a batch to {}: its manifest names no version",
+                    staged.table_dir
+                ),
+            });
+        };
+        let version_dir = format!("{}/{version}", staged.table_dir);
+        let mut files = Vec::new();
+        staged_files(&staged.dir, "", &mut files)?;
+        files.retain(|name| name != MANIFEST);
+        for name in &files {
+            self.cancel.check()?;
+            self.upload(&staged.dir.join(name), &self.key(&version_dir, name))
+                .await?;
+        }
+        let manifest_path = staged.dir.join(MANIFEST);
+        let manifest = std::fs::read(&manifest_path)
+            .map_err(|e| Error::io("cannot read", &manifest_path, e))?;
+        let current = current_manifest(&manifest, version, location)?;
+        // S3 has no lock: the switch happens only if no other run switched the table since
+        // this run read its state (checked, then conditional on the manifest's ETag where the
+        // store supports If-Match).
+        self.cancel.check()?;
+        let etag = match self.get_manifest(&staged.table_dir).await? {
+            Some((now, etag)) if &now == previous => etag,
+            _ => {
+                return Err(Error::StateMoved {
+                    table: staged.table_dir.clone(),
+                });
+            }
+        };
+        let key = self.key(&staged.table_dir, MANIFEST);
+        self.client
+            .put_object()
+            .bucket(&self.options.bucket)
+            .key(&key)
+            .body(ByteStream::from(current.clone()))
+            .if_match(etag)
+            .set_server_side_encryption(self.options.sse.clone())
+            .set_ssekms_key_id(self.options.sse_kms_key_id.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) {
+                    Error::StateMoved {
+                        table: staged.table_dir.clone(),
+                    }
+                } else {
+                    self.s3_error("write", &key, e)
+                }
+            })?;
+        // The version's own manifest follows (it marks the version complete for cleanup).
+        self.put_bytes(&self.key(&version_dir, MANIFEST), current)
+            .await?;
+        if let Err(e) = self.remove_abandoned_batches(&version_dir, &manifest).await {
+            tracing::warn!(
+                table = %staged.table_dir,
+                "the batch is published, but files of failed batches were not all removed: {}",
+                crate::error::report(&e)
+            );
+        }
+        Ok(location.to_string())
+    }
+
+    /// Deletes the batch files in `version_dir` that the manifest does not list, of batches
+    /// up to this one: runs that uploaded them failed or were overtaken. Later batches'
+    /// files belong to runs that planned after this one published, and are left alone.
+    async fn remove_abandoned_batches(&self, version_dir: &str, manifest: &[u8]) -> Result<()> {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(manifest).map_err(Error::Manifest)?;
+        let listed: std::collections::HashSet<&str> = manifest
+            .get("files")
+            .and_then(|f| f.as_array())
+            .map(|files| files.iter().filter_map(|f| f.as_str()).collect())
+            .unwrap_or_default();
+        let last = manifest
+            .pointer("/incremental/batches")
+            .and_then(|b| b.as_array())
+            .and_then(|b| b.last())
+            .and_then(|b| b.get("batch"))
+            .and_then(|n| n.as_u64())
+            .unwrap_or(0);
+        let prefix = self.key(version_dir, "");
+        let stale: Vec<String> = self
+            .keys_under(&prefix)
+            .await?
+            .into_iter()
+            .filter(|key| {
+                let name = &key[prefix.len()..];
+                let file = name.rsplit('/').next().unwrap_or(name);
+                let number = file
+                    .strip_prefix("batch-")
+                    .and_then(|rest| rest.split('-').next())
+                    .and_then(|n| n.parse::<u64>().ok());
+                number.is_some_and(|n| n <= last) && !listed.contains(name)
+            })
+            .collect();
+        self.delete_keys(stale, version_dir).await
+    }
+
     /// Every key under `prefix` (which ends with `/`).
     async fn keys_under(&self, prefix: &str) -> Result<Vec<String>> {
         let mut keys = Vec::new();
@@ -520,6 +656,30 @@ impl Sink for S3Sink {
 
     fn location(&self) -> String {
         format!("s3://{}/{}", self.options.bucket, self.options.prefix)
+    }
+
+    fn keeps_incremental_state(&self) -> bool {
+        true
+    }
+
+    fn current_manifest<'a>(
+        &'a self,
+        table_dir: &'a str,
+    ) -> super::BoxFuture<'a, Result<Option<serde_json::Value>>> {
+        Box::pin(async move { Ok(self.get_manifest(table_dir).await?.map(|(m, _)| m)) })
+    }
+
+    fn publish_batch<'a>(
+        &'a self,
+        staged: StagedTable,
+        previous: &'a serde_json::Value,
+        _previous_files: &'a [String],
+    ) -> super::BoxFuture<'a, Result<String>> {
+        Box::pin(async move {
+            let result = self.publish_batch_now(&staged, previous).await;
+            self.staging.discard(staged);
+            result
+        })
     }
 
     fn put_file<'a>(
