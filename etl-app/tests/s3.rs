@@ -1024,3 +1024,87 @@ async fn incremental_batches_on_s3_miss_nothing_across_a_cut_run() {
         Some(0)
     );
 }
+
+/// S3 has no lock: a run that planned its batch from a state another run has since advanced
+/// does not switch the manifest (checked, and conditional on its ETag), fails for that table,
+/// and a later run removes the files it uploaded.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_runs_of_an_incremental_table_on_s3_do_not_both_advance_it() {
+    let garage = Garage::start().expect("garage");
+    let db = database("s3_incremental_race", false);
+    let env = garage.env_for(&garage.endpoint());
+    let args = ["--tables", "accounts", "--output", OUTPUT];
+    let sql = |statement: &str| etl_tests::postgres::psql(&db.url, statement).expect(statement);
+    let manifest = || async {
+        serde_json::from_slice::<serde_json::Value>(
+            &read_object(&garage, &format!("{PREFIX}/accounts/_manifest.json")).await,
+        )
+        .expect("manifest JSON")
+    };
+    let first = etl_app(&db, &env, &args);
+    assert!(first.status.success(), "{}", text(&first));
+
+    // Run A plans batch 1, then pauses as it uploads it ...
+    sql("UPDATE accounts SET balance = 1 WHERE id = 1");
+    let needle: &'static str =
+        Box::leak(format!("PUT /{}/{PREFIX}/accounts/v", garage::BUCKET).into_boxed_str());
+    let proxy = FaultyProxy::start(garage.s3_port, Fault::HoldRequest(needle)).expect("proxy");
+    let slow = etl_app_command(
+        &db,
+        &garage.env_for(&format!("http://127.0.0.1:{}", proxy.port)),
+        &args,
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("run A");
+    assert!(
+        proxy.wait_stalled(std::time::Duration::from_secs(60)),
+        "run A never reached its upload"
+    );
+    // ... while run B publishes batch 1.
+    sql("UPDATE accounts SET balance = 2 WHERE id = 2");
+    let fast = etl_app(&db, &env, &args);
+    assert!(fast.status.success(), "{}", text(&fast));
+    let published = manifest().await;
+    proxy.release();
+    let slow = slow.wait_with_output().expect("run A");
+    let said = text(&slow);
+    assert_eq!(slow.status.code(), Some(1), "{said}");
+    assert!(said.contains("advanced by another run"), "{said}");
+    assert_eq!(manifest().await, published, "run B's state stands");
+
+    // The next run goes on from B's state and removes A's uploaded batch.
+    sql("UPDATE accounts SET balance = 3 WHERE id = 3");
+    let next = etl_app(&db, &env, &args);
+    assert!(next.status.success(), "{}", text(&next));
+    let current = manifest().await;
+    let listed: Vec<String> = current["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f.as_str().map(str::to_string))
+        .collect();
+    let batch_objects: Vec<String> = objects(&garage)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.contains("/batch-"))
+        .collect();
+    assert_eq!(batch_objects.len(), 2, "{batch_objects:?}");
+    assert!(
+        batch_objects
+            .iter()
+            .all(|k| listed.iter().any(|f| k.ends_with(f.as_str()))),
+        "only listed batches remain: {batch_objects:?} vs {listed:?}"
+    );
+    let version = current["version"].as_str().expect("version");
+    let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
+    etl_tests::python::latest_versions_equal_postgres(
+        &db.url,
+        &dir.join("accounts").join(version),
+        "accounts",
+        ("id", "updated_at", "id, owner, balance::text, updated_at"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+}

@@ -30,6 +30,9 @@ pub enum Fault {
     /// close every connection without forwarding it, and every later one (the store went away
     /// at that exact step).
     CutAtRequest(&'static str),
+    /// Hold the first request whose first bytes contain this text until [`FaultyProxy::release`]
+    /// (a client paused at that exact step), then forward it and everything else.
+    HoldRequest(&'static str),
 }
 
 pub struct FaultyProxy {
@@ -37,6 +40,7 @@ pub struct FaultyProxy {
     dead: Arc<AtomicBool>,
     requests: Arc<Mutex<Vec<u8>>>,
     stalled: Arc<(Mutex<bool>, Condvar)>,
+    released: Arc<(Mutex<bool>, Condvar)>,
 }
 
 impl FaultyProxy {
@@ -57,6 +61,8 @@ impl FaultyProxy {
         let stalled = Arc::new((Mutex::new(false), Condvar::new()));
         let stall = Arc::clone(&stalled);
         let replied = Arc::new(AtomicUsize::new(0));
+        let released = Arc::new((Mutex::new(false), Condvar::new()));
+        let release = Arc::clone(&released);
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -67,7 +73,9 @@ impl FaultyProxy {
                     Fault::CutAfterBytes(_) | Fault::CutAtRequest(_) => {
                         dead_flag.load(Ordering::SeqCst)
                     }
-                    Fault::StallRepliesAfterBytes(_) | Fault::StallRequestsAfterBytes(_) => false,
+                    Fault::StallRepliesAfterBytes(_)
+                    | Fault::StallRequestsAfterBytes(_)
+                    | Fault::HoldRequest(_) => false,
                 };
                 if refuse {
                     let _ = client.shutdown(Shutdown::Both);
@@ -94,6 +102,14 @@ impl FaultyProxy {
                     Fault::CutAtRequest(needle) => Some(needle),
                     _ => None,
                 };
+                let hold = match fault {
+                    Fault::HoldRequest(needle) => Some(Hold {
+                        needle,
+                        held: Arc::clone(&stall),
+                        released: Arc::clone(&release),
+                    }),
+                    _ => None,
+                };
                 let reply_limit = match fault {
                     Fault::StallRepliesAfterBytes(n) => Some(n),
                     _ => None,
@@ -113,6 +129,7 @@ impl FaultyProxy {
                         stalled: Arc::clone(&stall),
                     },
                     cut_at,
+                    hold,
                 );
             }
         });
@@ -121,11 +138,18 @@ impl FaultyProxy {
             dead,
             requests,
             stalled,
+            released,
         })
     }
 
+    /// Lets the held request ([`Fault::HoldRequest`]) and everything after it through.
+    pub fn release(&self) {
+        set_stalled(&self.released);
+    }
+
     /// Waits until the stall happened ([`Fault::StallRepliesAfterBytes`],
-    /// [`Fault::StallRequestsAfterBytes`]); false if it did not within `timeout`.
+    /// [`Fault::StallRequestsAfterBytes`]) or the request is held ([`Fault::HoldRequest`]);
+    /// false if it did not within `timeout`.
     pub fn wait_stalled(&self, timeout: Duration) -> bool {
         let (flag, changed) = &*self.stalled;
         let Ok(guard) = flag.lock() else {
@@ -161,6 +185,29 @@ struct Stall {
     stalled: Arc<(Mutex<bool>, Condvar)>,
 }
 
+/// A request held until the test releases it.
+struct Hold {
+    needle: &'static str,
+    held: Arc<(Mutex<bool>, Condvar)>,
+    released: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Hold {
+    /// If `bytes` start the held request: says so, and waits for the release.
+    fn wait_if_held(&self, bytes: &[u8]) {
+        let needle = self.needle.as_bytes();
+        if stall_flag(&self.released) || !bytes.windows(needle.len()).any(|w| w == needle) {
+            return;
+        }
+        set_stalled(&self.held);
+        let (flag, changed) = &*self.released;
+        if let Ok(guard) = flag.lock() {
+            // The guard is dropped at once: only the wait matters.
+            drop(changed.wait_while(guard, |released| !*released));
+        }
+    }
+}
+
 fn stall_flag(stalled: &Arc<(Mutex<bool>, Condvar)>) -> bool {
     stalled.0.lock().is_ok_and(|s| *s)
 }
@@ -184,6 +231,7 @@ fn pump(
     requests: Arc<Mutex<Vec<u8>>>,
     stall: Stall,
     cut_at: Option<&'static str>,
+    hold: Option<Hold>,
 ) {
     let (Ok(mut client_read), Ok(mut server_write)) = (client.try_clone(), server.try_clone())
     else {
@@ -202,6 +250,9 @@ fn pump(
             // Keep the start of each read (headers arrive first): enough to check a header.
             if let Ok(mut r) = requests.lock() {
                 r.extend_from_slice(&buf[..n.min(2048)]);
+            }
+            if let Some(hold) = &hold {
+                hold.wait_if_held(&buf[..n]);
             }
             let cut_here = cut_at.is_some_and(|needle| {
                 buf[..n]
