@@ -1,43 +1,17 @@
 //! The binary as a scheduler sees it: exit statuses, messages, and what lands in the output.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-/// The command line over the demo's models and tasks (`etl-demo`, the same library as
-/// `etl-app`).
-fn etl_app() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_etl-demo"));
-    command.env_remove("DATABASE_URL").env_remove("ETL_OUTPUT");
-    command
-}
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{demo_database, etl_app, out_dir, text};
 
 /// `etl-app` as a new user has it: none of the demo's models, none of their own yet.
 fn etl_app_without_models() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_etl-app"));
     command.env_remove("DATABASE_URL").env_remove("ETL_OUTPUT");
     command
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-/// A database with the demo tables the committed models were generated from.
-fn demo_database(label: &str) -> etl_tests::TestDb {
-    let db = etl_tests::fresh_database(label).expect("database");
-    let sql = etl_tests::workspace_root().join("xtask/sql/demo.sql");
-    etl_tests::postgres::psql_file(&db.url, &sql, &[]).expect("demo tables");
-    db
-}
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = etl_tests::target_dir().join("test-out").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
 }
 
 fn parquet_files(dir: &Path) -> Vec<String> {

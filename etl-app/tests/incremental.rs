@@ -2,36 +2,13 @@
 //! `updated_at = now()` on every change), on a real PostgreSQL, read back by DuckDB and
 //! pyarrow with the README's latest-version query.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-fn etl_app() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_etl-demo"));
-    command.env_remove("DATABASE_URL").env_remove("ETL_OUTPUT");
-    command
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn demo_database(label: &str) -> etl_tests::TestDb {
-    let db = etl_tests::fresh_database(label).expect("database");
-    let sql = etl_tests::workspace_root().join("xtask/sql/demo.sql");
-    etl_tests::postgres::psql_file(&db.url, &sql, &[]).expect("demo tables");
-    db
-}
-
-fn out_dir(name: &str) -> PathBuf {
-    let dir = etl_tests::target_dir().join("test-out").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
+use common::{demo_database, etl_app, out_dir, text};
 
 fn sql(url: &str, statement: &str) -> String {
     etl_tests::postgres::psql(url, statement).expect(statement)

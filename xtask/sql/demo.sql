@@ -6,7 +6,7 @@ SET client_min_messages = warning;
 SET TimeZone = 'UTC';
 SELECT setseed(0.17) \gset
 
-DROP TABLE IF EXISTS notes, purchase_orders, shipments CASCADE;
+DROP TABLE IF EXISTS notes, purchase_orders, shipments, accounts CASCADE;
 
 \ir lookups.sql
 
@@ -83,23 +83,8 @@ FROM generate_series(1, 2000) AS g(i);
 
 ANALYZE currencies, tax_rates, purchase_orders, notes, shipments;
 
--- Exported incrementally (`cursor = "updated_at"`): a trigger sets updated_at to now() on
--- every change, the transaction's start, which is what makes a late commit carry an earlier
--- cursor than rows committed before it.
-CREATE TABLE accounts (
-    id          bigint        PRIMARY KEY,
-    owner       text          NOT NULL,
-    balance     numeric(14,2) NOT NULL,
-    updated_at  timestamptz   NOT NULL DEFAULT now()
-);
-CREATE INDEX accounts_updated_at ON accounts (updated_at);
-CREATE FUNCTION accounts_touch() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    NEW.updated_at := now();
-    RETURN NEW;
-END $$;
-CREATE TRIGGER accounts_touch BEFORE UPDATE ON accounts
-    FOR EACH ROW EXECUTE FUNCTION accounts_touch();
+-- Exported incrementally (`cursor = "updated_at"`, see accounts.sql).
+\ir accounts.sql
 INSERT INTO accounts (id, owner, balance, updated_at)
 SELECT i, 'owner ' || i, i * 10.25, timestamptz '2024-01-01 00:00:00+00' + i * interval '1 minute'
 FROM generate_series(1, 1000) AS g(i);

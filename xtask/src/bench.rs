@@ -25,6 +25,10 @@ pub struct BenchArgs {
     /// Rows in the partitioned table (`shipments`, ~1,000 day partitions).
     #[arg(long, default_value_t = 5_000_000)]
     pub partitioned_rows: u64,
+    /// Rows in the incremental table (`accounts`, cursor `updated_at` with an index); each
+    /// incremental run follows an update of 1 % of them. 0 skips the incremental case.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub incremental_rows: u64,
     /// Extra arguments for `etl-app run`, e.g. "--compression snappy".
     #[arg(long, allow_hyphen_values = true)]
     pub etl_args: Option<String>,
@@ -170,6 +174,17 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             samples[i].push(sample);
         }
     }
+    let incremental = if args.incremental_rows > 0 {
+        Some(bench_incremental(
+            &etl_app,
+            &url,
+            &out,
+            args.incremental_rows,
+            args.runs,
+        )?)
+    } else {
+        None
+    };
     server.stop();
 
     let medians: Vec<Sample> = samples.iter().map(|s| median(s)).collect();
@@ -213,7 +228,157 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         "\nthe transform task takes {:.2}x the time of the plain export of its source",
         medians[2].seconds / medians[1].seconds
     );
+    if let Some(incremental) = incremental {
+        incremental.print();
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The incremental case's medians: the full export, and a batch after 1 % of rows changed.
+struct IncrementalBench {
+    rows: u64,
+    changed: u64,
+    full: Sample,
+    full_server_cpu: f64,
+    batch: Sample,
+    batch_server_cpu: f64,
+}
+
+impl IncrementalBench {
+    fn print(&self) {
+        println!(
+            "\naccounts, {} rows, cursor updated_at (indexed); a batch follows an update of {} rows (1 %)",
+            self.rows, self.changed
+        );
+        println!(
+            "| run | wall (s) | x full | server CPU (s) | client CPU (s) | peak RSS (MB) |\n|---|---|---|---|---|---|"
+        );
+        for (name, sample, server) in [
+            ("full export (--full)", &self.full, self.full_server_cpu),
+            ("incremental batch", &self.batch, self.batch_server_cpu),
+        ] {
+            println!(
+                "| {name} | {:.3} | {:.3} | {:.2} | {:.2} | {:.1} |",
+                sample.seconds,
+                sample.seconds / self.full.seconds,
+                server,
+                sample.cpu_seconds,
+                sample.max_rss_kb as f64 / 1024.0
+            );
+        }
+    }
+}
+
+/// Times `runs` full exports and `runs` batches of `accounts`, each batch after an update of
+/// 1 % of the rows, with PostgreSQL's CPU over each run.
+fn bench_incremental(
+    etl_app: &Path,
+    url: &str,
+    out: &Path,
+    rows: u64,
+    runs: usize,
+) -> Result<IncrementalBench> {
+    let marker = psql(
+        url,
+        "SELECT coalesce(obj_description(to_regclass('accounts'), 'pg_class'), '')",
+    )
+    .map_err(anyhow::Error::msg)?;
+    if marker != format!("etl-bench v1 rows={rows}") {
+        eprintln!("seeding accounts with {rows} rows ...");
+        let started = Instant::now();
+        let seed = etl_tests::workspace_root().join("xtask/sql/bench_accounts.sql");
+        psql_file(url, &seed, &[("rows", &rows.to_string())]).map_err(anyhow::Error::msg)?;
+        eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    let dir = out.join("etl-app-incremental");
+    let _ = std::fs::remove_dir_all(&dir);
+    let run = |extra: &[&str]| {
+        let mut c = Command::new(etl_app);
+        c.args(["run", "--tables", "accounts", "--output"])
+            .arg(&dir)
+            .args(extra)
+            .env("DATABASE_URL", url);
+        Tool {
+            name: "etl-app accounts",
+            command: c,
+            output: None,
+        }
+    };
+    let changed = rows / 100;
+    let (mut full, mut batch) = (Vec::new(), Vec::new());
+    let (mut full_cpu, mut batch_cpu) = (Vec::new(), Vec::new());
+    for n in 0..=runs {
+        let before = postgres_cpu_seconds();
+        let sample = measure(&mut run(&["--full"]))?;
+        let server = postgres_cpu_seconds() - before;
+        // The first full export warms the cache and is not counted.
+        if n > 0 {
+            full.push(sample);
+            full_cpu.push(server);
+        }
+        psql(
+            url,
+            &format!(
+                "UPDATE accounts SET balance = balance + 1 WHERE id % 100 = {}",
+                n % 100
+            ),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let before = postgres_cpu_seconds();
+        let sample = measure(&mut run(&[]))?;
+        let server = postgres_cpu_seconds() - before;
+        if n > 0 {
+            eprintln!(
+                "run {n}/{runs}: accounts full {:.2} s, batch of {changed} rows {:.3} s",
+                full.last().map_or(0.0, |s| s.seconds),
+                sample.seconds
+            );
+            batch.push(sample);
+            batch_cpu.push(server);
+        }
+    }
+    let middle = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok(IncrementalBench {
+        rows,
+        changed,
+        full: median(&full),
+        full_server_cpu: middle(full_cpu),
+        batch: median(&batch),
+        batch_server_cpu: middle(batch_cpu),
+    })
+}
+
+/// CPU seconds used so far by every `postgres` process, the exited ones included (their time
+/// is in the postmaster's children's time once it has reaped them): the bench's server is the
+/// only PostgreSQL it measures with.
+fn postgres_cpu_seconds() -> f64 {
+    // Linux's USER_HZ, which /proc reports in, is 100 on every architecture Rust targets.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let mut ticks = 0u64;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        if !head.ends_with("(postgres") {
+            continue;
+        }
+        // After the name: state, ppid, ... utime is the 14th field of the line, then stime,
+        // cutime, cstime.
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        ticks += fields
+            .get(11..15)
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    ticks as f64 / TICKS_PER_SECOND
 }
 
 /// The floor: the table's COPY BINARY, read by psql and thrown away.
