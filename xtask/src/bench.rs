@@ -240,8 +240,12 @@ struct IncrementalBench {
     changed: u64,
     full: Sample,
     full_server_cpu: f64,
-    batch: Sample,
-    batch_server_cpu: f64,
+    /// After updating every 100th row: every heap page changed, all read again.
+    scattered: Sample,
+    scattered_server_cpu: f64,
+    /// After updating a contiguous range of ids: 1 % of the pages.
+    clustered: Sample,
+    clustered_server_cpu: f64,
 }
 
 impl IncrementalBench {
@@ -255,7 +259,16 @@ impl IncrementalBench {
         );
         for (name, sample, server) in [
             ("full export (--full)", &self.full, self.full_server_cpu),
-            ("incremental batch", &self.batch, self.batch_server_cpu),
+            (
+                "batch, 1 % scattered (every 100th row: every page changed)",
+                &self.scattered,
+                self.scattered_server_cpu,
+            ),
+            (
+                "batch, 1 % clustered (a range of ids)",
+                &self.clustered,
+                self.clustered_server_cpu,
+            ),
         ] {
             println!(
                 "| {name} | {:.3} | {:.3} | {:.2} | {:.2} | {:.1} |",
@@ -305,49 +318,56 @@ fn bench_incremental(
         }
     };
     let changed = rows / 100;
-    let (mut full, mut batch) = (Vec::new(), Vec::new());
-    let (mut full_cpu, mut batch_cpu) = (Vec::new(), Vec::new());
-    for n in 0..=runs {
+    // Runs `tool`, returning its sample and PostgreSQL's CPU meanwhile.
+    let timed = |tool: &mut Tool| -> Result<(Sample, f64)> {
         let before = postgres_cpu_seconds();
-        let sample = measure(&mut run(&["--full"]))?;
-        let server = postgres_cpu_seconds() - before;
-        // The first full export warms the cache and is not counted.
-        if n > 0 {
-            full.push(sample);
-            full_cpu.push(server);
-        }
+        let sample = measure(tool)?;
+        Ok((sample, postgres_cpu_seconds() - before))
+    };
+    let update = |condition: String| {
         psql(
             url,
-            &format!(
-                "UPDATE accounts SET balance = balance + 1 WHERE id % 100 = {}",
-                n % 100
-            ),
+            &format!("UPDATE accounts SET balance = balance + 1 WHERE {condition}"),
         )
-        .map_err(anyhow::Error::msg)?;
-        let before = postgres_cpu_seconds();
-        let sample = measure(&mut run(&[]))?;
-        let server = postgres_cpu_seconds() - before;
+        .map_err(anyhow::Error::msg)
+    };
+    let (mut full, mut scattered, mut clustered) = (Vec::new(), Vec::new(), Vec::new());
+    for n in 0..=runs as u64 {
+        let full_run = timed(&mut run(&["--full"]))?;
+        update(format!("id % 100 = {}", n % 100))?;
+        let scattered_run = timed(&mut run(&[]))?;
+        let first = 1 + (n % 100) * changed;
+        update(format!("id BETWEEN {first} AND {}", first + changed - 1))?;
+        let clustered_run = timed(&mut run(&[]))?;
+        // The first round warms the cache and is not counted.
         if n > 0 {
             eprintln!(
-                "run {n}/{runs}: accounts full {:.2} s, batch of {changed} rows {:.3} s",
-                full.last().map_or(0.0, |s| s.seconds),
-                sample.seconds
+                "run {n}/{runs}: accounts full {:.2} s, batches of {changed} rows: scattered {:.3} s, clustered {:.3} s",
+                full_run.0.seconds, scattered_run.0.seconds, clustered_run.0.seconds
             );
-            batch.push(sample);
-            batch_cpu.push(server);
+            full.push(full_run);
+            scattered.push(scattered_run);
+            clustered.push(clustered_run);
         }
     }
-    let middle = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+    let summary = |runs: &[(Sample, f64)]| {
+        let samples: Vec<Sample> = runs.iter().map(|(s, _)| s.clone()).collect();
+        let mut server: Vec<f64> = runs.iter().map(|(_, cpu)| *cpu).collect();
+        server.sort_by(f64::total_cmp);
+        (median(&samples), server[server.len() / 2])
     };
+    let (full, full_server_cpu) = summary(&full);
+    let (scattered, scattered_server_cpu) = summary(&scattered);
+    let (clustered, clustered_server_cpu) = summary(&clustered);
     Ok(IncrementalBench {
         rows,
         changed,
-        full: median(&full),
-        full_server_cpu: middle(full_cpu),
-        batch: median(&batch),
-        batch_server_cpu: middle(batch_cpu),
+        full,
+        full_server_cpu,
+        scattered,
+        scattered_server_cpu,
+        clustered,
+        clustered_server_cpu,
     })
 }
 
