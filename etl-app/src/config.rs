@@ -216,7 +216,7 @@ pub fn checked_database_url(database: &Database) -> Result<String, Failure> {
 }
 
 pub(crate) fn s3_options(output: &str, s3: &S3Args) -> Result<S3Options, Failure> {
-    let (bucket, prefix) = S3Options::parse_url(&output).ok_or_else(|| {
+    let (bucket, prefix) = S3Options::parse_url(output).ok_or_else(|| {
         usage(format!(
             "--output `{}` is not an S3 location; write s3://bucket/prefix",
             output

@@ -107,26 +107,17 @@ pub fn latest_versions_equal_postgres(
     table: &str,
     (key, cursor, select): (&str, &str, &str),
 ) -> std::result::Result<String, String> {
-    let python = python().map_err(|e| format!("the Python readers: {e}"))?;
-    let output = Command::new(python)
-        .arg(crate::workspace_root().join("tests/interop/latest_versions.py"))
-        .args(["--dsn", url, "--dir"])
-        .arg(table_dir)
-        .args([
-            "--table", table, "--key", key, "--cursor", cursor, "--select", select,
-        ])
-        .output()
-        .map_err(|e| format!("cannot run latest_versions.py: {e}"))?;
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if output.status.success() {
-        Ok(report)
-    } else {
-        Err(format!("latest versions differ from PostgreSQL:\n{report}"))
+    let mut args = vec!["--dsn".into(), url.into(), "--dir".into(), table_dir.into()];
+    for (flag, value) in [
+        ("--table", table),
+        ("--key", key),
+        ("--cursor", cursor),
+        ("--select", select),
+    ] {
+        args.extend([flag.into(), value.into()]);
     }
+    run_reader("latest_versions.py", &args)
+        .map_err(|report| format!("latest versions differ from PostgreSQL:\n{report}"))
 }
 
 /// Compares the export in `dir` with PostgreSQL, value for value, through pyarrow and DuckDB
@@ -137,14 +128,27 @@ pub fn compare_with_postgres(
     dir: &std::path::Path,
     tables: &str,
 ) -> std::result::Result<String, String> {
+    let args = [
+        "--dsn".into(),
+        url.into(),
+        "--dir".into(),
+        dir.into(),
+        "--tables".into(),
+        tables.into(),
+    ];
+    run_reader("compare.py", &args)
+        .map_err(|report| format!("pyarrow/DuckDB disagree with PostgreSQL:\n{report}"))
+}
+
+/// Runs `tests/interop/<script>` with `args` in the readers' venv: its report, or (Err) its
+/// report when it fails.
+fn run_reader(script: &str, args: &[std::ffi::OsString]) -> std::result::Result<String, String> {
     let python = python().map_err(|e| format!("the Python readers: {e}"))?;
     let output = Command::new(python)
-        .arg(crate::workspace_root().join("tests/interop/compare.py"))
-        .args(["--dsn", url, "--dir"])
-        .arg(dir)
-        .args(["--tables", tables])
+        .arg(crate::workspace_root().join("tests/interop").join(script))
+        .args(args)
         .output()
-        .map_err(|e| format!("cannot run compare.py: {e}"))?;
+        .map_err(|e| format!("cannot run {script}: {e}"))?;
     let report = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -153,8 +157,6 @@ pub fn compare_with_postgres(
     if output.status.success() {
         Ok(report)
     } else {
-        Err(format!(
-            "pyarrow/DuckDB disagree with PostgreSQL:\n{report}"
-        ))
+        Err(report)
     }
 }

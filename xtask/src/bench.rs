@@ -72,7 +72,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let etl_app = etl_tests::target_dir().join("release").join("etl-demo");
     let server = etl_tests::server().map_err(anyhow::Error::msg)?;
     let url = bench_database(&server.url, args.rows)?;
-    seed_shipments(&url, args.partitioned_rows)?;
+    seed_table(
+        &url,
+        "shipments",
+        "bench_shipments.sql",
+        args.partitioned_rows,
+    )?;
     let out = etl_tests::target_dir().join("bench-out");
 
     let copy = copy_to_null(&url, "purchase_orders");
@@ -291,18 +296,7 @@ fn bench_incremental(
     rows: u64,
     runs: usize,
 ) -> Result<IncrementalBench> {
-    let marker = psql(
-        url,
-        "SELECT coalesce(obj_description(to_regclass('accounts'), 'pg_class'), '')",
-    )
-    .map_err(anyhow::Error::msg)?;
-    if marker != format!("etl-bench v1 rows={rows}") {
-        eprintln!("seeding accounts with {rows} rows ...");
-        let started = Instant::now();
-        let seed = etl_tests::workspace_root().join("xtask/sql/bench_accounts.sql");
-        psql_file(url, &seed, &[("rows", &rows.to_string())]).map_err(anyhow::Error::msg)?;
-        eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
-    }
+    seed_table(url, "accounts", "bench_accounts.sql", rows)?;
     let dir = out.join("etl-app-incremental");
     let _ = std::fs::remove_dir_all(&dir);
     let run = |extra: &[&str]| {
@@ -413,17 +407,18 @@ fn copy_to_null(url: &str, table: &str) -> Command {
 /// Where the partitioned pair sits in the list of tools.
 const PARTITIONED: usize = 3;
 
-/// Seeds `shipments` with `rows` rows unless it already holds exactly that.
-fn seed_shipments(url: &str, rows: u64) -> Result<()> {
+/// Seeds `table` with `rows` rows by `xtask/sql/<script>` unless it already holds exactly that
+/// (the script leaves the row count in the table's comment).
+fn seed_table(url: &str, table: &str, script: &str, rows: u64) -> Result<()> {
     let marker = psql(
         url,
-        "SELECT coalesce(obj_description(to_regclass('shipments'), 'pg_class'), '')",
+        &format!("SELECT coalesce(obj_description(to_regclass('{table}'), 'pg_class'), '')"),
     )
     .map_err(anyhow::Error::msg)?;
     if marker != format!("etl-bench v1 rows={rows}") {
-        eprintln!("seeding shipments with {rows} rows ...");
+        eprintln!("seeding {table} with {rows} rows ...");
         let started = Instant::now();
-        let seed = etl_tests::workspace_root().join("xtask/sql/bench_shipments.sql");
+        let seed = etl_tests::workspace_root().join("xtask/sql").join(script);
         psql_file(url, &seed, &[("rows", &rows.to_string())]).map_err(anyhow::Error::msg)?;
         eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
     }
