@@ -333,7 +333,15 @@ impl LocalDirSink {
             if let Some(dir) = to.parent() {
                 fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
             }
-            fs::hard_link(&from, &to).map_err(|e| Error::io("cannot link", &from, e))?;
+            // A published file gone (deleted by hand): the batch cannot keep it; a full
+            // export (`--full`) starts the table afresh.
+            fs::hard_link(&from, &to).map_err(|e| {
+                Error::io(
+                    "cannot keep a published file (run with --full to export the table afresh):",
+                    &from,
+                    e,
+                )
+            })?;
         }
         Ok(())
     }
