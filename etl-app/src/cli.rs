@@ -142,7 +142,14 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 6 * 3600)]
     pub statement_timeout: u64,
 
-    /// Tables exported at the same time (each uses one database connection).
+    /// Connections reading one table at once, each on a range of its blocks, all on the run's
+    /// snapshot (PostgreSQL 14 or later; a standby, an older server or a view is read on one
+    /// stream, and the run says why). Default: up to --threads, at most 4, fewer for a small
+    /// table. On a busy primary, 1 keeps the load to one backend per table.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "N")]
+    pub read_parallelism: Option<u32>,
+
+    /// Tables exported at the same time (each uses --read-parallelism database connections).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub parallel_tables: u32,
 

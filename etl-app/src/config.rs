@@ -12,6 +12,7 @@ use etl_runtime::run::incremental::IncrementalOptions;
 use etl_runtime::sink::glue::PartitionDiscovery;
 use etl_runtime::sink::s3::{S3Options, ServerSideEncryption};
 use etl_runtime::source::SourceOptions;
+use etl_runtime::source::ranges::{ReadOptions, ReadParallelism};
 use etl_runtime::sqlx::postgres::PgConnectOptions;
 use etl_runtime::write::{Codec, ParquetOptions};
 use etl_runtime::{Export, Registry, redact_url};
@@ -136,10 +137,21 @@ impl RunConfig {
                 full: args.full,
                 lookback: args.lookback,
             },
+            read: ReadOptions {
+                parallelism: match args.read_parallelism {
+                    Some(n) => ReadParallelism::Connections(n as usize),
+                    None => ReadParallelism::Auto {
+                        max: threads.clamp(1, 4),
+                    },
+                },
+                ..ReadOptions::default()
+            },
             ..ExportOptions::default()
         };
+        // Every table read at once holds its connections, plus the snapshot's own.
+        let per_table = u32::try_from(export.read.parallelism.max()).unwrap_or(64);
         let source = SourceOptions {
-            max_connections: args.parallel_tables + 1,
+            max_connections: args.parallel_tables * per_table + 1,
             statement_timeout: Duration::from_secs(args.statement_timeout),
             ..SourceOptions::default()
         };

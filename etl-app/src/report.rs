@@ -13,6 +13,8 @@
 //!                 "rows": 4000, "bytes": 81234, "files": ["part-00000.parquet"],
 //!                 "location": "...", "seconds": 0.4, "rows_per_second": 10000.0,
 //!                 "watermark": null, "warnings": [], "skipped_rows": 0,
+//!                 "read": null | { "connections": 2, "ranges": 118,
+//!                                  "single_stream_reason": null | "..." },
 //!                 "incremental": null | { "mode": "full" | "batch", "reason": "...",
 //!                                         "batch": 3, "next_lower_bound": "...",
 //!                                         "watermark_from": "snapshot" | "lookback" },
@@ -97,6 +99,11 @@ impl RunReport {
                 "rows_per_second": if table.seconds > 0.0 { table.rows as f64 / table.seconds } else { 0.0 },
                 "warnings": table.warnings,
                 "skipped_rows": table.skipped_rows,
+                "read": {
+                    "connections": table.read.connections,
+                    "ranges": table.read.ranges,
+                    "single_stream_reason": table.read.single_stream_reason,
+                },
                 "error": Value::Null,
             }),
             Err(e) => json!({
@@ -109,6 +116,7 @@ impl RunReport {
                 "rows_per_second": Value::Null,
                 "warnings": [],
                 "skipped_rows": 0,
+                "read": Value::Null,
                 "error": error_entry(e),
             }),
         };

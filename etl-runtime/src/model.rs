@@ -84,6 +84,12 @@ impl TableInfo {
     /// `SELECT <columns> FROM <table>`, each column aliased to its own name so that casts keep
     /// the PostgreSQL column name.
     pub fn select_sql(&self) -> String {
+        self.select_from_sql(&self.qualified_sql())
+    }
+
+    /// The SELECT list of [`Self::select_sql`] over another relation: one leaf of a
+    /// partitioned table (`ONLY "public"."orders_2024"`), read on its own.
+    pub fn select_from_sql(&self, relation: &str) -> String {
         let mut sql = String::from("SELECT ");
         for (i, column) in self.columns.iter().enumerate() {
             if i > 0 {
@@ -94,7 +100,7 @@ impl TableInfo {
             sql.push_str(&quote_ident(column.name));
         }
         sql.push_str(" FROM ");
-        sql.push_str(&self.qualified_sql());
+        sql.push_str(relation);
         sql
     }
 

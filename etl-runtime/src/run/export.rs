@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use arrow_array::RecordBatch;
@@ -19,6 +20,7 @@ use crate::run::progress::ProgressObserver;
 use crate::sink::{Sink, StagedTable};
 use crate::source::PgSource;
 use crate::source::copy::TupleSplitter;
+use crate::source::ranges::{ReadOptions, ReadParallelism, ReadPlan};
 use crate::write::partition::{Partition, PartitionedWriter};
 use crate::write::{ParquetOptions, RollingFiles, WrittenFile};
 
@@ -46,6 +48,8 @@ pub struct ExportOptions {
     pub progress: ProgressObserver,
     /// What runs do with tables that have a cursor.
     pub incremental: IncrementalOptions,
+    /// How many connections read a table, by which block ranges.
+    pub read: ReadOptions,
 }
 
 impl Default for ExportOptions {
@@ -59,6 +63,7 @@ impl Default for ExportOptions {
             cancel: Cancel::default(),
             progress: ProgressObserver::default(),
             incremental: IncrementalOptions::default(),
+            read: ReadOptions::default(),
         }
     }
 }
@@ -193,6 +198,8 @@ pub struct TableReport {
     pub warnings: Vec<String>,
     /// For a table with a cursor: full or batch, and where the next run starts.
     pub incremental: Option<IncrementalOutcome>,
+    /// By how many connections and ranges it was read.
+    pub read: ReadSummary,
 }
 
 /// The directory a table is written to under the output: `notes`, or `sales.orders` outside
@@ -300,6 +307,7 @@ pub(crate) async fn run_export(
             partitions,
             skipped_rows,
             warnings: read_warnings,
+            read: read_summary,
         }) => {
             warnings.extend(read_warnings);
             let rows = files.iter().map(|f| f.rows).sum();
@@ -360,6 +368,7 @@ pub(crate) async fn run_export(
                 skipped_rows,
                 warnings,
                 incremental,
+                read: read_summary,
             })
         }
         Err(e) => {
@@ -459,89 +468,190 @@ async fn write_files(
         None
     };
 
-    // COPY's binary format is the cheapest way out of PostgreSQL for the server and for us:
-    // one message per row, decoded in place by the generated encoder.
-    let sql = match &read.filter {
-        Some(filter) => format!(
-            "COPY ({} WHERE {filter}) TO STDOUT (FORMAT binary)",
-            info.select_sql()
-        ),
-        None => format!("COPY ({}) TO STDOUT (FORMAT binary)", info.select_sql()),
+    // One stream, or block ranges shared out among several connections on the same snapshot.
+    let reason_not_to_split = if source.snapshot().is_none() {
+        Some("the run has no exported snapshot for other connections to share")
+    } else if read.filter.is_some() {
+        Some("an incremental batch reads only the changed rows, through the cursor")
+    } else {
+        None
     };
-    let read = async {
-        let mut stream = tx.copy_out_raw(&sql).await.map_err(Error::Query)?;
-        let mut splitter = TupleSplitter::new();
-        let mut chunk = Vec::with_capacity(options.chunk_rows);
-        let started = Instant::now();
-        let mut rows_read: u64 = 0;
-        let mut next_report = started + PROGRESS_EVERY;
-        // One waiter for the whole stream, not one per message.
-        let cancelled = options.cancel.cancelled();
-        tokio::pin!(cancelled);
-        loop {
-            // A stalled or slow server does not hold up a cancelled run.
-            let data = tokio::select! {
-                biased;
-                () = &mut cancelled => return Err(Error::Cancelled),
-                data = stream.try_next() => data.map_err(Error::Query)?,
-            };
-            let Some(data) = data else { break };
-            splitter.feed(data, &mut chunk).map_err(Error::Copy)?;
-            if chunk.len() >= options.chunk_rows {
-                rows_read += chunk.len() as u64;
-                if let Some(watcher) = &watcher {
-                    watcher.rows_read(rows_read);
-                }
-                let now = Instant::now();
-                if now >= next_report {
-                    next_report = now + PROGRESS_EVERY;
-                    let seconds = now.duration_since(started).as_secs_f64();
-                    tracing::info!(
-                        target: "etl_runtime::progress",
-                        event = "progress",
-                        table = %table,
-                        rows = rows_read,
-                        "{table}: {rows_read} rows read in {seconds:.0} s ({:.0} rows/s)",
-                        rows_read as f64 / seconds
-                    );
-                }
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(options.chunk_rows));
-                if chunks.send(full).await.is_err() {
-                    // The encoder stopped; its own error says why.
-                    return Ok(());
-                }
-            }
+    let plan = ReadPlan::plan(
+        &mut tx,
+        info,
+        &options.read,
+        reason_not_to_split,
+        source.max_readers(),
+    )
+    .await?;
+    let mut warnings = warnings;
+    if let Some(reason) = &plan.single_stream_reason {
+        tracing::info!(table = %table, "{table}: read on one stream: {reason}");
+        if matches!(options.read.parallelism, ReadParallelism::Connections(n) if n > 1) {
+            warnings.push(format!("read on one stream: {reason}"));
         }
-        splitter.finish().map_err(Error::Copy)?;
-        if let Some(watcher) = &watcher {
-            watcher.finished(rows_read + chunk.len() as u64);
-        }
-        if !chunk.is_empty() {
-            let _ = chunks.send(chunk).await;
-        }
-        Ok(())
+    }
+    let mut transactions = vec![tx];
+    if plan.connections > 1 {
+        let more =
+            futures_util::future::try_join_all((1..plan.connections).map(|_| source.begin_read()))
+                .await?;
+        transactions.extend(more);
+    }
+    let reading = ReadShared {
+        plan: &plan,
+        info,
+        filter: read.filter.as_deref(),
+        chunks,
+        options,
+        progress: ReadProgress {
+            table: &table,
+            watcher,
+            rows: AtomicU64::new(0),
+            started: Instant::now(),
+            next_report: std::sync::Mutex::new(Instant::now() + PROGRESS_EVERY),
+        },
     };
-    let read_result: Result<()> = read.await;
-    drop(chunks);
+    let read_result =
+        futures_util::future::try_join_all(transactions.into_iter().map(|tx| reading.read(tx)))
+            .await;
+    let rows_read = reading.progress.rows.load(Ordering::Relaxed);
+    if let Some(watcher) = &reading.progress.watcher
+        && read_result.is_ok()
+    {
+        watcher.finished(rows_read);
+    }
+    drop(reading);
     let written = writer.await.map_err(|source| Error::Thread {
         what: "encoder thread",
         source,
     });
     // The encoder's error explains a failed read better than "channel closed".
     let encoded = written??;
-    read_result?;
-    let _ = tx.commit().await;
+    for tx in read_result? {
+        let _ = tx.commit().await;
+    }
     for warning in &encoded.warnings {
         tracing::warn!(table = %table, "{table}: {warning}");
     }
-    let mut warnings = warnings;
     warnings.extend(encoded.warnings);
     Ok(Written {
         files: encoded.files,
         partitions: encoded.partitions,
         skipped_rows: encoded.skipped_rows,
         warnings,
+        read: ReadSummary {
+            connections: plan.connections,
+            ranges: plan.ranges().len(),
+            single_stream_reason: plan.single_stream_reason.clone(),
+        },
     })
+}
+
+/// What the connections reading one table share.
+struct ReadShared<'a> {
+    plan: &'a ReadPlan,
+    info: &'a TableInfo,
+    /// An incremental batch's condition.
+    filter: Option<&'a str>,
+    /// To the encoder; dropped (closing the channel) when every connection is done.
+    chunks: mpsc::Sender<Vec<Bytes>>,
+    options: &'a ExportOptions,
+    progress: ReadProgress<'a>,
+}
+
+/// The rows read so far by all of a table's connections.
+struct ReadProgress<'a> {
+    table: &'a str,
+    watcher: Option<Box<dyn crate::run::progress::TableProgress>>,
+    rows: AtomicU64,
+    started: Instant,
+    next_report: std::sync::Mutex<Instant>,
+}
+
+impl ReadProgress<'_> {
+    fn add(&self, rows: usize) {
+        let rows_read = self.rows.fetch_add(rows as u64, Ordering::Relaxed) + rows as u64;
+        if let Some(watcher) = &self.watcher {
+            watcher.rows_read(rows_read);
+        }
+        let now = Instant::now();
+        let due = match self.next_report.lock() {
+            Ok(mut next) if now >= *next => {
+                *next = now + PROGRESS_EVERY;
+                true
+            }
+            _ => false,
+        };
+        if due {
+            let table = self.table;
+            let seconds = now.duration_since(self.started).as_secs_f64();
+            tracing::info!(
+                target: "etl_runtime::progress",
+                event = "progress",
+                table = %table,
+                rows = rows_read,
+                "{table}: {rows_read} rows read in {seconds:.0} s ({:.0} rows/s)",
+                rows_read as f64 / seconds
+            );
+        }
+    }
+}
+
+impl ReadShared<'_> {
+    /// One connection's work: ranges, as long as any is left, into chunks for the encoder.
+    /// Returns the transaction to be committed once everything is written.
+    async fn read(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let chunk_rows = self.options.chunk_rows;
+        let mut chunk = Vec::with_capacity(chunk_rows);
+        // One waiter for the whole read, not one per message.
+        let cancelled = self.options.cancel.cancelled();
+        tokio::pin!(cancelled);
+        while let Some(range) = self.plan.next_range() {
+            let sql = range.copy_sql(self.info, self.filter);
+            let mut stream = tx.copy_out_raw(&sql).await.map_err(Error::Query)?;
+            let mut splitter = TupleSplitter::new();
+            loop {
+                // A stalled or slow server does not hold up a cancelled run.
+                let data = tokio::select! {
+                    biased;
+                    () = &mut cancelled => return Err(Error::Cancelled),
+                    data = stream.try_next() => data.map_err(Error::Query)?,
+                };
+                let Some(data) = data else { break };
+                splitter.feed(data, &mut chunk).map_err(Error::Copy)?;
+                if chunk.len() >= chunk_rows {
+                    self.progress.add(chunk.len());
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_rows));
+                    if self.chunks.send(full).await.is_err() {
+                        // The encoder stopped; its own error says why.
+                        drop(stream);
+                        return Ok(tx);
+                    }
+                }
+            }
+            splitter.finish().map_err(Error::Copy)?;
+        }
+        if !chunk.is_empty() {
+            self.progress.add(chunk.len());
+            let _ = self.chunks.send(chunk).await;
+        }
+        Ok(tx)
+    }
+}
+
+/// How a table was read.
+#[derive(Debug, Clone, Default)]
+pub struct ReadSummary {
+    /// Connections that read it at once.
+    pub connections: usize,
+    /// COPY statements (block ranges, or the whole table).
+    pub ranges: usize,
+    /// Why it was read on one stream although more connections were allowed.
+    pub single_stream_reason: Option<String>,
 }
 
 /// PostgreSQL's estimate of a table's rows, for a progress bar's length: none for a table
@@ -566,6 +676,7 @@ struct Written {
     partitions: Vec<Partition>,
     skipped_rows: u64,
     warnings: Vec<String>,
+    read: ReadSummary,
 }
 
 /// Runs on a blocking thread: chunks through the processor, batches into Parquet files (into

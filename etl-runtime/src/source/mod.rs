@@ -1,9 +1,11 @@
 //! The PostgreSQL side: read-only sessions, one snapshot shared by every table of a run
-//! ([`PgSource`]), the COPY stream cut into tuples ([`copy`]), and the comparison of a model with
-//! the live table ([`drift`]).
+//! ([`PgSource`]), the COPY stream cut into tuples ([`copy`]), a table's block ranges for
+//! reading it through several connections ([`ranges`]), and the comparison of a model with the
+//! live table ([`drift`]).
 
 pub mod copy;
 pub mod drift;
+pub mod ranges;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -198,6 +200,12 @@ impl PgSource {
         *self.snapshot_holder.lock().await = Some(tx);
         self.snapshot = Some(snapshot.clone());
         Ok(snapshot)
+    }
+
+    /// Connections the pool may open besides the snapshot's own: the most that can read one
+    /// table at once.
+    pub fn max_readers(&self) -> usize {
+        (self.options.max_connections.max(2) - 1) as usize
     }
 
     pub fn snapshot(&self) -> Option<&Snapshot> {
