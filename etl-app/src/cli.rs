@@ -144,8 +144,9 @@ pub struct RunArgs {
 
     /// Connections reading one table at once, each on a range of its blocks, all on the run's
     /// snapshot (PostgreSQL 14 or later; a standby, an older server or a view is read on one
-    /// stream, and the run says why). Default: up to --threads, at most 4, fewer for a small
-    /// table. On a busy primary, 1 keeps the load to one backend per table.
+    /// stream, and the run says why). Default: one per two --threads, at most 4 (so 1 on two
+    /// cores), fewer for a small table. Each connection is a backend busy on the server: on a
+    /// busy primary keep 1; against a server with cores to spare, try 2 or more.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "N")]
     pub read_parallelism: Option<u32>,
 

@@ -129,6 +129,7 @@ impl RunConfig {
                 },
                 row_group_rows: args.row_group_rows,
                 row_group_bytes: usize::try_from(args.row_group_bytes).unwrap_or(usize::MAX),
+                ..ParquetOptions::default()
             },
             max_file_bytes: (args.max_file_bytes > 0).then_some(args.max_file_bytes),
             converters: Converters::new(threads)?,
@@ -140,8 +141,12 @@ impl RunConfig {
             read: ReadOptions {
                 parallelism: match args.read_parallelism {
                     Some(n) => ReadParallelism::Connections(n as usize),
+                    // A connection's rows keep about two threads busy (reading and
+                    // converting, encoding and compressing): on this project's 2-core bench
+                    // machine, with the server on the same cores, two connections were 18 %
+                    // slower than one (`cargo xtask bench`).
                     None => ReadParallelism::Auto {
-                        max: threads.clamp(1, 4),
+                        max: (threads / 2).clamp(1, 4),
                     },
                 },
                 ..ReadOptions::default()

@@ -176,6 +176,20 @@ fn pg_bin_dir() -> Result<PathBuf> {
     })
 }
 
+/// A program of the server's installation: beside `postgres`, or beside the file it links to
+/// (PATH may hold links to `initdb` and `postgres` only), or on PATH.
+fn server_program(bin: &Path, name: &str) -> PathBuf {
+    let beside = bin.join(name);
+    if beside.is_file() {
+        return beside;
+    }
+    fs::canonicalize(bin.join("postgres"))
+        .ok()
+        .and_then(|real| real.parent().map(|dir| dir.join(name)))
+        .filter(|path| path.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 fn running_as_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -198,25 +212,7 @@ fn as_server_user(program: &Path, root: bool) -> Command {
 fn start_cluster(tls: bool) -> Result<PgServer> {
     let bin = pg_bin_dir()?;
     let root = running_as_root();
-    let harness = target_dir().join("pg-harness");
-    fs::create_dir_all(&harness)
-        .map_err(|e| error(format!("cannot create {}: {e}", harness.display())))?;
-    crate::remove_stale(&harness);
-    let dir = harness.join(format!("{}-{}", std::process::id(), crate::unique()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
-    if root {
-        let status = Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(&dir)
-            .status()
-            .map_err(|e| error(format!("cannot chown the cluster directory: {e}")))?;
-        if !status.success() {
-            return Err(error(
-                "cannot give the cluster directory to the `postgres` user (does the user exist? it comes with Debian's postgresql package)",
-            ));
-        }
-    }
+    let dir = cluster_dir(root)?;
     let data = dir.join("data");
     let output = as_server_user(&bin.join("initdb"), root)
         .args([
@@ -238,7 +234,38 @@ fn start_cluster(tls: bool) -> Result<PgServer> {
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
+    start_server(&bin, root, &dir, tls)
+}
 
+/// A new directory for a cluster under `target/pg-harness/`, owned by the server's OS user.
+fn cluster_dir(root: bool) -> Result<PathBuf> {
+    let harness = target_dir().join("pg-harness");
+    fs::create_dir_all(&harness)
+        .map_err(|e| error(format!("cannot create {}: {e}", harness.display())))?;
+    crate::remove_stale(&harness);
+    let dir = harness.join(format!("{}-{}", std::process::id(), crate::unique()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
+    if root {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .map_err(|e| error(format!("cannot chown the cluster directory: {e}")))?;
+        if !status.success() {
+            return Err(error(
+                "cannot give the cluster directory to the `postgres` user (does the user exist? it comes with Debian's postgresql package)",
+            ));
+        }
+    }
+    Ok(dir)
+}
+
+/// Starts the server of the cluster in `dir/data` on a free port, supervised (see [`server`]),
+/// and waits until it accepts connections.
+fn start_server(bin: &Path, root: bool, dir: &Path, tls: bool) -> Result<PgServer> {
+    let dir = dir.to_path_buf();
+    let data = dir.join("data");
     let port = free_port()?;
     let log = dir.join("server.log");
     let certificates = if tls {
@@ -401,6 +428,62 @@ fn make_certificates(dir: &Path, root: bool) -> Result<Certificates> {
         server_cert: dir.join("server.pem"),
         server_key: key,
     })
+}
+
+/// A primary of this process's own and a hot standby streaming from it.
+pub struct ReplicatedPair {
+    pub primary: PgServer,
+    pub standby: PgServer,
+}
+
+static REPLICATED: OnceLock<std::result::Result<ReplicatedPair, String>> = OnceLock::new();
+
+/// A primary and a hot standby made from it by `pg_basebackup -R` (streaming replication),
+/// whatever `DATABASE_URL` says: for what a run does on a server in recovery.
+pub fn replicated_pair() -> Result<&'static ReplicatedPair> {
+    REPLICATED
+        .get_or_init(|| start_replicated_pair().map_err(|e| e.0))
+        .as_ref()
+        .map_err(|e| error(e.clone()))
+}
+
+fn start_replicated_pair() -> Result<ReplicatedPair> {
+    let primary = start_cluster(false)?;
+    let bin = pg_bin_dir()?;
+    let root = running_as_root();
+    let dir = cluster_dir(root)?;
+    // initdb's trust rules admit replication connections from 127.0.0.1.
+    let output = as_server_user(&server_program(&bin, "pg_basebackup"), root)
+        .args(["-d", &primary.url, "-X", "stream", "-R", "--no-sync", "-D"])
+        .arg(dir.join("data"))
+        .output()
+        .map_err(|e| error(format!("cannot run pg_basebackup: {e}")))?;
+    if !output.status.success() {
+        return Err(error(format!(
+            "pg_basebackup failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let standby = start_server(&bin, root, &dir, false)?;
+    Ok(ReplicatedPair { primary, standby })
+}
+
+impl ReplicatedPair {
+    /// Waits until the standby has replayed everything the primary wrote so far.
+    pub fn wait_for_replay(&self) -> Result<()> {
+        let lsn = psql(&self.primary.url, "SELECT pg_current_wal_lsn()")?;
+        let caught_up = format!("SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while psql(&self.standby.url, &caught_up)? != "t" {
+            if Instant::now() > deadline {
+                return Err(error(format!(
+                    "the standby did not replay {lsn} within 60 s"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
 }
 
 static TLS_SERVER: OnceLock<std::result::Result<PgServer, String>> = OnceLock::new();

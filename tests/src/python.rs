@@ -16,24 +16,34 @@ pub const REQUIREMENTS: &[&str] = &[
     "moto[server]==5.2.5",
 ];
 
+/// The peers `cargo xtask bench` measures beside us, in a venv of their own: DuckDB's
+/// postgres scanner, from PyPI (the extension ships in its wheel; nothing is downloaded at run
+/// time).
+pub const BENCH_PEERS: &[&str] = &["duckdb==1.5.5", "duckdb-extension-postgres-scanner==1.5.5"];
+
 /// The venv's Python if it was already created (by `cargo xtask ci` or a test).
 pub fn existing() -> Option<PathBuf> {
-    let venv = venv_dir();
+    let venv = venv_dir(REQUIREMENTS);
     venv.join(".ready")
         .is_file()
         .then(|| venv.join("bin").join("python"))
 }
 
-fn venv_dir() -> PathBuf {
-    let key = REQUIREMENTS.join(" ");
+fn venv_dir(requirements: &[&str]) -> PathBuf {
+    let key = requirements.join(" ");
     cache_dir().join(format!("venv-{:016x}", fnv1a(key.as_bytes())))
 }
 
-/// The venv's Python, creating the venv first if needed. Safe to call from several processes
-/// at once: creation happens under a file lock.
+/// The readers' venv's Python, creating the venv first if needed.
 pub fn python() -> Result<PathBuf> {
-    let key = REQUIREMENTS.join(" ");
-    let venv = venv_dir();
+    venv(REQUIREMENTS)
+}
+
+/// The Python of a venv holding `requirements`, created once and cached. Safe to call from
+/// several processes at once: creation happens under a file lock.
+pub fn venv(requirements: &[&str]) -> Result<PathBuf> {
+    let key = requirements.join(" ");
+    let venv = venv_dir(requirements);
     let python = venv.join("bin").join("python");
     let ready = venv.join(".ready");
     if ready.is_file() {
@@ -67,7 +77,7 @@ pub fn python() -> Result<PathBuf> {
                 "--quiet",
                 "--disable-pip-version-check",
             ])
-            .args(REQUIREMENTS),
+            .args(requirements),
         "pip install",
     )?;
     fs::write(&ready, key).map_err(|e| error(format!("cannot write {}: {e}", ready.display())))?;

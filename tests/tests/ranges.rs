@@ -158,3 +158,39 @@ async fn each_range_is_a_tid_range_scan() {
     let plan = etl_tests::postgres::psql(&db.url, &format!("EXPLAIN {select}")).expect("explain");
     assert!(plan.contains("Tid Range Scan"), "{plan}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_standby_is_read_on_one_stream_and_says_why() {
+    let pair = etl_tests::postgres::replicated_pair().expect("a primary and its standby");
+    let name = "etl_ranges_standby";
+    etl_tests::postgres::psql(&pair.primary.url, &format!("CREATE DATABASE {name}"))
+        .expect("create the database on the primary");
+    let primary = etl_tests::postgres::with_database(&pair.primary.url, name);
+    let dir = common::out_dir(name);
+    let schema = dir.join("schema.sql");
+    std::fs::write(&schema, SCHEMA).expect("write the schema");
+    etl_tests::postgres::psql_file(&primary, &schema, &[]).expect("schema loads");
+    pair.wait_for_replay().expect("the standby catches up");
+
+    let standby = etl_tests::postgres::with_database(&pair.standby.url, name);
+    let (source_options, options) = ranged(2);
+    let mut source = PgSource::connect(&standby, &source_options)
+        .await
+        .expect("connect to the standby");
+    source
+        .export_snapshot()
+        .await
+        .expect("a snapshot on the standby");
+    let sink = LocalDirSink::new(&dir, "test").expect("sink");
+    let report = etl_runtime::export_table::<Reading>(&source, &sink, &options)
+        .await
+        .expect("export from the standby");
+    source.close().await;
+    assert_eq!(report.read.connections, 1);
+    let reason = report.read.single_stream_reason.as_deref().unwrap_or("");
+    assert!(reason.contains("standby"), "{reason}");
+    assert_eq!(report.rows, 35_000);
+    let compared = etl_tests::python::compare_with_postgres(&standby, &dir, "readings")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(compared.contains("interop readings: "), "{compared}");
+}

@@ -1,8 +1,9 @@
 //! `cargo xtask bench`: the numbers behind the engine's claims. Seeds `purchase_orders` (the
 //! shape of `xtask/sql/bench_seed.sql`), then times, interleaved, COPY BINARY to /dev/null (the
-//! practical floor), `etl-app run` (release build, zstd, exact decimals) and `pg2parquet` when
-//! it is on PATH, and prints per tool the median wall time, the ratio to COPY, rows/s, peak RSS
-//! and output bytes.
+//! practical floor), `etl-app run` (release build, zstd, exact decimals) on one stream and on two
+//! connections (`--read-parallelism 2`), DuckDB's postgres scanner (the closest peer) and
+//! `pg2parquet` when it is on PATH, and prints per tool the median wall time, the ratio to COPY,
+//! rows/s, client CPU per million rows, peak RSS and output bytes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -81,10 +82,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let out = etl_tests::target_dir().join("bench-out");
 
     let copy = copy_to_null(&url, "purchase_orders");
-    let etl = {
+    let etl = |read_parallelism: &str, dir: &str| {
         let mut c = Command::new(&etl_app);
         c.args(["run", "--tables", "purchase_orders", "--output"])
-            .arg(out.join("etl-app"))
+            .arg(out.join(dir))
+            .args(["--read-parallelism", read_parallelism])
             .env("DATABASE_URL", &url);
         if let Some(extra) = &args.etl_args {
             c.args(extra.split_whitespace());
@@ -96,7 +98,19 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         let mut c = Command::new(&etl_app);
         c.args(["run", "--tables", "purchase_orders_usd", "--output"])
             .arg(out.join("etl-app-task"))
+            .args(["--read-parallelism", "1"])
             .env("DATABASE_URL", &url);
+        c
+    };
+    // The closest peer: DuckDB's postgres scanner (ctid ranges on one snapshot, zstd).
+    let duckdb = {
+        let python =
+            etl_tests::python::venv(etl_tests::python::BENCH_PEERS).map_err(anyhow::Error::msg)?;
+        let mut c = Command::new(python);
+        c.arg(etl_tests::workspace_root().join("xtask/bench/duckdb_postgres_scanner.py"))
+            .arg(&url)
+            .arg("purchase_orders")
+            .arg(out.join("duckdb").join("purchase_orders.parquet"));
         c
     };
     let mut tools = vec![
@@ -106,14 +120,24 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             output: None,
         },
         Tool {
-            name: "etl-app (zstd, exact decimals)",
-            command: etl,
+            name: "etl-app, one stream (--read-parallelism 1)",
+            command: etl("1", "etl-app"),
             output: Some(out.join("etl-app")),
         },
         Tool {
             name: "etl-app task purchase_orders_usd",
             command: task,
             output: Some(out.join("etl-app-task")),
+        },
+        Tool {
+            name: "etl-app --read-parallelism 2",
+            command: etl("2", "etl-app-rp2"),
+            output: Some(out.join("etl-app-rp2")),
+        },
+        Tool {
+            name: "DuckDB 1.5.5 postgres scanner (zstd)",
+            command: duckdb,
+            output: Some(out.join("duckdb")),
         },
     ];
     // The partitioned layout on its own table, with its own floor.
@@ -405,7 +429,7 @@ fn copy_to_null(url: &str, table: &str) -> Command {
 }
 
 /// Where the partitioned pair sits in the list of tools.
-const PARTITIONED: usize = 3;
+const PARTITIONED: usize = 5;
 
 /// Seeds `table` with `rows` rows by `xtask/sql/<script>` unless it already holds exactly that
 /// (the script leaves the row count in the table's comment).

@@ -104,8 +104,10 @@ impl Utf8Encoder {
         element: Scalar,
         bytes: &[u8],
     ) -> Result<(), ValueError> {
-        let mut out = String::with_capacity(bytes.len() + 2);
-        write_json_array(
+        // One buffer for every row's JSON, not an allocation per row.
+        let mut out = self.take_scratch();
+        out.reserve(bytes.len() + 2);
+        let written = write_json_array(
             &mut out,
             ArrayReader::new(bytes)?,
             |out, value| match value? {
@@ -115,9 +117,12 @@ impl Utf8Encoder {
                 }
                 Some(value) => write_json_wire(out, element, value),
             },
-        )?;
-        self.append_str(&out);
-        Ok(())
+        );
+        if written.is_ok() {
+            self.append_str(&out);
+        }
+        self.return_scratch(out);
+        written
     }
 }
 

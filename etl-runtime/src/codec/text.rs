@@ -15,6 +15,8 @@ use super::{ColumnEncoder, Encode, FromWire, JsonElement, Scalar, ValueError};
 pub struct Utf8Encoder {
     builder: StringBuilder,
     json: bool,
+    /// A value being rendered (an array as JSON), kept between values.
+    scratch: String,
 }
 
 impl Utf8Encoder {
@@ -23,6 +25,7 @@ impl Utf8Encoder {
         Self {
             builder: StringBuilder::with_capacity(capacity, capacity * 16),
             json: false,
+            scratch: String::new(),
         }
     }
 
@@ -31,7 +34,19 @@ impl Utf8Encoder {
         Self {
             builder: StringBuilder::with_capacity(capacity, capacity * 32),
             json: true,
+            scratch: String::new(),
         }
+    }
+
+    /// The scratch buffer, empty; give it back with [`Self::return_scratch`].
+    pub(super) fn take_scratch(&mut self) -> String {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch
+    }
+
+    pub(super) fn return_scratch(&mut self, scratch: String) {
+        self.scratch = scratch;
     }
 
     #[inline]
@@ -105,21 +120,30 @@ impl JsonElement for String {
 pub(super) fn write_json_str(out: &mut String, s: &str) -> Result<(), ValueError> {
     out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    // Runs of bytes that need no escape are copied whole; every byte that does is ASCII, so
+    // each cut falls on a character boundary.
+    let mut run_start = 0;
+    for (i, byte) in s.bytes().enumerate() {
+        let escaped = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[run_start..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{byte:04x}");
+        } else {
+            out.push_str(escaped);
         }
+        run_start = i + 1;
     }
+    out.push_str(&s[run_start..]);
     out.push('"');
     Ok(())
 }
@@ -127,4 +151,19 @@ pub(super) fn write_json_str(out: &mut String, s: &str) -> Result<(), ValueError
 /// Text in a message about its row: quoted as Rust prints strings (`"EUR"`).
 pub(super) fn write_key_str(out: &mut String, s: &str) {
     let _ = write!(out, "{s:?}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_json_str;
+
+    #[test]
+    fn json_strings_are_escaped_as_postgres_escapes_them() {
+        let mut out = String::new();
+        write_json_str(&mut out, "a\"b\\c\u{8}\u{c}\n\r\t\u{1}\u{1f} é ✓ end").unwrap();
+        assert_eq!(out, r#""a\"b\\c\b\f\n\r\t\u0001\u001f é ✓ end""#);
+        out.clear();
+        write_json_str(&mut out, "").unwrap();
+        assert_eq!(out, r#""""#);
+    }
 }

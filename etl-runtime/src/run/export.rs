@@ -290,6 +290,7 @@ pub(crate) async fn run_export(
             _ => "part-".to_string(),
         },
         batch: matches!(plan, Some(Plan::Batch { .. })),
+        own_columns: source_table.display_name() == output.display_name(),
     };
     let written = write_files(
         source,
@@ -415,6 +416,8 @@ struct TableRead {
     file_prefix: String,
     /// An incremental batch: no rows, no file.
     batch: bool,
+    /// The files hold the source table's own columns (a table export, not a task's records).
+    own_columns: bool,
 }
 
 async fn write_files(
@@ -444,11 +447,20 @@ async fn write_files(
         });
     }
 
+    // A table's own columns (not a task's records) that are mostly distinct go without a
+    // dictionary; without statistics (a table never analyzed) every column keeps one.
+    let plain_columns = if read.own_columns {
+        crate::source::mostly_distinct_columns(&mut tx, info).await?
+    } else {
+        Vec::new()
+    };
+
     // Two chunks in flight: one being encoded, one arriving.
     let (chunks, received) = mpsc::channel::<Vec<Bytes>>(2);
     let writer = {
         let dir = staged.dir.clone();
-        let options = options.clone();
+        let mut options = options.clone();
+        options.parquet.plain_columns = plain_columns;
         let (file_prefix, batch) = (read.file_prefix.clone(), read.batch);
         tokio::task::spawn_blocking(move || {
             encode_chunks(

