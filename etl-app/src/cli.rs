@@ -24,6 +24,11 @@ Examples:
   # Where incremental tables stand (watermark, batches):
   etl-app state --output /data/exports
 
+  # One run split into 4 shards on 4 machines sharing /data/exports (a Kubernetes Indexed
+  # Job sets JOB_COMPLETION_INDEX, which is --shard):
+  etl-app coordinate --shards 4 --run-name nightly-42 --output /data/exports
+  etl-app run --shard-of nightly-42 --shard 0 --output /data/exports   # ... up to --shard 3
+
 Try it on a throwaway database with `cargo xtask demo`. Models are generated from a live
 table with `cargo xtask gen --table NAME`.
 
@@ -54,8 +59,13 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Export tables to Parquet files.
+    /// Export tables to Parquet files (or, with --shard-of, one shard's share of a sharded run).
     Run(Box<RunArgs>),
+    /// Open a run split into shards on several machines: export the snapshot and hold it,
+    /// publish the plan in the output, wait for every shard (`etl-app run --shard-of NAME
+    /// --shard I`), then publish the tables. Nothing is published if a shard fails for good or
+    /// the coordinator dies.
+    Coordinate(Box<CoordinateArgs>),
     /// List the registered tables with their columns.
     List,
     /// Compare every registered model with the live database; exit 1 listing each difference
@@ -64,6 +74,31 @@ pub enum Command {
     /// Show each table's published state in the output: its version, and for a table with a
     /// cursor where the next incremental run starts (and why there) and its batches.
     State(StateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CoordinateArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Shards that read the run, each a process (a pod of an Indexed Job with this many
+    /// completions). Each reads every K-th block range of every table.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "K")]
+    pub shards: u32,
+
+    /// The run's name, which every shard is given as --shard-of (letters, digits, `.`, `_`,
+    /// `-`; e.g. the Kubernetes Job's name).
+    #[arg(long, env = "ETL_RUN_NAME", value_name = "NAME")]
+    pub run_name: String,
+
+    /// A shard whose attempts failed this many times fails the run (with Kubernetes:
+    /// backoffLimitPerIndex + 1).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub shard_attempts: u32,
+
+    /// Fail the run if the shards have not all finished after this long (e.g. 90m, 6h).
+    #[arg(long, default_value = "6h", value_parser = parse_duration, value_name = "DURATION")]
+    pub shard_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +184,22 @@ pub struct RunArgs {
     /// busy primary keep 1; against a server with cores to spare, try 2 or more.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "N")]
     pub read_parallelism: Option<u32>,
+
+    /// Pages (8 KB each) per block range of a parallel or sharded read: ranges are handed out
+    /// one at a time, so smaller ones share a bloated region out more evenly, at a statement
+    /// per range.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..), value_name = "PAGES")]
+    pub range_pages: u64,
+
+    /// Read one shard of the sharded run NAME (opened by `etl-app coordinate --run-name NAME`
+    /// on the same --output): the tables and snapshot come from its plan; the coordinator
+    /// publishes once every shard is done. A retried shard replaces its own files.
+    #[arg(long, env = "ETL_SHARD_OF", value_name = "NAME")]
+    pub shard_of: Option<String>,
+
+    /// This shard's index, 0 to K-1; a Kubernetes Indexed Job sets it (JOB_COMPLETION_INDEX).
+    #[arg(long, env = "JOB_COMPLETION_INDEX", value_name = "I")]
+    pub shard: Option<u32>,
 
     /// Tables exported at the same time (each uses --read-parallelism database connections).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]

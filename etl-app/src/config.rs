@@ -36,6 +36,22 @@ pub struct RunConfig {
     /// Where to write the run report too (`--report`).
     pub report: Option<PathBuf>,
     pub metrics: Metrics,
+    /// This run's part in a sharded run, if any.
+    pub shard: Option<ShardRole>,
+}
+
+/// A process of a sharded run.
+pub enum ShardRole {
+    Coordinator {
+        run_name: String,
+        shards: usize,
+        attempts: usize,
+        timeout: Duration,
+    },
+    Shard {
+        run_name: String,
+        index: usize,
+    },
 }
 
 /// Where the run's metrics go.
@@ -149,6 +165,7 @@ impl RunConfig {
                         max: (threads / 2).clamp(1, 4),
                     },
                 },
+                range_pages: args.range_pages,
                 ..ReadOptions::default()
             },
             ..ExportOptions::default()
@@ -177,7 +194,20 @@ impl RunConfig {
                 GluePartitionsArg::Register => PartitionDiscovery::Register,
             },
         };
-        Ok(Self {
+        let shard = match (args.shard_of, args.shard) {
+            (Some(run_name), Some(index)) => Some(ShardRole::Shard {
+                run_name,
+                index: index as usize,
+            }),
+            (Some(_), None) => {
+                return Err(usage(
+                    "--shard-of needs this shard's index: --shard I (or JOB_COMPLETION_INDEX)",
+                ));
+            }
+            // JOB_COMPLETION_INDEX alone (any Indexed Job) does not make a shard.
+            (None, _) => None,
+        };
+        let config = Self {
             database_url,
             exports,
             output,
@@ -187,7 +217,71 @@ impl RunConfig {
             catalog,
             report: args.report,
             metrics,
-        })
+            shard,
+        };
+        // A shard's tables come from the run's plan, not from --tables.
+        if let Some(ShardRole::Shard { run_name, .. }) = &config.shard {
+            config.check_shard_output(run_name)?;
+        }
+        Ok(config)
+    }
+
+    /// `etl-app coordinate`: a run, plus the shards' part.
+    pub fn coordinator(
+        args: crate::cli::CoordinateArgs,
+        given: impl Fn(&str) -> bool,
+        registry: &Registry,
+    ) -> Result<Self, Failure> {
+        if args.run.shard_of.is_some() {
+            return Err(usage(
+                "--shard-of is for the shards (etl-app run); the coordinator names the run with --run-name",
+            ));
+        }
+        let mut config = Self::new(args.run, given, registry)?;
+        config.check_shardable(&args.run_name)?;
+        config.shard = Some(ShardRole::Coordinator {
+            run_name: args.run_name,
+            shards: args.shards as usize,
+            attempts: args.shard_attempts as usize,
+            timeout: args.shard_timeout,
+        });
+        Ok(config)
+    }
+
+    /// What a sharded run can do today: tables (not tasks, which read their source whole;
+    /// not incremental tables, whose batches one run writes) to a directory every shard sees.
+    fn check_shardable(&self, run_name: &str) -> Result<(), Failure> {
+        self.check_shard_output(run_name)?;
+        for export in &self.exports {
+            if export.kind == etl_runtime::run::registry::ExportKind::Task {
+                return Err(usage(format!(
+                    "{} is a task: tasks read their source whole; run them with etl-app run \
+                     (choose the tables with --tables)",
+                    export.name()
+                )));
+            }
+            if export.info.cursor.is_some() {
+                return Err(usage(format!(
+                    "{} has a cursor: its incremental batches are written by etl-app run \
+                     (choose the tables with --tables)",
+                    export.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_shard_output(&self, run_name: &str) -> Result<(), Failure> {
+        etl_runtime::run::shard::check_run_name(run_name)
+            .map_err(|e| usage(format!("--run-name / --shard-of: {e}")))?;
+        if matches!(self.output, Output::S3(_)) {
+            return Err(usage(
+                "a sharded run writes to a directory every shard sees (a shared volume); \
+                 S3 output is not supported for sharded runs yet: use etl-app run with \
+                 --read-parallelism on one machine",
+            ));
+        }
+        Ok(())
     }
 }
 

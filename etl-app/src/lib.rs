@@ -10,6 +10,7 @@ mod log;
 mod metrics;
 mod progress;
 mod report;
+mod shards;
 mod signals;
 
 use std::process::ExitCode;
@@ -27,9 +28,29 @@ use etl_runtime::{Export, LocalDirSink, PgSource, Registry, Sink, TableReport};
 use futures_util::StreamExt;
 
 use crate::cli::{CheckArgs, Cli, Command};
-use crate::config::{Catalog, Output, RunConfig};
+use crate::config::{Catalog, Output, RunConfig, ShardRole};
 use crate::report::RunReport;
 use crate::signals::Stop;
+
+/// Whether the flag with clap id `id` of `subcommand` was written on the command line (not
+/// taken from the environment or a default).
+fn given_in<'a>(matches: &'a clap::ArgMatches, subcommand: &'a str) -> impl Fn(&str) -> bool + 'a {
+    move |id: &str| {
+        matches.subcommand_matches(subcommand).is_some_and(|args| {
+            args.try_get_raw(id).is_ok()
+                && args.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        })
+    }
+}
+
+fn run_blocking(config: RunConfig) -> Result<ExitCode, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(Failure::from)
+        .and_then(|rt| rt.block_on(run(config)))
+}
 
 /// Parses the command line and runs it over `registry`; the exit code is what schedulers see.
 pub fn main(registry: Registry) -> ExitCode {
@@ -43,19 +64,11 @@ pub fn main(registry: Registry) -> ExitCode {
         }
         Command::Run(args) => {
             // Every flag and location is checked before the first connection.
-            let given = |id: &str| {
-                matches.subcommand_matches("run").is_some_and(|run| {
-                    run.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
-                })
-            };
-            RunConfig::new(*args, given, &registry).and_then(|config| {
-                tokio::runtime::Builder::new_multi_thread()
-                    .enable_all()
-                    .build()
-                    .context("cannot start the async runtime")
-                    .map_err(Failure::from)
-                    .and_then(|rt| rt.block_on(run(config)))
-            })
+            RunConfig::new(*args, given_in(&matches, "run"), &registry).and_then(run_blocking)
+        }
+        Command::Coordinate(args) => {
+            RunConfig::coordinator(*args, given_in(&matches, "coordinate"), &registry)
+                .and_then(run_blocking)
         }
         Command::Check(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -237,7 +250,35 @@ async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
         Failure::Runtime(anyhow!("cannot install the SIGTERM/SIGINT handlers: {e}"))
     })?;
     let mut report = RunReport::new(&config.output.location());
-    let result = export_all(&config, &stop, &mut report).await;
+    let result = match &config.shard {
+        None => export_all(&config, &stop, &mut report).await,
+        Some(ShardRole::Coordinator {
+            run_name,
+            shards,
+            attempts,
+            timeout,
+        }) => {
+            shards::coordinate(
+                &config,
+                (run_name, *shards, *attempts, *timeout),
+                &stop,
+                &mut report,
+            )
+            .await
+        }
+        // A shard publishes nothing and reports nothing: its coordinator does.
+        Some(ShardRole::Shard { run_name, index }) => {
+            let result = shards::run_shard(&config, run_name, *index).await;
+            let code = match &result {
+                Ok(_) if config.export.cancel.is_cancelled() => stop.exit_code(),
+                Ok(code) => *code,
+                Err(Failure::Usage(_)) => 2,
+                Err(Failure::Runtime(_)) if config.export.cancel.is_cancelled() => stop.exit_code(),
+                Err(Failure::Runtime(_)) => 1,
+            };
+            return result.map(|_| ExitCode::from(code));
+        }
+    };
     let code = match &result {
         Ok(code) => *code,
         Err(Failure::Usage(_)) => 2,

@@ -22,6 +22,8 @@ pub enum Error {
     StateMoved { table: String },
     #[error("this output does not support {what}")]
     NotSupported { what: String },
+    #[error("sharded run `{run}`: {reason}")]
+    ShardRun { run: String, reason: String },
     #[error("cannot connect to PostgreSQL at {url}: {source}")]
     Connect {
         /// The connection string with its password replaced by `***`.

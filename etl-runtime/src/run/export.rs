@@ -17,10 +17,10 @@ use crate::error::{Error, Result};
 use crate::model::{EtlTable, PartitionKey, RecordBatchEncoder, TableInfo, WireBatchEncoder};
 use crate::run::incremental::{IncrementalOptions, IncrementalOutcome, Plan, TableState};
 use crate::run::progress::ProgressObserver;
-use crate::sink::{Sink, StagedTable};
+use crate::sink::Sink;
 use crate::source::PgSource;
 use crate::source::copy::TupleSplitter;
-use crate::source::ranges::{ReadOptions, ReadParallelism, ReadPlan};
+use crate::source::ranges::{ReadOptions, ReadParallelism, ReadPlan, ReadRange};
 use crate::write::partition::{Partition, PartitionedWriter};
 use crate::write::{ParquetOptions, RollingFiles, WrittenFile};
 
@@ -145,6 +145,9 @@ pub trait ChunkProcessor: Send + 'static {
     }
 }
 
+/// A model's encoder: one part of a chunk of its table's COPY tuples into a record batch.
+pub type EncodeFn = fn(&[Bytes]) -> Result<RecordBatch>;
+
 /// Encodes COPY tuples straight into Arrow with one model's generated encoder.
 ///
 /// Not generic on purpose: the pipeline around it (reading, files, publishing) is compiled
@@ -153,7 +156,7 @@ pub trait ChunkProcessor: Send + 'static {
 struct TableProcessor {
     converters: Converters,
     schema: SchemaRef,
-    encode: fn(&[Bytes]) -> Result<RecordBatch>,
+    encode: EncodeFn,
 }
 
 impl ChunkProcessor for TableProcessor {
@@ -235,7 +238,7 @@ pub(crate) async fn export_encoded(
     options: &ExportOptions,
     info: &TableInfo,
     schema: SchemaRef,
-    encode: fn(&[Bytes]) -> Result<RecordBatch>,
+    encode: EncodeFn,
 ) -> Result<TableReport> {
     let processor = TableProcessor {
         converters: options.converters.clone(),
@@ -291,10 +294,11 @@ pub(crate) async fn run_export(
         },
         batch: matches!(plan, Some(Plan::Batch { .. })),
         own_columns: source_table.display_name() == output.display_name(),
+        ranges: None,
     };
     let written = write_files(
         source,
-        &staged,
+        &staged.dir,
         options,
         source_table,
         output.partition_by,
@@ -408,6 +412,41 @@ fn merge_partitions(previous: &serde_json::Value, added: Vec<Partition>) -> Vec<
     partitions
 }
 
+/// Reads `ranges` of `info`'s table (a shard's share) on the source's snapshot into Parquet
+/// files named `<file_prefix>NNNNN.parquet` under `dir`, publishing nothing. No file when the
+/// share holds no row.
+pub(crate) async fn write_share(
+    source: &PgSource,
+    dir: &Path,
+    options: &ExportOptions,
+    (info, schema, encode): (&TableInfo, SchemaRef, EncodeFn),
+    ranges: Vec<ReadRange>,
+    file_prefix: &str,
+) -> Result<Written> {
+    let processor = TableProcessor {
+        converters: options.converters.clone(),
+        schema,
+        encode,
+    };
+    let read = TableRead {
+        filter: None,
+        file_prefix: file_prefix.to_string(),
+        batch: true,
+        own_columns: true,
+        ranges: Some(ranges),
+    };
+    write_files(
+        source,
+        dir,
+        options,
+        info,
+        info.partition_by,
+        &read,
+        Box::new(processor),
+    )
+    .await
+}
+
 /// What a table's read selects and how its files are named.
 struct TableRead {
     /// A WHERE condition (an incremental batch's lower bound).
@@ -418,11 +457,13 @@ struct TableRead {
     batch: bool,
     /// The files hold the source table's own columns (a table export, not a task's records).
     own_columns: bool,
+    /// Only these ranges (a shard's share); None: the whole table, planned here.
+    ranges: Option<Vec<ReadRange>>,
 }
 
 async fn write_files(
     source: &PgSource,
-    staged: &StagedTable,
+    dir: &Path,
     options: &ExportOptions,
     info: &TableInfo,
     partition_by: &'static [PartitionKey],
@@ -458,7 +499,7 @@ async fn write_files(
     // Two chunks in flight: one being encoded, one arriving.
     let (chunks, received) = mpsc::channel::<Vec<Bytes>>(2);
     let writer = {
-        let dir = staged.dir.clone();
+        let dir = dir.to_path_buf();
         let mut options = options.clone();
         options.parquet.plain_columns = plain_columns;
         let (file_prefix, batch) = (read.file_prefix.clone(), read.batch);
@@ -488,14 +529,22 @@ async fn write_files(
     } else {
         None
     };
-    let plan = ReadPlan::plan(
-        &mut tx,
-        info,
-        &options.read,
-        reason_not_to_split,
-        source.max_readers(),
-    )
-    .await?;
+    let plan = match &read.ranges {
+        Some(ranges) => ReadPlan::given(
+            ranges.clone(),
+            options.read.parallelism.max().min(source.max_readers()),
+        ),
+        None => {
+            ReadPlan::plan(
+                &mut tx,
+                info,
+                &options.read,
+                reason_not_to_split,
+                source.max_readers(),
+            )
+            .await?
+        }
+    };
     let mut warnings = warnings;
     if let Some(reason) = &plan.single_stream_reason {
         tracing::info!(table = %table, "{table}: read on one stream: {reason}");
@@ -683,12 +732,12 @@ async fn estimated_rows(
 }
 
 /// What a table's read wrote to its staging area.
-struct Written {
-    files: Vec<WrittenFile>,
-    partitions: Vec<Partition>,
+pub(crate) struct Written {
+    pub(crate) files: Vec<WrittenFile>,
+    pub(crate) partitions: Vec<Partition>,
     skipped_rows: u64,
-    warnings: Vec<String>,
-    read: ReadSummary,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) read: ReadSummary,
 }
 
 /// Runs on a blocking thread: chunks through the processor, batches into Parquet files (into
@@ -775,15 +824,15 @@ impl FileSequence {
 }
 
 /// What a table's export wrote, for its manifest.
-struct Listing<'a> {
-    rows: u64,
-    bytes: u64,
-    files: &'a [String],
-    partitions: &'a [Partition],
-    incremental: Option<&'a TableState>,
+pub(crate) struct Listing<'a> {
+    pub(crate) rows: u64,
+    pub(crate) bytes: u64,
+    pub(crate) files: &'a [String],
+    pub(crate) partitions: &'a [Partition],
+    pub(crate) incremental: Option<&'a TableState>,
 }
 
-fn write_manifest(
+pub(crate) fn write_manifest(
     dir: &Path,
     info: &TableInfo,
     listing: &Listing<'_>,

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use super::export::{ExportOptions, TableReport, encode_part, export_encoded};
+use super::export::{EncodeFn, ExportOptions, TableReport, encode_part, export_encoded};
 use crate::error::{Error, Result};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
@@ -42,7 +42,7 @@ impl std::fmt::Display for ExportKind {
 enum Runner {
     /// A table, by its model's encoder: the pipeline around it is compiled once for every
     /// model, which keeps the build time each model adds small.
-    Table(fn(&[Bytes]) -> Result<RecordBatch>),
+    Table(EncodeFn),
     /// A task, by its own pipeline.
     Task(RunFn),
 }
@@ -89,6 +89,14 @@ impl Export {
             run: Runner::Task(|source, sink, options| {
                 Box::pin(run_aggregate::<A>(source, sink, options))
             }),
+        }
+    }
+
+    /// A table's encoder of COPY tuples (None for a task, which has its own pipeline).
+    pub fn table_encoder(&self) -> Option<EncodeFn> {
+        match self.run {
+            Runner::Table(encode) => Some(encode),
+            Runner::Task(_) => None,
         }
     }
 

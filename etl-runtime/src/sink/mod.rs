@@ -95,7 +95,7 @@ pub struct LocalDirSink {
 /// dies. Staging whose lock nobody holds belongs to a run that was killed (SIGKILL, OOM) and is
 /// removed by the next run; staging whose lock is held is another run's, in progress.
 #[derive(Debug)]
-struct StagingClaim {
+pub(crate) struct StagingClaim {
     lock: File,
     lock_path: PathBuf,
     run_dir: PathBuf,
@@ -113,7 +113,12 @@ impl Drop for StagingClaim {
 }
 
 impl StagingClaim {
-    fn take(staging: &Path, run_id: &str) -> Result<Self> {
+    /// The directory claimed: `<staging>/<run>/` (not created here).
+    pub(crate) fn run_dir(&self) -> &Path {
+        &self.run_dir
+    }
+
+    pub(crate) fn take(staging: &Path, run_id: &str) -> Result<Self> {
         fs::create_dir_all(staging).map_err(|e| Error::io("cannot create", staging, e))?;
         remove_abandoned_runs(staging);
         let lock_path = staging.join(format!("{run_id}.lock"));
@@ -145,6 +150,12 @@ fn same_file(file: &File, path: &Path) -> bool {
     }
 }
 
+/// Whether a live process holds the lock file at `path`.
+pub(crate) fn lock_is_held(path: &Path) -> bool {
+    File::open(path)
+        .is_ok_and(|lock| matches!(lock.try_lock(), Err(std::fs::TryLockError::WouldBlock)))
+}
+
 /// Removes the staging of runs that died: a run directory or lock file whose lock is free.
 fn remove_abandoned_runs(staging: &Path) {
     let Ok(entries) = fs::read_dir(staging) else {
@@ -155,9 +166,7 @@ fn remove_abandoned_runs(staging: &Path) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let run = name.strip_suffix(".lock").unwrap_or(&name).to_string();
         let lock_path = staging.join(format!("{run}.lock"));
-        let held = File::open(&lock_path)
-            .is_ok_and(|lock| matches!(lock.try_lock(), Err(std::fs::TryLockError::WouldBlock)));
-        if held {
+        if lock_is_held(&lock_path) {
             continue;
         }
         let run_dir = staging.join(&run);

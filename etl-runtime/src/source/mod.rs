@@ -71,7 +71,7 @@ pub struct PgSource {
 }
 
 /// A snapshot exported with `pg_export_snapshot()`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     pub id: String,
     /// The server's clock when the snapshot was taken (RFC 3339).
@@ -206,6 +206,13 @@ impl PgSource {
     /// table at once.
     pub fn max_readers(&self) -> usize {
         (self.options.max_connections.max(2) - 1) as usize
+    }
+
+    /// Reads on `snapshot`, exported by another process (a sharded run's coordinator), which
+    /// holds it: every transaction of this source imports it, and fails once its exporter is
+    /// gone.
+    pub fn import_snapshot(&mut self, snapshot: Snapshot) {
+        self.snapshot = Some(snapshot);
     }
 
     pub fn snapshot(&self) -> Option<&Snapshot> {

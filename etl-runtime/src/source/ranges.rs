@@ -117,6 +117,16 @@ impl ReadPlan {
         }
     }
 
+    /// `ranges` (a shard's share of a table), read by up to `connections` connections.
+    pub fn given(ranges: Vec<ReadRange>, connections: usize) -> Self {
+        Self {
+            connections: connections.min(ranges.len()).max(1),
+            ranges,
+            next: AtomicUsize::new(0),
+            single_stream_reason: None,
+        }
+    }
+
     /// The next range nobody has taken, if any: connections take them as they free up.
     pub fn next_range(&self) -> Option<&ReadRange> {
         self.ranges.get(self.next.fetch_add(1, Ordering::Relaxed))

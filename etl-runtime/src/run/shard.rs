@@ -1,0 +1,604 @@
+//! Sharded runs: one snapshot read by K processes on K machines (a Kubernetes Indexed Job's
+//! pods), each taking its share of every table's block ranges; a coordinator holds the
+//! snapshot, publishes the plan, and publishes the tables once every shard's files are in.
+//!
+//! Everything goes through the output, a directory every process sees (a shared volume):
+//! `<output>/.etl-shards/<run>/` holds `plan.json` (written by the coordinator), each shard's
+//! files under `tables/<table>/shard-NNNNN/`, and `shard-NNNNN.done.json` or
+//! `shard-NNNNN.failed-A.json` per shard. The coordinator holds `<run>.lock` beside it while it
+//! lives; an area nobody holds is a dead coordinator's and the next coordinator removes it.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+use crate::run::export::{ExportOptions, Listing, TableReport, write_manifest, write_share};
+use crate::run::registry::Export;
+use crate::sink::{Sink, StagingClaim, lock_is_held, write_whole};
+use crate::source::ranges::{ReadOptions, ReadParallelism, ReadPlan, ReadRange};
+use crate::source::{PgSource, Snapshot};
+use crate::write::partition::Partition;
+
+/// The area's directory under the output.
+const SHARDS_DIR: &str = ".etl-shards";
+
+/// What every shard of a run reads: the snapshot, and each table's ranges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardPlan {
+    pub run: String,
+    pub shards: usize,
+    pub snapshot: Snapshot,
+    pub tables: Vec<PlannedTable>,
+}
+
+/// One table of a sharded run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedTable {
+    pub name: String,
+    pub ranges: Vec<ReadRange>,
+    /// Why the table is one range (read by shard 0), if it is.
+    pub single_stream_reason: Option<String>,
+}
+
+impl PlannedTable {
+    /// Shard `shard`'s ranges: every `shards`-th, so that a retried shard reads exactly what
+    /// its first attempt read.
+    pub fn share(&self, shard: usize, shards: usize) -> Vec<ReadRange> {
+        self.ranges
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % shards.max(1) == shard)
+            .map(|(_, range)| range.clone())
+            .collect()
+    }
+}
+
+/// What one shard wrote: per table, its files under its own directory.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ShardOutcome {
+    pub shard: usize,
+    /// The snapshot it read (a coordinator restarted under the same run name has another and
+    /// ignores what the previous one's shards wrote).
+    pub snapshot: String,
+    pub tables: Vec<ShardTable>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ShardTable {
+    pub name: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Paths under the shard's directory of the table (inside partition directories).
+    pub files: Vec<String>,
+    pub partitions: Vec<Partition>,
+}
+
+/// A sharded run's area in the output.
+#[derive(Debug)]
+pub struct ShardArea {
+    dir: PathBuf,
+}
+
+/// The coordinator's hold on its run's area: the area is removed when it is dropped (the run
+/// published its tables, or failed), and by the next coordinator if the process died.
+pub struct CoordinatorClaim {
+    _claim: StagingClaim,
+    pub area: ShardArea,
+}
+
+/// Checks a run name: it names a directory, so letters, digits, `.`, `_` and `-`.
+pub fn check_run_name(run: &str) -> Result<()> {
+    let valid = !run.is_empty()
+        && run.len() <= 128
+        && !run.starts_with('.')
+        && run
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::ShardRun {
+            run: run.to_string(),
+            reason: "a run name is 1-128 letters, digits, `.`, `_` or `-`, not starting with `.`"
+                .into(),
+        })
+    }
+}
+
+impl ShardArea {
+    /// The area of run `run` under `output`, for a shard (the coordinator creates it).
+    pub fn of(output: &Path, run: &str) -> Result<Self> {
+        check_run_name(run)?;
+        Ok(Self {
+            dir: output.join(SHARDS_DIR).join(run),
+        })
+    }
+
+    /// Creates run `run`'s area and holds it; fails if a live coordinator already runs it.
+    pub fn claim(output: &Path, run: &str) -> Result<CoordinatorClaim> {
+        check_run_name(run)?;
+        let root = output.join(SHARDS_DIR);
+        if lock_is_held(&root.join(format!("{run}.lock"))) {
+            return Err(Error::ShardRun {
+                run: run.to_string(),
+                reason: "another coordinator is running it".into(),
+            });
+        }
+        // Also removes the areas of coordinators that died.
+        let claim = StagingClaim::take(&root, run)?;
+        let dir = claim.run_dir().to_path_buf();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+        Ok(CoordinatorClaim {
+            _claim: claim,
+            area: ShardArea { dir },
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn plan_path(&self) -> PathBuf {
+        self.dir.join("plan.json")
+    }
+
+    fn done_path(&self, shard: usize) -> PathBuf {
+        self.dir.join(format!("shard-{shard:05}.done.json"))
+    }
+
+    /// Where shard `shard` writes `table`'s files.
+    pub fn table_dir(&self, table: &str, shard: usize) -> PathBuf {
+        self.dir
+            .join("tables")
+            .join(table)
+            .join(format!("shard-{shard:05}"))
+    }
+
+    pub fn write_plan(&self, plan: &ShardPlan) -> Result<()> {
+        write_json(&self.plan_path(), &plan.to_json())
+    }
+
+    /// The plan, once the coordinator has written it.
+    pub fn read_plan(&self) -> Result<Option<ShardPlan>> {
+        read_json(&self.plan_path())?
+            .map(|value| {
+                ShardPlan::from_json(&value).ok_or_else(|| Error::ShardRun {
+                    run: self.run_name(),
+                    reason: format!("{} is not a plan", self.plan_path().display()),
+                })
+            })
+            .transpose()
+    }
+
+    pub fn write_done(&self, outcome: &ShardOutcome) -> Result<()> {
+        write_json(&self.done_path(outcome.shard), &outcome.to_json())
+    }
+
+    /// What `shard` wrote on `snapshot`, once it is done.
+    pub fn read_done(&self, shard: usize, snapshot: &str) -> Result<Option<ShardOutcome>> {
+        Ok(read_json(&self.done_path(shard))?
+            .as_ref()
+            .and_then(ShardOutcome::from_json)
+            .filter(|outcome| outcome.snapshot == snapshot))
+    }
+
+    /// Records a failed attempt of `shard` on `snapshot` (with its error).
+    pub fn write_failure(&self, shard: usize, snapshot: &str, message: &str) -> Result<()> {
+        let attempt = self.failure_files(shard).len() + 1;
+        let path = self
+            .dir
+            .join(format!("shard-{shard:05}.failed-{attempt}.json"));
+        write_json(
+            &path,
+            &json!({ "shard": shard, "snapshot": snapshot, "error": message }),
+        )
+    }
+
+    /// The errors of `shard`'s failed attempts on `snapshot`, in no particular order.
+    pub fn failures(&self, shard: usize, snapshot: &str) -> Vec<String> {
+        self.failure_files(shard)
+            .iter()
+            .filter_map(|path| read_json(path).ok().flatten())
+            .filter(|v| v.get("snapshot").and_then(Value::as_str) == Some(snapshot))
+            .map(|v| {
+                v.get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown error")
+                    .to_string()
+            })
+            .collect()
+    }
+
+    fn failure_files(&self, shard: usize) -> Vec<PathBuf> {
+        let prefix = format!("shard-{shard:05}.failed-");
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+            .map(|e| e.path())
+            .collect()
+    }
+
+    fn run_name(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+}
+
+fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let text = serde_json::to_vec_pretty(value).map_err(Error::Manifest)?;
+    write_whole(path, &text)
+}
+
+fn read_json(path: &Path) -> Result<Option<Value>> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(Error::Manifest),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("cannot read", path, e)),
+    }
+}
+
+/// Plans run `run` over `exports` (tables only) for `shards` shards, on the source's snapshot.
+pub async fn plan(
+    source: &PgSource,
+    run: &str,
+    shards: usize,
+    exports: &[Export],
+    read: &ReadOptions,
+) -> Result<ShardPlan> {
+    let snapshot = source.snapshot().cloned().ok_or_else(|| Error::ShardRun {
+        run: run.to_string(),
+        reason: "the coordinator has no exported snapshot".into(),
+    })?;
+    let mut tables = Vec::new();
+    for export in exports {
+        let mut tx = source.begin_read().await?;
+        // Ranges however many connections each shard has: every shard gets some.
+        let options = ReadOptions {
+            parallelism: ReadParallelism::Connections(shards.max(2)),
+            ..*read
+        };
+        let plan = ReadPlan::plan(&mut tx, &export.info, &options, None, usize::MAX)
+            .await
+            .map_err(|e| e.in_table(&export.name()))?;
+        let _ = tx.commit().await;
+        tables.push(PlannedTable {
+            name: export.name(),
+            ranges: plan.ranges().to_vec(),
+            single_stream_reason: plan.single_stream_reason.clone(),
+        });
+    }
+    Ok(ShardPlan {
+        run: run.to_string(),
+        shards,
+        snapshot,
+        tables,
+    })
+}
+
+/// Shard `shard`'s part of `export`: its ranges read on the plan's snapshot into the area.
+/// A retried shard first removes what its earlier attempt wrote, so rows are never doubled.
+pub async fn export_share(
+    source: &PgSource,
+    area: &ShardArea,
+    plan: &ShardPlan,
+    shard: usize,
+    export: &Export,
+    options: &ExportOptions,
+) -> Result<ShardTable> {
+    let name = export.name();
+    let table = plan
+        .tables
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| Error::ShardRun {
+            run: plan.run.clone(),
+            reason: format!("{name} is not in the run's plan"),
+        })?;
+    let encode = export.table_encoder().ok_or_else(|| Error::NotSupported {
+        what: format!("the task {name} in a sharded run"),
+    })?;
+    let dir = area.table_dir(&crate::run::export::table_dir(&export.info), shard);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).map_err(|e| Error::io("cannot remove", &dir, e))?;
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+    let written = write_share(
+        source,
+        &dir,
+        options,
+        (&export.info, (export.schema)(), encode),
+        table.share(shard, plan.shards),
+        &format!("shard-{shard:05}-part-"),
+    )
+    .await
+    .map_err(|e| e.in_table(&name))?;
+    Ok(ShardTable {
+        name,
+        rows: written.files.iter().map(|f| f.rows).sum(),
+        bytes: written.files.iter().map(|f| f.bytes).sum(),
+        files: written
+            .files
+            .iter()
+            .filter_map(|f| f.path.strip_prefix(&dir).ok())
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+        partitions: written.partitions,
+    })
+}
+
+/// Publishes `export` from every shard's files (`outcomes`, one per shard): moved into one
+/// staged table, with its manifest, made current in one step.
+pub async fn publish(
+    source: &PgSource,
+    sink: &dyn Sink,
+    area: &ShardArea,
+    outcomes: &[ShardOutcome],
+    export: &Export,
+    options: &ExportOptions,
+) -> Result<TableReport> {
+    let started = std::time::Instant::now();
+    let name = export.name();
+    let table_dir = crate::run::export::table_dir(&export.info);
+    let staged = sink.stage(&table_dir)?;
+    let gathered = (|| {
+        let mut rows = 0;
+        let mut bytes = 0;
+        let mut files = Vec::new();
+        let mut partitions: Vec<Partition> = Vec::new();
+        for outcome in outcomes {
+            let Some(share) = outcome.tables.iter().find(|t| t.name == name) else {
+                continue;
+            };
+            let from_dir = area.table_dir(&table_dir, outcome.shard);
+            for file in &share.files {
+                let (from, to) = (from_dir.join(file), staged.dir.join(file));
+                if let Some(parent) = to.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| Error::io("cannot create", parent, e))?;
+                }
+                std::fs::rename(&from, &to).map_err(|e| Error::io("cannot move", &from, e))?;
+                files.push(file.clone());
+            }
+            rows += share.rows;
+            bytes += share.bytes;
+            for partition in &share.partitions {
+                if !partitions.iter().any(|p| p.path == partition.path) {
+                    partitions.push(partition.clone());
+                }
+            }
+        }
+        if files.is_empty() && export.info.partition_by.is_empty() {
+            // An empty table still has a file with its schema.
+            let written = crate::write::RollingFiles::new(
+                &staged.dir,
+                (export.schema)(),
+                &options.parquet,
+                None,
+            )
+            .finish_with_schema()?;
+            for file in written {
+                bytes += file.bytes;
+                if let Ok(path) = file.path.strip_prefix(&staged.dir) {
+                    files.push(path.to_string_lossy().into_owned());
+                }
+            }
+        }
+        partitions.sort_by(|a, b| a.path.cmp(&b.path));
+        let listing = Listing {
+            rows,
+            bytes,
+            files: &files,
+            partitions: &partitions,
+            incremental: None,
+        };
+        write_manifest(&staged.dir, &export.info, &listing, source)?;
+        Ok::<_, Error>((rows, bytes, files, partitions))
+    })();
+    let (rows, bytes, files, partitions) = match gathered {
+        Ok(gathered) => gathered,
+        Err(e) => {
+            sink.discard(staged);
+            return Err(e.in_table(&name));
+        }
+    };
+    let location = sink.publish(staged).await.map_err(|e| e.in_table(&name))?;
+    Ok(TableReport {
+        table: name,
+        rows,
+        bytes,
+        location,
+        files,
+        partitions,
+        seconds: started.elapsed().as_secs_f64(),
+        skipped_rows: 0,
+        warnings: Vec::new(),
+        incremental: None,
+        read: crate::run::export::ReadSummary {
+            connections: outcomes.len(),
+            ranges: 0,
+            single_stream_reason: None,
+        },
+    })
+}
+
+impl ShardPlan {
+    fn to_json(&self) -> Value {
+        json!({
+            "run": self.run,
+            "shards": self.shards,
+            "snapshot": {
+                "id": self.snapshot.id,
+                "taken_at": self.snapshot.taken_at,
+                "xids": self.snapshot.xids,
+            },
+            "tables": self.tables.iter().map(|t| json!({
+                "name": t.name,
+                "single_stream_reason": t.single_stream_reason,
+                "ranges": t.ranges.iter().map(|r| json!({
+                    "relation": r.relation,
+                    "blocks": r.blocks.map(|(start, end)| json!([start, end])),
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn from_json(value: &Value) -> Option<Self> {
+        let snapshot = value.get("snapshot")?;
+        let text = |v: &Value, key: &str| v.get(key)?.as_str().map(str::to_string);
+        let tables = value
+            .get("tables")?
+            .as_array()?
+            .iter()
+            .map(|t| {
+                let ranges = t
+                    .get("ranges")?
+                    .as_array()?
+                    .iter()
+                    .map(|r| {
+                        let blocks = match r.get("blocks")? {
+                            Value::Null => None,
+                            b => {
+                                let b = b.as_array()?;
+                                Some((b.first()?.as_u64()?, b.get(1)?.as_u64()))
+                            }
+                        };
+                        Some(ReadRange {
+                            relation: text(r, "relation")?,
+                            blocks,
+                        })
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                Some(PlannedTable {
+                    name: text(t, "name")?,
+                    ranges,
+                    single_stream_reason: text(t, "single_stream_reason"),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self {
+            run: text(value, "run")?,
+            shards: usize::try_from(value.get("shards")?.as_u64()?).ok()?,
+            snapshot: Snapshot {
+                id: text(snapshot, "id")?,
+                taken_at: text(snapshot, "taken_at")?,
+                xids: text(snapshot, "xids")?,
+                open_transactions: None,
+            },
+            tables,
+        })
+    }
+}
+
+impl ShardOutcome {
+    fn to_json(&self) -> Value {
+        json!({
+            "shard": self.shard,
+            "snapshot": self.snapshot,
+            "tables": self.tables.iter().map(|t| json!({
+                "name": t.name,
+                "rows": t.rows,
+                "bytes": t.bytes,
+                "files": t.files,
+                "partitions": t.partitions.iter().map(|p| json!({
+                    "path": p.path, "values": p.values,
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    fn from_json(value: &Value) -> Option<Self> {
+        let tables = value
+            .get("tables")?
+            .as_array()?
+            .iter()
+            .map(|t| {
+                Some(ShardTable {
+                    name: t.get("name")?.as_str()?.to_string(),
+                    rows: t.get("rows")?.as_u64()?,
+                    bytes: t.get("bytes")?.as_u64()?,
+                    files: t
+                        .get("files")?
+                        .as_array()?
+                        .iter()
+                        .map(|f| f.as_str().map(str::to_string))
+                        .collect::<Option<_>>()?,
+                    partitions: t
+                        .get("partitions")?
+                        .as_array()?
+                        .iter()
+                        .map(|p| {
+                            Some(Partition {
+                                path: p.get("path")?.as_str()?.to_string(),
+                                values: p
+                                    .get("values")?
+                                    .as_array()?
+                                    .iter()
+                                    .map(|v| v.as_str().map(str::to_string))
+                                    .collect(),
+                            })
+                        })
+                        .collect::<Option<_>>()?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self {
+            shard: usize::try_from(value.get("shard")?.as_u64()?).ok()?,
+            snapshot: value.get("snapshot")?.as_str()?.to_string(),
+            tables,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plan_reads_back_as_written_and_shares_cover_every_range_once() {
+        let range = |start, end| ReadRange {
+            relation: "\"public\".\"t\"".into(),
+            blocks: Some((start, end)),
+        };
+        let plan = ShardPlan {
+            run: "nightly-1".into(),
+            shards: 3,
+            snapshot: Snapshot {
+                id: "00000003-0000001B-1".into(),
+                taken_at: "2026-11-26T08:00:00.000000Z".into(),
+                xids: "100:100:".into(),
+                open_transactions: None,
+            },
+            tables: vec![PlannedTable {
+                name: "t".into(),
+                ranges: (0..7)
+                    .map(|i| range(i * 10, (i < 6).then_some(i * 10 + 10)))
+                    .collect(),
+                single_stream_reason: None,
+            }],
+        };
+        assert_eq!(ShardPlan::from_json(&plan.to_json()), Some(plan.clone()));
+        let mut all: Vec<ReadRange> = (0..3)
+            .flat_map(|shard| plan.tables[0].share(shard, 3))
+            .collect();
+        all.sort_by_key(|r| r.blocks);
+        assert_eq!(all, plan.tables[0].ranges);
+        assert_eq!(plan.tables[0].share(0, 3).len(), 3);
+    }
+
+    #[test]
+    fn run_names_are_directory_names() {
+        assert!(check_run_name("nightly-2026-11-26.1").is_ok());
+        for bad in ["", "..", "a/b", ".hidden", "a b"] {
+            assert!(check_run_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}
