@@ -6,9 +6,7 @@ use std::pin::Pin;
 
 use super::export::{EncodeFn, ExportOptions, TableReport, encode_part, export_encoded};
 use crate::error::{Error, Result};
-use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use bytes::Bytes;
 
 use super::task::{Aggregate, Transform, output_info, run_aggregate, run_transform};
 use crate::model::{EtlTable, OutputRecord, RecordBatchEncoder, TableInfo};
