@@ -21,6 +21,10 @@ pub const REQUIREMENTS: &[&str] = &[
 /// time).
 pub const BENCH_PEERS: &[&str] = &["duckdb==1.5.5", "duckdb-extension-postgres-scanner==1.5.5"];
 
+/// Spark, the third independent reader (a JVM engine, as Athena/Trino and EMR are), in a venv
+/// of its own; it needs a Java runtime ([`java`]).
+pub const SPARK: &[&str] = &["pyspark==3.5.7", "psycopg[binary]==3.3.9"];
+
 /// The venv's Python if it was already created (by `cargo xtask ci` or a test).
 pub fn existing() -> Option<PathBuf> {
     let venv = venv_dir(REQUIREMENTS);
@@ -148,6 +152,85 @@ pub fn compare_with_postgres(
     ];
     run_reader("compare.py", &args)
         .map_err(|report| format!("pyarrow/DuckDB disagree with PostgreSQL:\n{report}"))
+}
+
+/// Reads the export in `dir` with Spark (`tests/interop/spark_read.py`, hive partition
+/// discovery) and compares it with PostgreSQL value for value. `tables`: `name:key` or, for a
+/// table with incremental batches, `name:key:cursor` (the latest version of each key).
+pub fn spark_equals_postgres(
+    url: &str,
+    dir: &std::path::Path,
+    tables: &[&str],
+) -> std::result::Result<String, String> {
+    let python = venv(SPARK).map_err(|e| format!("Spark: {e}"))?;
+    let java = java().map_err(|e| format!("Spark: {e}"))?;
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["--dsn".into(), url.into(), "--dir".into(), dir.into()];
+    for table in tables {
+        args.extend(["--table".into(), (*table).into()]);
+    }
+    let output = Command::new(python)
+        .arg(crate::workspace_root().join("tests/interop/spark_read.py"))
+        .args(&args)
+        .env("JAVA_HOME", java)
+        .output()
+        .map_err(|e| format!("cannot run spark_read.py: {e}"))?;
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        Ok(report)
+    } else {
+        Err(format!("Spark disagrees with PostgreSQL:\n{report}"))
+    }
+}
+
+/// A Java runtime's home for Spark: the one `java` on PATH belongs to, or Debian's
+/// openjdk-17-jre-headless, installed with apt-get when there is none (as root, which CI is).
+pub fn java() -> Result<PathBuf> {
+    let home_of = |java: PathBuf| {
+        fs::canonicalize(java)
+            .ok()
+            .and_then(|real| real.parent()?.parent().map(PathBuf::from))
+    };
+    let on_path = || {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("java"))
+                .find(|java| java.is_file())
+        })
+    };
+    if let Some(home) = on_path().and_then(home_of) {
+        return Ok(home);
+    }
+    eprintln!("installing Debian's openjdk-17-jre-headless for Spark (once)");
+    let install = || {
+        Command::new("apt-get")
+            .args([
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "openjdk-17-jre-headless",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let installed = install()
+        || (Command::new("apt-get")
+            .arg("update")
+            .status()
+            .is_ok_and(|s| s.success())
+            && install());
+    match on_path().and_then(home_of) {
+        Some(home) if installed || home.is_dir() => Ok(home),
+        _ => Err(error(
+            "no Java runtime for Spark and apt-get could not install one \
+             (as root: apt-get install openjdk-17-jre-headless)",
+        )),
+    }
 }
 
 /// Runs `tests/interop/<script>` with `args` in the readers' venv: its report, or (Err) its

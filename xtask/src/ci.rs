@@ -25,10 +25,14 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
     };
 
     step(
-        "install test tools (Python readers and moto, Garage, Pushgateway)",
+        "install test tools (Python readers and moto, Spark and Java, Garage, Pushgateway)",
         &mut || {
             let python = etl_tests::python().map_err(anyhow::Error::msg)?;
             eprintln!("python readers: {}", python.display());
+            let spark =
+                etl_tests::python::venv(etl_tests::python::SPARK).map_err(anyhow::Error::msg)?;
+            let java = etl_tests::python::java().map_err(anyhow::Error::msg)?;
+            eprintln!("spark: {} (java {})", spark.display(), java.display());
             let garage = etl_tests::garage::garage_binary().map_err(anyhow::Error::msg)?;
             eprintln!("garage: {}", garage.display());
             let pushgateway =
