@@ -383,25 +383,12 @@ async fn export_all(
     let mut reports = Vec::new();
     let mut published = Vec::new();
     for (export, result) in results {
-        report.table(&export, &result);
-        match result {
-            Ok(table) => {
-                log::table_published(
-                    &table.table,
-                    table.rows,
-                    table.bytes,
-                    table.seconds,
-                    &table.location,
-                );
+        match record_table(report, &export, result) {
+            Some(table) => {
                 published.push((export, table.location.clone(), table.partitions.clone()));
                 reports.push(table);
             }
-            Err(e) => {
-                failed += 1;
-                // Every error of a table's export names the table (or task).
-                let name = export.name();
-                log::error("table_failed", Some(&name), etl_runtime::error::report(&e));
-            }
+            None => failed += 1,
         }
     }
     if log::human() {
@@ -453,6 +440,34 @@ async fn export_all(
         Err(e) => log::error("report_not_written", None, etl_runtime::error::report(&e)),
     }
     Ok(code)
+}
+
+/// One table's outcome into the run report and the log; the table's report if it was
+/// published.
+fn record_table(
+    report: &mut RunReport,
+    export: &Export,
+    result: etl_runtime::Result<TableReport>,
+) -> Option<TableReport> {
+    report.table(export, &result);
+    match result {
+        Ok(table) => {
+            log::table_published(
+                &table.table,
+                table.rows,
+                table.bytes,
+                table.seconds,
+                &table.location,
+            );
+            Some(table)
+        }
+        Err(e) => {
+            // Every error of a table's export names the table (or task).
+            let name = export.name();
+            log::error("table_failed", Some(&name), etl_runtime::error::report(&e));
+            None
+        }
+    }
 }
 
 /// Glue, once every table of the run is uploaded: definitions and/or a crawl.

@@ -120,26 +120,9 @@ pub async fn coordinate(
     let mut reports = Vec::new();
     for export in &config.exports {
         let result = shard::publish(&source, &sink, area, &outcomes, export, &config.export).await;
-        report.table(export, &result);
-        match result {
-            Ok(table) => {
-                log::table_published(
-                    &table.table,
-                    table.rows,
-                    table.bytes,
-                    table.seconds,
-                    &table.location,
-                );
-                reports.push(table);
-            }
-            Err(e) => {
-                failed += 1;
-                log::error(
-                    "table_failed",
-                    Some(&export.name()),
-                    etl_runtime::error::report(&e),
-                );
-            }
+        match crate::record_table(report, export, result) {
+            Some(table) => reports.push(table),
+            None => failed += 1,
         }
     }
     source.close().await;

@@ -74,6 +74,24 @@ pub fn unique() -> usize {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Installs a Debian package with apt-get (as root, which CI is), updating the package lists
+/// first if the package is not found; whether it worked.
+pub(crate) fn apt_install(package: &str) -> bool {
+    let install = || {
+        std::process::Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    install()
+        || (std::process::Command::new("apt-get")
+            .arg("update")
+            .status()
+            .is_ok_and(|s| s.success())
+            && install())
+}
+
 /// Starts `program` with `args` under a small shell that stops it (SIGINT, then waits for it)
 /// when the returned pipe closes, which the kernel does when this process exits, however it
 /// exits. Output goes to `log`. `as_postgres` runs it as the `postgres` OS user (PostgreSQL

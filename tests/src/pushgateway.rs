@@ -2,7 +2,7 @@
 //! with apt-get when missing (as root, which CI is), on a loopback port, in memory.
 
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command};
+use std::process::{Child, ChildStdin};
 use std::time::{Duration, Instant};
 
 use crate::{Result, error, free_port, spawn_supervised};
@@ -16,23 +16,7 @@ pub fn pushgateway_binary() -> Result<PathBuf> {
         return Ok(binary);
     }
     eprintln!("installing Debian's prometheus-pushgateway (once)");
-    let install = || {
-        Command::new("apt-get")
-            .args([
-                "install",
-                "-y",
-                "--no-install-recommends",
-                "prometheus-pushgateway",
-            ])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-    };
-    let installed = install().is_ok_and(|s| s.success())
-        || (Command::new("apt-get")
-            .arg("update")
-            .status()
-            .is_ok_and(|s| s.success())
-            && install().is_ok_and(|s| s.success()));
+    let installed = crate::apt_install("prometheus-pushgateway");
     if !installed || !binary.is_file() {
         return Err(error(
             "cannot install prometheus-pushgateway with apt-get (as root: apt-get install prometheus-pushgateway)",

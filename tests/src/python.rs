@@ -169,22 +169,10 @@ pub fn spark_equals_postgres(
     for table in tables {
         args.extend(["--table".into(), (*table).into()]);
     }
-    let output = Command::new(python)
-        .arg(crate::workspace_root().join("tests/interop/spark_read.py"))
-        .args(&args)
-        .env("JAVA_HOME", java)
-        .output()
-        .map_err(|e| format!("cannot run spark_read.py: {e}"))?;
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if output.status.success() {
-        Ok(report)
-    } else {
-        Err(format!("Spark disagrees with PostgreSQL:\n{report}"))
-    }
+    let mut command = Command::new(python);
+    command.env("JAVA_HOME", java);
+    run_script(command, "spark_read.py", &args)
+        .map_err(|report| format!("Spark disagrees with PostgreSQL:\n{report}"))
 }
 
 /// A Java runtime's home for Spark: the one `java` on PATH belongs to, or Debian's
@@ -206,24 +194,7 @@ pub fn java() -> Result<PathBuf> {
         return Ok(home);
     }
     eprintln!("installing Debian's openjdk-17-jre-headless for Spark (once)");
-    let install = || {
-        Command::new("apt-get")
-            .args([
-                "install",
-                "-y",
-                "--no-install-recommends",
-                "openjdk-17-jre-headless",
-            ])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let installed = install()
-        || (Command::new("apt-get")
-            .arg("update")
-            .status()
-            .is_ok_and(|s| s.success())
-            && install());
+    let installed = crate::apt_install("openjdk-17-jre-headless");
     match on_path().and_then(home_of) {
         Some(home) if installed || home.is_dir() => Ok(home),
         _ => Err(error(
@@ -237,7 +208,17 @@ pub fn java() -> Result<PathBuf> {
 /// report when it fails.
 fn run_reader(script: &str, args: &[std::ffi::OsString]) -> std::result::Result<String, String> {
     let python = python().map_err(|e| format!("the Python readers: {e}"))?;
-    let output = Command::new(python)
+    run_script(Command::new(python), script, args)
+}
+
+/// Runs `tests/interop/<script>` with `args` by `python` (a venv's, with its environment): its
+/// report, or (Err) its report when it fails.
+fn run_script(
+    mut python: Command,
+    script: &str,
+    args: &[std::ffi::OsString],
+) -> std::result::Result<String, String> {
+    let output = python
         .arg(crate::workspace_root().join("tests/interop").join(script))
         .args(args)
         .output()

@@ -388,21 +388,7 @@ fn merge_partitions(previous: &serde_json::Value, added: Vec<Partition>) -> Vec<
     let mut partitions: Vec<Partition> = previous
         .get("partitions")
         .and_then(|p| p.as_array())
-        .map(|list| {
-            list.iter()
-                .filter_map(|p| {
-                    Some(Partition {
-                        path: p.get("path")?.as_str()?.to_string(),
-                        values: p
-                            .get("values")?
-                            .as_array()?
-                            .iter()
-                            .map(|v| v.as_str().map(str::to_string))
-                            .collect(),
-                    })
-                })
-                .collect()
-        })
+        .map(|list| list.iter().filter_map(Partition::from_json).collect())
         .unwrap_or_default();
     for partition in added {
         if !partitions.iter().any(|p| p.path == partition.path) {
@@ -853,9 +839,7 @@ pub(crate) fn write_manifest(
             "column": info.columns.get(k.column).map(|c| c.name),
             "transform": k.transform.granularity().unwrap_or("identity"),
         })).collect::<Vec<_>>(),
-        "partitions": listing.partitions.iter().map(|p| serde_json::json!({
-            "path": p.path, "values": p.values,
-        })).collect::<Vec<_>>(),
+        "partitions": listing.partitions.iter().map(Partition::to_json).collect::<Vec<_>>(),
         "incremental": listing.incremental.map(TableState::to_json),
         "tool": concat!("etl-toolkit ", env!("CARGO_PKG_VERSION")),
     });

@@ -508,9 +508,7 @@ impl ShardOutcome {
                 "rows": t.rows,
                 "bytes": t.bytes,
                 "files": t.files,
-                "partitions": t.partitions.iter().map(|p| json!({
-                    "path": p.path, "values": p.values,
-                })).collect::<Vec<_>>(),
+                "partitions": t.partitions.iter().map(Partition::to_json).collect::<Vec<_>>(),
             })).collect::<Vec<_>>(),
         })
     }
@@ -535,17 +533,7 @@ impl ShardOutcome {
                         .get("partitions")?
                         .as_array()?
                         .iter()
-                        .map(|p| {
-                            Some(Partition {
-                                path: p.get("path")?.as_str()?.to_string(),
-                                values: p
-                                    .get("values")?
-                                    .as_array()?
-                                    .iter()
-                                    .map(|v| v.as_str().map(str::to_string))
-                                    .collect(),
-                            })
-                        })
+                        .map(Partition::from_json)
                         .collect::<Option<_>>()?,
                 })
             })

@@ -47,6 +47,26 @@ pub struct Partition {
     pub values: Vec<Option<String>>,
 }
 
+impl Partition {
+    /// As manifests list it: `{"path": ..., "values": [...]}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "path": self.path, "values": self.values })
+    }
+
+    /// A partition as [`Partition::to_json`] wrote it.
+    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
+        Some(Partition {
+            path: value.get("path")?.as_str()?.to_string(),
+            values: value
+                .get("values")?
+                .as_array()?
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect(),
+        })
+    }
+}
+
 /// A partition and its files.
 type WrittenPartition = (Partition, Vec<WrittenFile>);
 
