@@ -43,6 +43,18 @@ fn given_in<'a>(matches: &'a clap::ArgMatches, subcommand: &'a str) -> impl Fn(&
     }
 }
 
+/// Runs a command that reads little (check, state) on a runtime of one thread.
+fn on_one_thread(
+    command: impl std::future::Future<Output = Result<ExitCode, Failure>>,
+) -> Result<ExitCode, Failure> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+        .map_err(Failure::from)
+        .and_then(|rt| rt.block_on(command))
+}
+
 fn run_blocking(config: RunConfig) -> Result<ExitCode, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -70,18 +82,8 @@ pub fn main(registry: Registry) -> ExitCode {
             RunConfig::coordinator(*args, given_in(&matches, "coordinate"), &registry)
                 .and_then(run_blocking)
         }
-        Command::Check(args) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")
-            .map_err(Failure::from)
-            .and_then(|rt| rt.block_on(check(&registry, args))),
-        Command::State(args) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")
-            .map_err(Failure::from)
-            .and_then(|rt| rt.block_on(state(&registry, args))),
+        Command::Check(args) => on_one_thread(check(&registry, args)),
+        Command::State(args) => on_one_thread(state(&registry, args)),
     };
     match result {
         Ok(code) => code,

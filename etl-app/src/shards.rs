@@ -119,7 +119,14 @@ pub async fn coordinate(
     let mut failed = 0;
     let mut reports = Vec::new();
     for export in &config.exports {
-        let result = shard::publish(&source, &sink, area, &outcomes, export, &config.export).await;
+        let result = shard::publish(
+            &source,
+            &sink,
+            (area, &plan, &outcomes),
+            export,
+            &config.export,
+        )
+        .await;
         match crate::record_table(report, export, result) {
             Some(table) => reports.push(table),
             None => failed += 1,

@@ -340,13 +340,13 @@ pub async fn export_share(
 pub async fn publish(
     source: &PgSource,
     sink: &dyn Sink,
-    area: &ShardArea,
-    outcomes: &[ShardOutcome],
+    (area, plan, outcomes): (&ShardArea, &ShardPlan, &[ShardOutcome]),
     export: &Export,
     options: &ExportOptions,
 ) -> Result<TableReport> {
     let started = std::time::Instant::now();
     let name = export.name();
+    let planned = plan.tables.iter().find(|t| t.name == name);
     let table_dir = crate::run::export::table_dir(&export.info);
     let staged = sink.stage(&table_dir)?;
     let gathered = (|| {
@@ -424,8 +424,8 @@ pub async fn publish(
         incremental: None,
         read: crate::run::export::ReadSummary {
             connections: outcomes.len(),
-            ranges: 0,
-            single_stream_reason: None,
+            ranges: planned.map_or(0, |t| t.ranges.len()),
+            single_stream_reason: planned.and_then(|t| t.single_stream_reason.clone()),
         },
     })
 }
