@@ -274,11 +274,10 @@ impl RunConfig {
     fn check_shard_output(&self, run_name: &str) -> Result<(), Failure> {
         etl_runtime::run::shard::check_run_name(run_name)
             .map_err(|e| usage(format!("--run-name / --shard-of: {e}")))?;
-        if matches!(self.output, Output::S3(_)) {
+        if !self.catalog.is_empty() {
             return Err(usage(
-                "a sharded run writes to a directory every shard sees (a shared volume); \
-                 S3 output is not supported for sharded runs yet: use etl-app run with \
-                 --read-parallelism on one machine",
+                "a sharded run does not update the Glue catalog yet: leave out \
+                 --glue-database / --glue-crawler, or catalog the tables with etl-app run",
             ));
         }
         Ok(())

@@ -2,11 +2,13 @@
 //! wait for the shards, publish the tables) and `etl-app run --shard-of NAME --shard I` (one
 //! shard's share). The engine's part is `etl_runtime::run::shard`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use etl_runtime::run::shard::{self, ShardArea, ShardOutcome, ShardPlan};
-use etl_runtime::{Export, LocalDirSink, PgSource};
+use etl_runtime::run::shard::{self, CoordinatorClaim, ShardArea, ShardOutcome, ShardPlan};
+use etl_runtime::sink::s3::S3Sink;
+use etl_runtime::{Export, LocalDirSink, PgSource, Sink};
 
 use crate::config::{Output, RunConfig};
 use crate::report::RunReport;
@@ -19,13 +21,29 @@ const POLL: Duration = Duration::from_millis(250);
 /// How long a shard waits for its coordinator to publish the plan.
 const PLAN_WAIT: Duration = Duration::from_secs(600);
 
-fn output_dir(config: &RunConfig) -> Result<&std::path::Path, Failure> {
-    match &config.output {
-        Output::Local(dir) => Ok(dir),
-        Output::S3(_) => Err(Failure::Usage(anyhow!(
-            "a sharded run needs a directory output"
-        ))),
-    }
+/// The sharded run's area and the sink that publishes: a directory every pod mounts, or S3.
+/// The coordinator's S3 sink writes the version the shards upload into.
+async fn coordinator_area(
+    config: &RunConfig,
+    run_name: &str,
+    version: &str,
+) -> Result<(CoordinatorClaim, Arc<dyn Sink>), Failure> {
+    Ok(match &config.output {
+        Output::Local(dir) => (
+            ShardArea::claim(dir, run_name)?,
+            Arc::new(LocalDirSink::new(dir, run_name)?),
+        ),
+        Output::S3(options) => {
+            let s3 = Arc::new(
+                S3Sink::new(options.clone(), version)
+                    .await?
+                    .with_cancel(config.export.cancel.clone()),
+            );
+            let claim =
+                ShardArea::claim_objects(s3.clone(), run_name, &options.staging_dir).await?;
+            (claim, s3)
+        }
+    })
 }
 
 /// `etl-app coordinate`: returns the exit code.
@@ -35,14 +53,37 @@ pub async fn coordinate(
     stop: &Stop,
     report: &mut RunReport,
 ) -> Result<u8, Failure> {
-    let cancel = &config.export.cancel;
-    let dir = output_dir(config)?;
-    // Held until the end: the area goes when this does, and the next coordinator removes it
-    // if this process dies.
-    let claim = ShardArea::claim(dir, run_name)?;
-    let area = &claim.area;
     let mut source = PgSource::connect(&config.database_url, &config.source).await?;
     let snapshot = source.export_snapshot().await?;
+    // Held until the end: the area goes when this does (and, in a directory, the next
+    // coordinator removes it if this process dies).
+    let (claim, sink) =
+        coordinator_area(config, run_name, &shard::version_of(&snapshot, run_name)).await?;
+    let result = coordinate_on(
+        config,
+        (run_name, shards, attempts, timeout),
+        (source, &snapshot),
+        (&claim.area, sink.as_ref()),
+        stop,
+        report,
+    )
+    .await;
+    // Whatever the outcome: the plan and the shards' outcomes are of no more use.
+    if let Err(e) = claim.area.remove().await {
+        log::error("area_not_removed", None, etl_runtime::error::report(&e));
+    }
+    result
+}
+
+async fn coordinate_on(
+    config: &RunConfig,
+    (run_name, shards, attempts, timeout): (&str, usize, usize, Duration),
+    (source, snapshot): (PgSource, &etl_runtime::source::Snapshot),
+    (area, sink): (&ShardArea, &dyn Sink),
+    stop: &Stop,
+    report: &mut RunReport,
+) -> Result<u8, Failure> {
+    let cancel = &config.export.cancel;
     report.started(run_name, &snapshot.taken_at);
     log::set_run_id(run_name);
     let plan = shard::plan(
@@ -62,7 +103,7 @@ pub async fn coordinate(
             );
         }
     }
-    area.write_plan(&plan)?;
+    area.write_plan(&plan).await?;
     log::info(
         "run_started",
         None,
@@ -73,7 +114,7 @@ pub async fn coordinate(
             plan.tables.len(),
             plan.tables.iter().map(|t| t.ranges.len()).sum::<usize>(),
             snapshot.taken_at,
-            dir.display(),
+            config.output.location(),
             shards - 1
         ),
     );
@@ -86,11 +127,11 @@ pub async fn coordinate(
         let mut outcomes = Vec::new();
         let mut missing = Vec::new();
         for index in 0..shards {
-            if let Some(outcome) = area.read_done(index, &snapshot.id)? {
+            if let Some(outcome) = area.read_done(index, &snapshot.id).await? {
                 outcomes.push(outcome);
                 continue;
             }
-            let failures = area.failures(index, &snapshot.id);
+            let failures = area.failures(index, &snapshot.id).await?;
             if failures.len() >= attempts {
                 return Err(Failure::Runtime(anyhow!(
                     "shard {index} failed {} time(s), nothing was published; its last error: {}",
@@ -115,13 +156,12 @@ pub async fn coordinate(
         }
     };
 
-    let sink = LocalDirSink::new(dir, run_name)?;
     let mut failed = 0;
     let mut reports = Vec::new();
     for export in &config.exports {
         let result = shard::publish(
             &source,
-            &sink,
+            sink,
             (area, &plan, &outcomes),
             export,
             &config.export,
@@ -138,11 +178,12 @@ pub async fn coordinate(
     }
     let code = u8::from(failed > 0);
     let document = report.document(code, stop.signal(), None);
-    if let Err(e) = etl_runtime::sink::write_whole(
-        &dir.join("_runs").join(format!("{run_name}.json")),
-        &document,
-    ) {
-        log::error("report_not_written", None, etl_runtime::error::report(&e));
+    match sink
+        .put_file(&format!("_runs/{run_name}.json"), document)
+        .await
+    {
+        Ok(location) => log::info("run_finished", None, format_args!("run report: {location}")),
+        Err(e) => log::error("report_not_written", None, etl_runtime::error::report(&e)),
     }
     Ok(code)
 }
@@ -151,19 +192,30 @@ pub async fn coordinate(
 /// in the run's area, where the coordinator counts it.
 pub async fn run_shard(config: &RunConfig, run_name: &str, index: usize) -> Result<u8, Failure> {
     let cancel = &config.export.cancel;
-    let dir = output_dir(config)?;
-    let area = ShardArea::of(dir, run_name)?;
+    let area = match &config.output {
+        Output::Local(dir) => ShardArea::in_dir(dir, run_name)?,
+        Output::S3(options) => {
+            // Its own sink, for its uploads and the run's area; the coordinator's publishes.
+            let s3 = S3Sink::new(
+                options.clone(),
+                &format!("{run_name}-shard-{index}-{}", std::process::id()),
+            )
+            .await?
+            .with_cancel(cancel.clone());
+            ShardArea::in_objects(Arc::new(s3), run_name, &options.staging_dir)?
+        }
+    };
     log::set_run_id(run_name);
     let deadline = Instant::now() + PLAN_WAIT;
     let plan = loop {
-        if let Some(plan) = area.read_plan()? {
+        if let Some(plan) = area.read_plan().await? {
             break plan;
         }
         if Instant::now() > deadline {
             return Err(Failure::Runtime(anyhow!(
                 "no plan for run {run_name} in {} after {} s: is `etl-app coordinate \
                  --run-name {run_name}` running on the same output?",
-                dir.display(),
+                config.output.location(),
                 PLAN_WAIT.as_secs()
             )));
         }
@@ -182,7 +234,7 @@ pub async fn run_shard(config: &RunConfig, run_name: &str, index: usize) -> Resu
     let result = read_share(config, &area, &plan, index).await;
     match result {
         Ok(outcome) => {
-            area.write_done(&outcome)?;
+            area.write_done(&outcome).await?;
             let rows: u64 = outcome.tables.iter().map(|t| t.rows).sum();
             log::info(
                 "shard_finished",
@@ -197,7 +249,7 @@ pub async fn run_shard(config: &RunConfig, run_name: &str, index: usize) -> Resu
         }
         Err(e) => {
             let message = etl_runtime::error::report(&e);
-            if let Err(record) = area.write_failure(index, &plan.snapshot.id, &message) {
+            if let Err(record) = area.write_failure(index, &plan.snapshot.id, &message).await {
                 log::error(
                     "shard_failure_not_recorded",
                     None,

@@ -40,9 +40,19 @@ fn database(label: &str, big: bool) -> etl_tests::TestDb {
 
 /// `etl-demo run ARGS` against `db`, with the S3 settings of `env`.
 fn etl_app_command(db: &etl_tests::TestDb, env: &[(String, String)], args: &[&str]) -> Command {
+    etl_demo(db, env, "run", args)
+}
+
+/// `etl-demo SUBCOMMAND ARGS` against `db`, with the S3 settings of `env`.
+fn etl_demo(
+    db: &etl_tests::TestDb,
+    env: &[(String, String)],
+    subcommand: &str,
+    args: &[&str],
+) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_etl-demo"));
     command
-        .arg("run")
+        .arg(subcommand)
         .args(args)
         .env("DATABASE_URL", &db.url)
         .env(
@@ -1110,4 +1120,97 @@ async fn two_runs_of_an_incremental_table_on_s3_do_not_both_advance_it() {
         ("id", "updated_at", "id, owner, balance::text, updated_at"),
     )
     .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sharded_run_on_s3_publishes_each_table_once_every_shard_has_uploaded() {
+    let garage = Garage::start().expect("garage");
+    let env = garage.env_for(&format!("http://127.0.0.1:{}", garage.s3_port));
+    let db = database("s3_shards", false);
+    let run = "s3-shards-1";
+    let coordinator = etl_demo(
+        &db,
+        &env,
+        "coordinate",
+        &[
+            "--tables",
+            "purchase_orders,shipments",
+            "--range-pages",
+            "8",
+            "--shards",
+            "2",
+            "--run-name",
+            run,
+            "--output",
+            OUTPUT,
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("coordinator");
+    // The plan, once the coordinator has written it.
+    let plan_key = format!("exports/.etl-shards/{run}/plan.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !objects(&garage).await.iter().any(|(k, _)| *k == plan_key) {
+        assert!(std::time::Instant::now() < deadline, "no plan after 60 s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let plan: serde_json::Value =
+        serde_json::from_slice(&read_object(&garage, &plan_key).await).expect("plan");
+    let version = plan["version"].as_str().expect("version").to_string();
+    let shard = |index: &str| {
+        let output = etl_demo(
+            &db,
+            &env,
+            "run",
+            &["--shard-of", run, "--shard", index, "--output", OUTPUT],
+        )
+        .output()
+        .expect("shard");
+        assert!(output.status.success(), "shard {index}: {}", text(&output));
+    };
+    // Shard 0's first attempt uploads its files and dies before saying it is done, leaving a
+    // stale object of an attempt that wrote more; its retry replaces them.
+    shard("0");
+    let client = s3_client(&garage).await;
+    client
+        .delete_object()
+        .bucket(garage::BUCKET)
+        .key(format!("exports/.etl-shards/{run}/shard-00000.done.json"))
+        .send()
+        .await
+        .expect("remove the done marker");
+    let stale = format!("exports/purchase_orders/v={version}/shard-00000-part-00099.parquet");
+    client
+        .put_object()
+        .bucket(garage::BUCKET)
+        .key(&stale)
+        .body(b"stale".to_vec().into())
+        .send()
+        .await
+        .expect("stale object");
+    shard("0");
+    shard("1");
+    let output = coordinator.wait_with_output().expect("coordinator");
+    assert!(output.status.success(), "{}", text(&output));
+
+    let objects = objects(&garage).await;
+    assert!(
+        !objects.iter().any(|(k, _)| *k == stale),
+        "the stale object survived the retry"
+    );
+    assert!(
+        !objects.iter().any(|(k, _)| k.contains(".etl-shards/")),
+        "the run's area was left behind"
+    );
+    for table in ["purchase_orders", "shipments"] {
+        assert_eq!(
+            versions(&objects, table),
+            [format!("v={version}")],
+            "{table}"
+        );
+    }
+    let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
+    assert_readers_agree(&db, &dir, "purchase_orders,shipments");
 }

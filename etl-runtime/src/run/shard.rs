@@ -9,13 +9,14 @@
 //! lives; an area nobody holds is a dead coordinator's and the next coordinator removes it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use crate::error::{Error, Result};
 use crate::run::export::{ExportOptions, Listing, TableReport, write_manifest, write_share};
 use crate::run::registry::Export;
-use crate::sink::{Sink, StagingClaim, lock_is_held, write_whole};
+use crate::sink::{ObjectStore, Sink, StagingClaim, lock_is_held, write_whole};
 use crate::source::ranges::{ReadOptions, ReadParallelism, ReadPlan, ReadRange};
 use crate::source::{PgSource, Snapshot};
 use crate::write::partition::Partition;
@@ -27,6 +28,9 @@ const SHARDS_DIR: &str = ".etl-shards";
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShardPlan {
     pub run: String,
+    /// The tables' version being written (`<snapshot time>-<run>`): the files of an object
+    /// store's table go under it, never current until the coordinator publishes.
+    pub version: String,
     pub shards: usize,
     pub snapshot: Snapshot,
     pub tables: Vec<PlannedTable>,
@@ -74,16 +78,28 @@ pub struct ShardTable {
     pub partitions: Vec<Partition>,
 }
 
-/// A sharded run's area in the output.
-#[derive(Debug)]
+/// A sharded run's area in the output: a directory every process mounts, or a prefix of an
+/// object store (S3).
 pub struct ShardArea {
-    dir: PathBuf,
+    run: String,
+    store: AreaStore,
+}
+
+enum AreaStore {
+    /// `<output>/.etl-shards/<run>/`; the shards' files are written in it.
+    Dir(PathBuf),
+    /// `.etl-shards/<run>/` under the store's prefix for the plan and outcomes; the shards
+    /// write their files under `scratch` and upload them into the table's version.
+    Objects {
+        store: Arc<dyn ObjectStore>,
+        scratch: PathBuf,
+    },
 }
 
 /// The coordinator's hold on its run's area: the area is removed when it is dropped (the run
 /// published its tables, or failed), and by the next coordinator if the process died.
 pub struct CoordinatorClaim {
-    _claim: StagingClaim,
+    _claim: Option<StagingClaim>,
     pub area: ShardArea,
 }
 
@@ -107,15 +123,31 @@ pub fn check_run_name(run: &str) -> Result<()> {
 }
 
 impl ShardArea {
-    /// The area of run `run` under `output`, for a shard (the coordinator creates it).
-    pub fn of(output: &Path, run: &str) -> Result<Self> {
+    /// The area of run `run` under the directory `output`, for a shard (the coordinator
+    /// creates it).
+    pub fn in_dir(output: &Path, run: &str) -> Result<Self> {
         check_run_name(run)?;
         Ok(Self {
-            dir: output.join(SHARDS_DIR).join(run),
+            run: run.to_string(),
+            store: AreaStore::Dir(output.join(SHARDS_DIR).join(run)),
         })
     }
 
-    /// Creates run `run`'s area and holds it; fails if a live coordinator already runs it.
+    /// The area of run `run` in an object store; a shard's files wait in `scratch` (a local
+    /// directory) until they are uploaded.
+    pub fn in_objects(store: Arc<dyn ObjectStore>, run: &str, scratch: &Path) -> Result<Self> {
+        check_run_name(run)?;
+        Ok(Self {
+            run: run.to_string(),
+            store: AreaStore::Objects {
+                store,
+                scratch: scratch.join(SHARDS_DIR).join(run),
+            },
+        })
+    }
+
+    /// Creates run `run`'s area under the directory `output` and holds it; fails if a live
+    /// coordinator already runs it.
     pub fn claim(output: &Path, run: &str) -> Result<CoordinatorClaim> {
         check_run_name(run)?;
         let root = output.join(SHARDS_DIR);
@@ -131,119 +163,222 @@ impl ShardArea {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
         Ok(CoordinatorClaim {
-            _claim: claim,
-            area: ShardArea { dir },
+            _claim: Some(claim),
+            area: ShardArea {
+                run: run.to_string(),
+                store: AreaStore::Dir(dir),
+            },
         })
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Starts run `run`'s area in an object store afresh (what an earlier coordinator of the
+    /// same name left is removed).
+    pub async fn claim_objects(
+        store: Arc<dyn ObjectStore>,
+        run: &str,
+        scratch: &Path,
+    ) -> Result<CoordinatorClaim> {
+        let area = Self::in_objects(store.clone(), run, scratch)?;
+        let left = store.list(&area.object_path("")).await?;
+        if !left.is_empty() {
+            store.delete(left).await?;
+        }
+        Ok(CoordinatorClaim { _claim: None, area })
     }
 
-    fn plan_path(&self) -> PathBuf {
-        self.dir.join("plan.json")
-    }
-
-    fn done_path(&self, shard: usize) -> PathBuf {
-        self.dir.join(format!("shard-{shard:05}.done.json"))
+    fn object_path(&self, name: &str) -> String {
+        format!("{SHARDS_DIR}/{}/{name}", self.run)
     }
 
     /// Where shard `shard` writes `table`'s files.
     pub fn table_dir(&self, table: &str, shard: usize) -> PathBuf {
-        self.dir
-            .join("tables")
+        let root = match &self.store {
+            AreaStore::Dir(dir) => dir,
+            AreaStore::Objects { scratch, .. } => scratch,
+        };
+        root.join("tables")
             .join(table)
             .join(format!("shard-{shard:05}"))
     }
 
-    pub fn write_plan(&self, plan: &ShardPlan) -> Result<()> {
-        write_json(&self.plan_path(), &plan.to_json())
+    async fn put_json(&self, name: &str, value: &Value) -> Result<()> {
+        let text = serde_json::to_vec_pretty(value).map_err(Error::Manifest)?;
+        match &self.store {
+            AreaStore::Dir(dir) => write_whole(&dir.join(name), &text),
+            AreaStore::Objects { store, .. } => store.put(&self.object_path(name), text).await,
+        }
+    }
+
+    async fn get_json(&self, name: &str) -> Result<Option<Value>> {
+        let bytes = match &self.store {
+            AreaStore::Dir(dir) => match std::fs::read(dir.join(name)) {
+                Ok(bytes) => Some(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(Error::io("cannot read", dir.join(name), e)),
+            },
+            AreaStore::Objects { store, .. } => store.get(&self.object_path(name)).await?,
+        };
+        bytes
+            .map(|b| serde_json::from_slice(&b).map_err(Error::Manifest))
+            .transpose()
+    }
+
+    /// The names in the area starting with `prefix`.
+    async fn names(&self, prefix: &str) -> Result<Vec<String>> {
+        match &self.store {
+            AreaStore::Dir(dir) => Ok(std::fs::read_dir(dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .filter(|name| name.starts_with(prefix))
+                        .collect()
+                })
+                .unwrap_or_default()),
+            AreaStore::Objects { store, .. } => {
+                let root = self.object_path("");
+                Ok(store
+                    .list(&self.object_path(prefix))
+                    .await?
+                    .into_iter()
+                    .filter_map(|p| p.strip_prefix(&root).map(str::to_string))
+                    .collect())
+            }
+        }
+    }
+
+    pub async fn write_plan(&self, plan: &ShardPlan) -> Result<()> {
+        self.put_json(PLAN, &plan.to_json()).await
     }
 
     /// The plan, once the coordinator has written it.
-    pub fn read_plan(&self) -> Result<Option<ShardPlan>> {
-        read_json(&self.plan_path())?
+    pub async fn read_plan(&self) -> Result<Option<ShardPlan>> {
+        self.get_json(PLAN)
+            .await?
             .map(|value| {
                 ShardPlan::from_json(&value).ok_or_else(|| Error::ShardRun {
-                    run: self.run_name(),
-                    reason: format!("{} is not a plan", self.plan_path().display()),
+                    run: self.run.clone(),
+                    reason: format!("its {PLAN} is not a plan"),
                 })
             })
             .transpose()
     }
 
-    pub fn write_done(&self, outcome: &ShardOutcome) -> Result<()> {
-        write_json(&self.done_path(outcome.shard), &outcome.to_json())
+    pub async fn write_done(&self, outcome: &ShardOutcome) -> Result<()> {
+        self.put_json(&done_name(outcome.shard), &outcome.to_json())
+            .await
     }
 
     /// What `shard` wrote on `snapshot`, once it is done.
-    pub fn read_done(&self, shard: usize, snapshot: &str) -> Result<Option<ShardOutcome>> {
-        Ok(read_json(&self.done_path(shard))?
+    pub async fn read_done(&self, shard: usize, snapshot: &str) -> Result<Option<ShardOutcome>> {
+        Ok(self
+            .get_json(&done_name(shard))
+            .await?
             .as_ref()
             .and_then(ShardOutcome::from_json)
             .filter(|outcome| outcome.snapshot == snapshot))
     }
 
     /// Records a failed attempt of `shard` on `snapshot` (with its error).
-    pub fn write_failure(&self, shard: usize, snapshot: &str, message: &str) -> Result<()> {
-        let attempt = self.failure_files(shard).len() + 1;
-        let path = self
-            .dir
-            .join(format!("shard-{shard:05}.failed-{attempt}.json"));
-        write_json(
-            &path,
+    pub async fn write_failure(&self, shard: usize, snapshot: &str, message: &str) -> Result<()> {
+        let attempt = self.names(&failure_prefix(shard)).await?.len() + 1;
+        self.put_json(
+            &format!("{}{attempt}.json", failure_prefix(shard)),
             &json!({ "shard": shard, "snapshot": snapshot, "error": message }),
         )
+        .await
     }
 
     /// The errors of `shard`'s failed attempts on `snapshot`, in no particular order.
-    pub fn failures(&self, shard: usize, snapshot: &str) -> Vec<String> {
-        self.failure_files(shard)
-            .iter()
-            .filter_map(|path| read_json(path).ok().flatten())
-            .filter(|v| v.get("snapshot").and_then(Value::as_str) == Some(snapshot))
-            .map(|v| {
-                v.get("error")
-                    .and_then(Value::as_str)
-                    .unwrap_or("unknown error")
-                    .to_string()
-            })
-            .collect()
+    pub async fn failures(&self, shard: usize, snapshot: &str) -> Result<Vec<String>> {
+        let mut errors = Vec::new();
+        for name in self.names(&failure_prefix(shard)).await? {
+            let Some(failure) = self.get_json(&name).await? else {
+                continue;
+            };
+            if failure.get("snapshot").and_then(Value::as_str) == Some(snapshot) {
+                errors.push(
+                    failure
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or("unknown error")
+                        .to_string(),
+                );
+            }
+        }
+        Ok(errors)
     }
 
-    fn failure_files(&self, shard: usize) -> Vec<PathBuf> {
-        let prefix = format!("shard-{shard:05}.failed-");
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return Vec::new();
+    /// Makes shard `shard`'s files of `table_dir` (`files`, under [`Self::table_dir`]) part of
+    /// the run's version: in an object store, its earlier attempt's objects go and these are
+    /// uploaded into the table's version; in a directory they are where they belong already.
+    pub async fn deliver(
+        &self,
+        plan: &ShardPlan,
+        table_dir: &str,
+        shard: usize,
+        files: &[String],
+    ) -> Result<()> {
+        let AreaStore::Objects { store, .. } = &self.store else {
+            return Ok(());
         };
-        entries
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
-            .map(|e| e.path())
-            .collect()
+        let version_dir = store.version_dir(table_dir, &plan.version);
+        let mine = format!("shard-{shard:05}-");
+        let earlier: Vec<String> = store
+            .list(&format!("{version_dir}/"))
+            .await?
+            .into_iter()
+            .filter(|p| p.rsplit('/').next().is_some_and(|n| n.starts_with(&mine)))
+            .collect();
+        if !earlier.is_empty() {
+            store.delete(earlier).await?;
+        }
+        let local = self.table_dir(table_dir, shard);
+        for file in files {
+            store
+                .upload(&local.join(file), &format!("{version_dir}/{file}"))
+                .await?;
+        }
+        let _ = std::fs::remove_dir_all(&local);
+        Ok(())
     }
 
-    fn run_name(&self) -> String {
-        self.dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+    /// Removes the area: its plan and the shards' outcomes (a directory's files too).
+    pub async fn remove(&self) -> Result<()> {
+        match &self.store {
+            AreaStore::Dir(dir) => match std::fs::remove_dir_all(dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::io("cannot remove", dir, e))
+                }
+                _ => Ok(()),
+            },
+            AreaStore::Objects { store, scratch } => {
+                let _ = std::fs::remove_dir_all(scratch);
+                let left = store.list(&self.object_path("")).await?;
+                if left.is_empty() {
+                    Ok(())
+                } else {
+                    store.delete(left).await
+                }
+            }
+        }
+    }
+
+    /// Whether the shards' files are already in the store (and the coordinator publishes only
+    /// the manifest).
+    fn files_uploaded(&self) -> bool {
+        matches!(self.store, AreaStore::Objects { .. })
     }
 }
 
-fn write_json(path: &Path, value: &Value) -> Result<()> {
-    let text = serde_json::to_vec_pretty(value).map_err(Error::Manifest)?;
-    write_whole(path, &text)
+const PLAN: &str = "plan.json";
+
+fn done_name(shard: usize) -> String {
+    format!("shard-{shard:05}.done.json")
 }
 
-fn read_json(path: &Path) -> Result<Option<Value>> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(Error::Manifest),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("cannot read", path, e)),
-    }
+fn failure_prefix(shard: usize) -> String {
+    format!("shard-{shard:05}.failed-")
 }
 
 /// Plans run `run` over `exports` (tables only) for `shards` shards, on the source's snapshot.
@@ -278,10 +413,16 @@ pub async fn plan(
     }
     Ok(ShardPlan {
         run: run.to_string(),
+        version: version_of(&snapshot, run),
         shards,
         snapshot,
         tables,
     })
+}
+
+/// A sharded run's version name: its snapshot's time first, so that versions sort by time.
+pub fn version_of(snapshot: &Snapshot, run: &str) -> String {
+    format!("{}-{run}", snapshot.taken_at.replace([':', '.'], ""))
 }
 
 /// Shard `shard`'s part of `export`: its ranges read on the plan's snapshot into the area.
@@ -306,7 +447,8 @@ pub async fn export_share(
     let encode = export.table_encoder().ok_or_else(|| Error::NotSupported {
         what: format!("the task {name} in a sharded run"),
     })?;
-    let dir = area.table_dir(&crate::run::export::table_dir(&export.info), shard);
+    let table_dir = crate::run::export::table_dir(&export.info);
+    let dir = area.table_dir(&table_dir, shard);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| Error::io("cannot remove", &dir, e))?;
     }
@@ -321,16 +463,20 @@ pub async fn export_share(
     )
     .await
     .map_err(|e| e.in_table(&name))?;
+    let files: Vec<String> = written
+        .files
+        .iter()
+        .filter_map(|f| f.path.strip_prefix(&dir).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    area.deliver(plan, &table_dir, shard, &files)
+        .await
+        .map_err(|e| e.in_table(&name))?;
     Ok(ShardTable {
         name,
         rows: written.files.iter().map(|f| f.rows).sum(),
         bytes: written.files.iter().map(|f| f.bytes).sum(),
-        files: written
-            .files
-            .iter()
-            .filter_map(|f| f.path.strip_prefix(&dir).ok())
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect(),
+        files,
         partitions: written.partitions,
     })
 }
@@ -360,12 +506,15 @@ pub async fn publish(
             };
             let from_dir = area.table_dir(&table_dir, outcome.shard);
             for file in &share.files {
-                let (from, to) = (from_dir.join(file), staged.dir.join(file));
-                if let Some(parent) = to.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| Error::io("cannot create", parent, e))?;
+                // In an object store the files are in the version already.
+                if !area.files_uploaded() {
+                    let (from, to) = (from_dir.join(file), staged.dir.join(file));
+                    if let Some(parent) = to.parent() {
+                        std::fs::create_dir_all(parent)
+                            .map_err(|e| Error::io("cannot create", parent, e))?;
+                    }
+                    std::fs::rename(&from, &to).map_err(|e| Error::io("cannot move", &from, e))?;
                 }
-                std::fs::rename(&from, &to).map_err(|e| Error::io("cannot move", &from, e))?;
                 files.push(file.clone());
             }
             rows += share.rows;
@@ -434,6 +583,7 @@ impl ShardPlan {
     fn to_json(&self) -> Value {
         json!({
             "run": self.run,
+            "version": self.version,
             "shards": self.shards,
             "snapshot": {
                 "id": self.snapshot.id,
@@ -486,6 +636,7 @@ impl ShardPlan {
             .collect::<Option<Vec<_>>>()?;
         Some(Self {
             run: text(value, "run")?,
+            version: text(value, "version")?,
             shards: usize::try_from(value.get("shards")?.as_u64()?).ok()?,
             snapshot: Snapshot {
                 id: text(snapshot, "id")?,
@@ -558,6 +709,7 @@ mod tests {
         };
         let plan = ShardPlan {
             run: "nightly-1".into(),
+            version: "2026-11-26T080000000000Z-nightly-1".into(),
             shards: 3,
             snapshot: Snapshot {
                 id: "00000003-0000001B-1".into(),

@@ -75,6 +75,24 @@ pub trait Sink: Send + Sync {
     }
 }
 
+/// An output that keeps objects by path (S3): what the coordinator and the shards of a
+/// sharded run share when they have no file system in common. Paths are under the output's
+/// prefix.
+pub trait ObjectStore: Send + Sync {
+    /// The object at `path`, if there is one.
+    fn get<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>>>;
+    /// Writes the object at `path`, whole.
+    fn put<'a>(&'a self, path: &'a str, bytes: Vec<u8>) -> BoxFuture<'a, Result<()>>;
+    /// The paths of the objects under `prefix`.
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>>>;
+    fn delete<'a>(&'a self, paths: Vec<String>) -> BoxFuture<'a, Result<()>>;
+    /// Uploads the local file `local` to `path`.
+    fn upload<'a>(&'a self, local: &'a Path, path: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Where version `version` of `table_dir` keeps its files (never current until its
+    /// manifest is published).
+    fn version_dir(&self, table_dir: &str, version: &str) -> String;
+}
+
 /// A table's lock, released when dropped (or when the process dies, however it dies).
 #[derive(Debug)]
 pub struct TableLock {

@@ -636,6 +636,79 @@ fn current_manifest(version_manifest: &[u8], version: &str, location: &str) -> R
     serde_json::to_vec_pretty(&manifest).map_err(Error::Manifest)
 }
 
+impl S3Sink {
+    /// The key of `path` under the output's prefix.
+    fn path_key(&self, path: &str) -> String {
+        if self.options.prefix.is_empty() {
+            path.to_string()
+        } else {
+            format!("{}/{path}", self.options.prefix)
+        }
+    }
+}
+
+impl super::ObjectStore for S3Sink {
+    fn get<'a>(&'a self, path: &'a str) -> super::BoxFuture<'a, Result<Option<Vec<u8>>>> {
+        Box::pin(async move {
+            let key = self.path_key(path);
+            let got = self
+                .client
+                .get_object()
+                .bucket(&self.options.bucket)
+                .key(&key)
+                .send()
+                .await;
+            let object = match got {
+                Ok(object) => object,
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                    return Ok(None);
+                }
+                Err(e) => return Err(self.s3_error("read", &key, e)),
+            };
+            let bytes = object
+                .body
+                .collect()
+                .await
+                .map_err(|e| self.s3_error("read", &key, e))?
+                .into_bytes();
+            Ok(Some(bytes.to_vec()))
+        })
+    }
+
+    fn put<'a>(&'a self, path: &'a str, bytes: Vec<u8>) -> super::BoxFuture<'a, Result<()>> {
+        Box::pin(async move { self.put_bytes(&self.path_key(path), bytes).await })
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> super::BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(async move {
+            let root = self.path_key("");
+            let keys = self.keys_under(&self.path_key(prefix)).await?;
+            Ok(keys
+                .into_iter()
+                .map(|k| k.strip_prefix(&root).unwrap_or(&k).to_string())
+                .collect())
+        })
+    }
+
+    fn delete<'a>(&'a self, paths: Vec<String>) -> super::BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let keys = paths.iter().map(|p| self.path_key(p)).collect();
+            self.delete_keys(keys, "a sharded run").await
+        })
+    }
+
+    fn upload<'a>(&'a self, local: &'a Path, path: &'a str) -> super::BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            self.cancel.check()?;
+            self.upload(local, &self.path_key(path)).await
+        })
+    }
+
+    fn version_dir(&self, table_dir: &str, version: &str) -> String {
+        format!("{table_dir}/{VERSION_PREFIX}{version}")
+    }
+}
+
 impl Sink for S3Sink {
     fn stage(&self, table_dir: &str) -> Result<StagedTable> {
         self.staging.stage(table_dir)
