@@ -274,12 +274,6 @@ impl RunConfig {
     fn check_shard_output(&self, run_name: &str) -> Result<(), Failure> {
         etl_runtime::run::shard::check_run_name(run_name)
             .map_err(|e| usage(format!("--run-name / --shard-of: {e}")))?;
-        if !self.catalog.is_empty() {
-            return Err(usage(
-                "a sharded run does not update the Glue catalog yet: leave out \
-                 --glue-database / --glue-crawler, or catalog the tables with etl-app run",
-            ));
-        }
         Ok(())
     }
 }

@@ -416,21 +416,7 @@ async fn export_all(
         );
         stop.exit_code()
     } else {
-        let catalog = !config.catalog.is_empty();
-        if catalog && failed > 0 {
-            log::info(
-                "catalog_skipped",
-                None,
-                format_args!("the Glue catalog was not updated, because {failed} table(s) failed"),
-            );
-            1
-        } else if catalog && let Err(e) = update_catalog(&config.catalog, &published).await {
-            log::error("catalog_failed", None, etl_runtime::error::report(&e));
-            report.catalog_error(&e);
-            1
-        } else {
-            u8::from(failed > 0)
-        }
+        catalog_then_exit_code(config, report, failed, &published).await
     };
     // Beside the data, for whoever reads the output: how the run that wrote it ended.
     let document = report.document(code, stop.signal(), None);
@@ -469,6 +455,32 @@ fn record_table(
             log::error("table_failed", Some(&name), etl_runtime::error::report(&e));
             None
         }
+    }
+}
+
+/// Updates the Glue catalog (if the run has one) once every table is published, and returns
+/// the run's exit code: 1 if a table failed (the catalog is then left as it was) or the
+/// catalog could not be updated.
+async fn catalog_then_exit_code(
+    config: &RunConfig,
+    report: &mut RunReport,
+    failed: usize,
+    published: &[(Export, String, Vec<Partition>)],
+) -> u8 {
+    let catalog = !config.catalog.is_empty();
+    if catalog && failed > 0 {
+        log::info(
+            "catalog_skipped",
+            None,
+            format_args!("the Glue catalog was not updated, because {failed} table(s) failed"),
+        );
+        1
+    } else if catalog && let Err(e) = update_catalog(&config.catalog, published).await {
+        log::error("catalog_failed", None, etl_runtime::error::report(&e));
+        report.catalog_error(&e);
+        1
+    } else {
+        u8::from(failed > 0)
     }
 }
 

@@ -158,6 +158,7 @@ async fn coordinate_on(
 
     let mut failed = 0;
     let mut reports = Vec::new();
+    let mut published = Vec::new();
     for export in &config.exports {
         let result = shard::publish(
             &source,
@@ -168,7 +169,10 @@ async fn coordinate_on(
         )
         .await;
         match crate::record_table(report, export, result) {
-            Some(table) => reports.push(table),
+            Some(table) => {
+                published.push((*export, table.location.clone(), table.partitions.clone()));
+                reports.push(table);
+            }
             None => failed += 1,
         }
     }
@@ -176,7 +180,7 @@ async fn coordinate_on(
     if log::human() {
         crate::progress::above_bars(|| crate::print_reports(&reports));
     }
-    let code = u8::from(failed > 0);
+    let code = crate::catalog_then_exit_code(config, report, failed, &published).await;
     let document = report.document(code, stop.signal(), None);
     match sink
         .put_file(&format!("_runs/{run_name}.json"), document)

@@ -1125,7 +1125,8 @@ async fn two_runs_of_an_incremental_table_on_s3_do_not_both_advance_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sharded_run_on_s3_publishes_each_table_once_every_shard_has_uploaded() {
     let garage = Garage::start().expect("garage");
-    let env = garage.env_for(&format!("http://127.0.0.1:{}", garage.s3_port));
+    let moto = etl_tests::moto::MotoServer::start().expect("moto");
+    let env = glue_env(&garage, &moto);
     let db = database("s3_shards", false);
     let run = "s3-shards-1";
     let coordinator = etl_demo(
@@ -1143,6 +1144,8 @@ async fn a_sharded_run_on_s3_publishes_each_table_once_every_shard_has_uploaded(
             run,
             "--output",
             OUTPUT,
+            "--glue-database",
+            "procurement",
         ],
     )
     .stdout(std::process::Stdio::piped())
@@ -1209,6 +1212,29 @@ async fn a_sharded_run_on_s3_publishes_each_table_once_every_shard_has_uploaded(
             versions(&objects, table),
             [format!("v={version}")],
             "{table}"
+        );
+    }
+    // The catalog points at the version the shards wrote, once it is current.
+    let glue = glue_client(&moto).await;
+    for table in ["purchase_orders", "shipments"] {
+        let defined = glue
+            .get_table()
+            .database_name("procurement")
+            .name(table)
+            .send()
+            .await
+            .expect("the table was defined");
+        let location = defined
+            .table()
+            .and_then(|t| t.storage_descriptor())
+            .and_then(|d| d.location())
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            location
+                .trim_end_matches('/')
+                .ends_with(&format!("{table}/v={version}")),
+            "{table}: {location}"
         );
     }
     let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
