@@ -1240,3 +1240,100 @@ async fn a_sharded_run_on_s3_publishes_each_table_once_every_shard_has_uploaded(
     let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
     assert_readers_agree(&db, &dir, "purchase_orders,shipments");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sharded_run_on_s3_whose_coordinator_dies_publishes_nothing() {
+    let garage = Garage::start().expect("garage");
+    let env = garage.env_for(&format!("http://127.0.0.1:{}", garage.s3_port));
+    let db = database("s3_shards_killed", false);
+    let run = "s3-killed-1";
+    let coordinate = |shards: &str| {
+        etl_demo(
+            &db,
+            &env,
+            "coordinate",
+            &[
+                "--tables",
+                "purchase_orders",
+                "--range-pages",
+                "8",
+                "--shards",
+                shards,
+                "--run-name",
+                run,
+                "--output",
+                OUTPUT,
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("coordinator")
+    };
+    let shard = |index: &str| {
+        etl_demo(
+            &db,
+            &env,
+            "run",
+            &["--shard-of", run, "--shard", index, "--output", OUTPUT],
+        )
+        .output()
+        .expect("shard")
+    };
+    // The plan of `shards` shards (a restarted coordinator's, not the dead one's).
+    let plan_of = |shards: u64| {
+        let garage = &garage;
+        async move {
+            let key = format!("exports/.etl-shards/{run}/plan.json");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                if objects(garage).await.iter().any(|(k, _)| *k == key) {
+                    let plan: serde_json::Value =
+                        serde_json::from_slice(&read_object(garage, &key).await).expect("plan");
+                    if plan["shards"] == shards {
+                        return plan["version"].as_str().expect("version").to_string();
+                    }
+                }
+                assert!(std::time::Instant::now() < deadline, "no plan after 60 s");
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    };
+    let mut first = coordinate("2");
+    let dead_version = plan_of(2).await;
+    let output = shard("0");
+    assert!(output.status.success(), "{}", text(&output));
+    // The coordinator dies (SIGKILL), and its snapshot with it.
+    first.kill().expect("kill the coordinator");
+    let _ = first.wait();
+    let output = shard("1");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("the coordinator's snapshot is gone"),
+        "{}",
+        text(&output)
+    );
+    let objects_now = objects(&garage).await;
+    assert!(
+        !objects_now
+            .iter()
+            .any(|(k, _)| k == "exports/purchase_orders/_manifest.json"),
+        "the table was published"
+    );
+    // A new coordinator of the same name starts over on a new snapshot and version; its
+    // publication removes the dead run's version, which never got a manifest.
+    let second = coordinate("1");
+    let version = plan_of(1).await;
+    assert_ne!(version, dead_version);
+    let output = shard("0");
+    assert!(output.status.success(), "{}", text(&output));
+    let output = second.wait_with_output().expect("coordinator");
+    assert!(output.status.success(), "{}", text(&output));
+    let objects_now = objects(&garage).await;
+    assert_eq!(
+        versions(&objects_now, "purchase_orders"),
+        [format!("v={version}")]
+    );
+    let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
+    assert_readers_agree(&db, &dir, "purchase_orders");
+}
