@@ -418,8 +418,18 @@ async fn export_all(
     } else {
         catalog_then_exit_code(config, report, failed, &published).await
     };
-    // Beside the data, for whoever reads the output: how the run that wrote it ended.
-    let document = report.document(code, stop.signal(), None);
+    leave_run_report(
+        sink.as_ref(),
+        &run_id,
+        report.document(code, stop.signal(), None),
+    )
+    .await;
+    Ok(code)
+}
+
+/// Beside the data, for whoever reads the output: how the run that wrote it ended
+/// (`_runs/<run id>.json`).
+async fn leave_run_report(sink: &dyn Sink, run_id: &str, document: Vec<u8>) {
     match sink
         .put_file(&format!("_runs/{run_id}.json"), document)
         .await
@@ -427,7 +437,6 @@ async fn export_all(
         Ok(location) => log::info("run_finished", None, format_args!("run report: {location}")),
         Err(e) => log::error("report_not_written", None, etl_runtime::error::report(&e)),
     }
-    Ok(code)
 }
 
 /// One table's outcome into the run report and the log; the table's report if it was

@@ -181,14 +181,7 @@ async fn coordinate_on(
         crate::progress::above_bars(|| crate::print_reports(&reports));
     }
     let code = crate::catalog_then_exit_code(config, report, failed, &published).await;
-    let document = report.document(code, stop.signal(), None);
-    match sink
-        .put_file(&format!("_runs/{run_name}.json"), document)
-        .await
-    {
-        Ok(location) => log::info("run_finished", None, format_args!("run report: {location}")),
-        Err(e) => log::error("report_not_written", None, etl_runtime::error::report(&e)),
-    }
+    crate::leave_run_report(sink, run_name, report.document(code, stop.signal(), None)).await;
     Ok(code)
 }
 

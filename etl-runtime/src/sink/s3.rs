@@ -282,27 +282,32 @@ impl S3Sink {
 
     /// The table's current manifest and its ETag, if it has one.
     async fn get_manifest(&self, table_dir: &str) -> Result<Option<(serde_json::Value, String)>> {
-        let key = self.key(table_dir, MANIFEST);
+        let got = self.get_object(&self.key(table_dir, MANIFEST)).await?;
+        Ok(got.and_then(|(bytes, etag)| serde_json::from_slice(&bytes).ok().map(|v| (v, etag))))
+    }
+
+    /// The object at `key` and its ETag, if there is one.
+    async fn get_object(&self, key: &str) -> Result<Option<(Vec<u8>, String)>> {
         let got = self
             .client
             .get_object()
             .bucket(&self.options.bucket)
-            .key(&key)
+            .key(key)
             .send()
             .await;
         let object = match got {
             Ok(object) => object,
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(self.s3_error("read", &key, e)),
+            Err(e) => return Err(self.s3_error("read", key, e)),
         };
         let etag = object.e_tag().unwrap_or_default().to_string();
         let bytes = object
             .body
             .collect()
             .await
-            .map_err(|e| self.s3_error("read", &key, e))?
+            .map_err(|e| self.s3_error("read", key, e))?
             .into_bytes();
-        Ok(serde_json::from_slice(&bytes).ok().map(|v| (v, etag)))
+        Ok(Some((bytes.to_vec(), etag)))
     }
 
     /// Uploads an incremental batch into the version `previous` names, then makes the new
@@ -650,28 +655,8 @@ impl S3Sink {
 impl super::ObjectStore for S3Sink {
     fn get<'a>(&'a self, path: &'a str) -> super::BoxFuture<'a, Result<Option<Vec<u8>>>> {
         Box::pin(async move {
-            let key = self.path_key(path);
-            let got = self
-                .client
-                .get_object()
-                .bucket(&self.options.bucket)
-                .key(&key)
-                .send()
-                .await;
-            let object = match got {
-                Ok(object) => object,
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
-                    return Ok(None);
-                }
-                Err(e) => return Err(self.s3_error("read", &key, e)),
-            };
-            let bytes = object
-                .body
-                .collect()
-                .await
-                .map_err(|e| self.s3_error("read", &key, e))?
-                .into_bytes();
-            Ok(Some(bytes.to_vec()))
+            let got = self.get_object(&self.path_key(path)).await?;
+            Ok(got.map(|(bytes, _)| bytes))
         })
     }
 
