@@ -265,6 +265,10 @@ impl ShardArea {
     }
 
     pub async fn write_done(&self, outcome: &ShardOutcome) -> Result<()> {
+        // The shard's files on disk before it says they are in.
+        if let AreaStore::Dir(dir) = &self.store {
+            crate::sink::make_durable(dir)?;
+        }
         self.put_json(&done_name(outcome.shard), &outcome.to_json())
             .await
     }

@@ -114,7 +114,12 @@ impl ParquetFileWriter {
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
-        self.writer.write(batch).map_err(Error::Parquet)
+        let row_groups = self.writer.flushed_row_groups().len();
+        self.writer.write(batch).map_err(Error::Parquet)?;
+        if self.writer.flushed_row_groups().len() > row_groups {
+            release_free_memory();
+        }
+        Ok(())
     }
 
     /// Bytes written to the file so far plus those buffered for the open row group.
@@ -122,11 +127,11 @@ impl ParquetFileWriter {
         self.writer.bytes_written() + self.writer.in_progress_size()
     }
 
-    /// Writes the footer and syncs the file; returns the path, its rows and its bytes.
+    /// Writes the footer; returns the path, its rows and its bytes. The file is not synced
+    /// here: a local publication makes the whole staged table durable in one step
+    /// ([`crate::sink::make_durable`]), and files bound for S3 need no sync at all.
     pub fn finish(self) -> Result<WrittenFile> {
         let file = self.writer.into_inner().map_err(Error::Parquet)?;
-        file.sync_all()
-            .map_err(|e| Error::io("cannot sync", &self.path, e))?;
         let bytes = file
             .metadata()
             .map_err(|e| Error::io("cannot stat", &self.path, e))?
@@ -136,6 +141,20 @@ impl ParquetFileWriter {
             rows: self.rows,
             bytes,
         })
+    }
+}
+
+/// Hands the allocator's free pages back to the system once a row group is written. glibc
+/// keeps freed pages in each thread's arena, where transient column buffers and the file's
+/// growing metadata fragment them: peak RSS of a plain export grew ~9 MB from 1M to 5M rows
+/// while the live heap grew 0.7 MB (heaptrack); trimmed here, ~1 MB. (Fixing glibc's mmap or
+/// trim thresholds instead flattened it too, but cost 0.6 s of system time per million rows.)
+#[allow(unsafe_code)] // The workspace's one unsafe block: an FFI call with no arguments to uphold.
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim walks glibc's own arenas under their locks; it takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
