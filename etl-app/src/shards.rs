@@ -18,6 +18,15 @@ use crate::{Failure, log};
 /// How often the coordinator looks for finished shards, and a shard for the plan.
 const POLL: Duration = Duration::from_millis(250);
 
+/// How often the coordinator looks at the shards' outcomes: one listing each time, billed
+/// per request on S3, where shards run for minutes or hours.
+fn poll_every(output: &Output) -> Duration {
+    match output {
+        Output::Local(_) => POLL,
+        Output::S3(_) => Duration::from_secs(2),
+    }
+}
+
 /// How long a shard waits for its coordinator to publish the plan.
 const PLAN_WAIT: Duration = Duration::from_secs(600);
 
@@ -120,29 +129,22 @@ async fn coordinate_on(
     );
 
     let deadline = Instant::now() + timeout;
-    let outcomes = loop {
+    let mut outcomes: Vec<Option<ShardOutcome>> = (0..shards).map(|_| None).collect();
+    let outcomes: Vec<ShardOutcome> = loop {
         if cancel.is_cancelled() {
             return Ok(stop.exit_code());
         }
-        let mut outcomes = Vec::new();
-        let mut missing = Vec::new();
-        for index in 0..shards {
-            if let Some(outcome) = area.read_done(index, &snapshot.id).await? {
-                outcomes.push(outcome);
-                continue;
-            }
-            let failures = area.failures(index, &snapshot.id).await?;
-            if failures.len() >= attempts {
-                return Err(Failure::Runtime(anyhow!(
-                    "shard {index} failed {} time(s), nothing was published; its last error: {}",
-                    failures.len(),
-                    failures.last().map_or("unknown", String::as_str)
-                )));
-            }
-            missing.push(index);
+        let failed = area.poll(&snapshot.id, &mut outcomes, attempts).await?;
+        if let Some((index, errors)) = failed.first() {
+            return Err(Failure::Runtime(anyhow!(
+                "shard {index} failed {} time(s), nothing was published; its last error: {}",
+                errors.len(),
+                errors.last().map_or("unknown", String::as_str)
+            )));
         }
+        let missing: Vec<usize> = (0..shards).filter(|&i| outcomes[i].is_none()).collect();
         if missing.is_empty() {
-            break outcomes;
+            break outcomes.into_iter().flatten().collect();
         }
         if Instant::now() > deadline {
             return Err(Failure::Runtime(anyhow!(
@@ -151,7 +153,7 @@ async fn coordinate_on(
             )));
         }
         tokio::select! {
-            () = tokio::time::sleep(POLL) => {}
+            () = tokio::time::sleep(poll_every(&config.output)) => {}
             () = cancel.cancelled() => {}
         }
     };

@@ -313,6 +313,40 @@ impl ShardArea {
         Ok(errors)
     }
 
+    /// One look at the shards still `waiting` (indices into `outcomes`) on `snapshot`: one
+    /// listing of the area, then a read of each new outcome, so that polling costs one LIST
+    /// and no GET while nothing changes (on S3 every request is billed). Fills `outcomes`;
+    /// returns the shards that failed `attempts` times or more, with their errors.
+    pub async fn poll(
+        &self,
+        snapshot: &str,
+        outcomes: &mut [Option<ShardOutcome>],
+        attempts: usize,
+    ) -> Result<Vec<(usize, Vec<String>)>> {
+        let names = self.names("shard-").await?;
+        let mut failed = Vec::new();
+        for (shard, outcome) in outcomes.iter_mut().enumerate() {
+            if outcome.is_some() {
+                continue;
+            }
+            if names.contains(&done_name(shard)) {
+                *outcome = self.read_done(shard, snapshot).await?;
+                if outcome.is_some() {
+                    continue;
+                }
+            }
+            let prefix = failure_prefix(shard);
+            if names.iter().filter(|n| n.starts_with(&prefix)).count() >= attempts {
+                // Markers of another snapshot's attempts do not count.
+                let errors = self.failures(shard, snapshot).await?;
+                if errors.len() >= attempts {
+                    failed.push((shard, errors));
+                }
+            }
+        }
+        Ok(failed)
+    }
+
     /// Makes shard `shard`'s files of `table_dir` (`files`, under [`Self::table_dir`]) part of
     /// the run's version: in an object store, its earlier attempt's objects go and these are
     /// uploaded into the table's version; in a directory they are where they belong already.
