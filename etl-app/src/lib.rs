@@ -66,6 +66,7 @@ fn run_blocking(config: RunConfig) -> Result<ExitCode, Failure> {
 
 /// Parses the command line and runs it over `registry`; the exit code is what schedulers see.
 pub fn main(registry: Registry) -> ExitCode {
+    etl_runtime::memory::hold_freed_memory();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     log::init(cli.log_format);

@@ -150,7 +150,7 @@ impl ParquetFileWriter {
         let row_groups = self.writer.flushed_row_groups().len();
         self.writer.write(batch).map_err(Error::Parquet)?;
         if self.writer.flushed_row_groups().len() > row_groups {
-            release_free_memory();
+            crate::memory::release_free_memory();
         }
         Ok(())
     }
@@ -174,20 +174,6 @@ impl ParquetFileWriter {
             rows: self.rows,
             bytes,
         })
-    }
-}
-
-/// Hands the allocator's free pages back to the system once a row group is written. glibc
-/// keeps freed pages in each thread's arena, where transient column buffers and the file's
-/// growing metadata fragment them: peak RSS of a plain export grew ~9 MB from 1M to 5M rows
-/// while the live heap grew 0.7 MB (heaptrack); trimmed here, ~1 MB. (Fixing glibc's mmap or
-/// trim thresholds instead flattened it too, but cost 0.6 s of system time per million rows.)
-#[allow(unsafe_code)] // The workspace's one unsafe block: an FFI call with no arguments to uphold.
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim walks glibc's own arenas under their locks; it takes no pointer.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

@@ -1,0 +1,33 @@
+//! How the process's allocator holds memory: the one place with `unsafe` (glibc FFI calls with
+//! nothing of ours to uphold), and only on glibc.
+//!
+//! An export allocates and frees the same large buffers (a chunk's Arrow arrays, pages) over
+//! and over. glibc's defaults give them back to the system and take them again each time: on
+//! the bench table that was 1.2 s of system time per million rows of page faults and zeroed
+//! pages, 0.5 s once freed memory is kept ([`hold_freed_memory`]). What is kept is handed
+//! back once per row group ([`release_free_memory`]), so a long export stays flat.
+
+/// Keeps freed memory for reuse instead of returning it at once: blocks up to 32 MB come
+/// from the heap, and its top is trimmed past 64 MB free. Called once, at the start of the
+/// process, before other threads exist.
+#[allow(unsafe_code)]
+pub fn hold_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets glibc's tuning parameters; it takes no pointer.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
+/// Hands the free pages of every arena back to the system (once a row group is written).
+/// Transient buffers and a file's growing metadata fragment glibc's arenas: peak RSS of a
+/// plain export grew ~9 MB from 1M to 5M rows while the live heap grew 0.7 MB (heaptrack).
+#[allow(unsafe_code)]
+pub(crate) fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim walks glibc's own arenas under their locks; it takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
