@@ -42,7 +42,7 @@ pub struct BenchArgs {
 struct Tool {
     name: &'static str,
     command: Command,
-    /// Where its output lands, to measure bytes (and to clear before each run).
+    /// Where its output lands, to measure bytes (cleared once, before the first run).
     output: Option<PathBuf>,
 }
 

@@ -476,7 +476,7 @@ async fn write_files(
 
     // A table's own columns (not a task's records) that are mostly distinct go without a
     // dictionary; without statistics (a table never analyzed) every column keeps one.
-    let plain_columns = if read.own_columns {
+    let distinct_columns = if read.own_columns {
         crate::source::mostly_distinct_columns(&mut tx, info).await?
     } else {
         Vec::new()
@@ -487,7 +487,7 @@ async fn write_files(
     let writer = {
         let dir = dir.to_path_buf();
         let mut options = options.clone();
-        options.parquet.plain_columns = plain_columns;
+        options.parquet.distinct_columns = distinct_columns;
         let (file_prefix, batch) = (read.file_prefix.clone(), read.batch);
         tokio::task::spawn_blocking(move || {
             encode_chunks(

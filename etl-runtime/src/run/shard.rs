@@ -274,7 +274,7 @@ impl ShardArea {
     }
 
     /// What `shard` wrote on `snapshot`, once it is done.
-    pub async fn read_done(&self, shard: usize, snapshot: &str) -> Result<Option<ShardOutcome>> {
+    async fn read_done(&self, shard: usize, snapshot: &str) -> Result<Option<ShardOutcome>> {
         Ok(self
             .get_json(&done_name(shard))
             .await?
@@ -294,7 +294,7 @@ impl ShardArea {
     }
 
     /// The errors of `shard`'s failed attempts on `snapshot`, in no particular order.
-    pub async fn failures(&self, shard: usize, snapshot: &str) -> Result<Vec<String>> {
+    async fn failures(&self, shard: usize, snapshot: &str) -> Result<Vec<String>> {
         let mut errors = Vec::new();
         for name in self.names(&failure_prefix(shard)).await? {
             let Some(failure) = self.get_json(&name).await? else {
@@ -313,8 +313,8 @@ impl ShardArea {
         Ok(errors)
     }
 
-    /// One look at the shards still `waiting` (indices into `outcomes`) on `snapshot`: one
-    /// listing of the area, then a read of each new outcome, so that polling costs one LIST
+    /// One look at the shards whose `outcomes` are still `None`, on `snapshot`: one listing
+    /// of the area, then a read of each new outcome, so that polling costs one LIST
     /// and no GET while nothing changes (on S3 every request is billed). Fills `outcomes`;
     /// returns the shards that failed `attempts` times or more, with their errors.
     pub async fn poll(
