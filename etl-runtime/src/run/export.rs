@@ -9,7 +9,7 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::{FutureExt, TryStreamExt};
 use tokio::sync::mpsc;
 
 use crate::cancel::Cancel;
@@ -662,15 +662,25 @@ impl ReadShared<'_> {
             let mut stream = tx.copy_out_raw(&sql).await.map_err(Error::Query)?;
             let mut splitter = TupleSplitter::new();
             loop {
-                // A stalled or slow server does not hold up a cancelled run.
-                let data = tokio::select! {
-                    biased;
-                    () = &mut cancelled => return Err(Error::Cancelled),
-                    data = stream.try_next() => data.map_err(Error::Query)?,
+                // A message already received is taken at once; only when the stream has to
+                // wait for the server does the read also wait for a cancel, so that a stalled
+                // or slow server does not hold up a cancelled run. (Polling the cancel's
+                // `Notified` for every message, i.e. every row, cost ~2.5 % of the client's
+                // CPU; while messages keep coming, the flag is checked once per chunk.)
+                let data = match stream.try_next().now_or_never() {
+                    Some(data) => data,
+                    None => tokio::select! {
+                        biased;
+                        () = &mut cancelled => return Err(Error::Cancelled),
+                        data = stream.try_next() => data,
+                    },
                 };
-                let Some(data) = data else { break };
+                let Some(data) = data.map_err(Error::Query)? else {
+                    break;
+                };
                 splitter.feed(data, &mut chunk).map_err(Error::Copy)?;
                 if chunk.len() >= chunk_rows {
+                    self.options.cancel.check()?;
                     self.progress.add(chunk.len());
                     let full = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_rows));
                     if self.chunks.send(full).await.is_err() {
