@@ -39,8 +39,9 @@ pub struct ExportOptions {
     pub max_file_bytes: Option<u64>,
     /// The threads that convert rows to Arrow, shared by every table of a run.
     pub converters: Converters,
-    /// A partitioned table's rows held in memory before the largest partitions are spilled to
-    /// local disk (48 MB).
+    /// A partitioned table's rows held in memory before they are regrouped by partition and
+    /// spilled to local disk (24 MB; the regroup's copy takes as much again, as the freed
+    /// source is not handed back to the system at once).
     pub partition_buffer_bytes: usize,
     /// Stops the run's exports (SIGTERM): nothing more is read or published.
     pub cancel: Cancel,
@@ -59,7 +60,7 @@ impl Default for ExportOptions {
             chunk_rows: 4096,
             max_file_bytes: Some(512 << 20),
             converters: Converters::default(),
-            partition_buffer_bytes: 48 << 20,
+            partition_buffer_bytes: 24 << 20,
             cancel: Cancel::default(),
             progress: ProgressObserver::default(),
             incremental: IncrementalOptions::default(),

@@ -2,6 +2,7 @@
 //! a partitioned table's files ([`partition`]).
 
 pub mod partition;
+mod scatter;
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};

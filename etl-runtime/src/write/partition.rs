@@ -20,12 +20,10 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, SchemaRef};
 use etl_types::PartitionTransform;
 
+use super::scatter::{PIECE_ROWS, regroup};
 use super::{ParquetOptions, RollingFiles, WrittenFile};
 use crate::error::{Error, Result};
 use crate::model::PartitionKey;
-
-/// Rows gathered at once when buffered rows are regrouped by partition.
-const GATHER_ROWS: usize = 64 * 1024;
 
 /// Hive's name for the partition of NULL (and empty text) keys; Athena, Spark, pyarrow and
 /// DuckDB read it back as NULL.
@@ -199,14 +197,14 @@ impl PartitionedWriter {
         id
     }
 
-    /// Where each buffered row goes when the buffer is regrouped by partition: a counting
-    /// sort of (batch, row) by partition id. The regrouped rows are then gathered in pieces
-    /// of up to `GATHER_ROWS` rows: one gather per partition would check every buffered
-    /// batch's types thousands of times, and one gather of everything would double the memory
-    /// at once.
-    fn regrouping(&self) -> Regrouping {
+    /// The buffered rows regrouped by partition (the buffer is emptied): a counting sort of
+    /// the rows by partition id gives each row its place, and [`regroup`] moves them there,
+    /// in pieces of [`PIECE_ROWS`] rows. A partition's rows keep their order.
+    fn regroup(&mut self) -> Result<Regrouped> {
+        let buffered = std::mem::take(&mut self.buffered);
+        self.buffered_bytes = 0;
         let mut ranges = vec![(0usize, 0usize); self.partition_keys.len()];
-        for (_, ids) in &self.buffered {
+        for (_, ids) in &buffered {
             for &id in ids {
                 ranges[id as usize].1 += 1;
             }
@@ -216,96 +214,65 @@ impl PartitionedWriter {
             range.0 = total;
             total += range.1;
         }
-        let mut indices = vec![(0usize, 0usize); total];
+        let places_overflow = || {
+            Error::Arrow(arrow_schema::ArrowError::InvalidArgumentError(format!(
+                "{total} rows buffered: more than a partitioning buffer can number"
+            )))
+        };
+        // Each row's partition id becomes its place.
         let mut fill: Vec<usize> = ranges.iter().map(|r| r.0).collect();
-        for (b, (_, ids)) in self.buffered.iter().enumerate() {
-            for (r, &id) in ids.iter().enumerate() {
-                let slot = &mut fill[id as usize];
-                indices[*slot] = (b, r);
+        let (batches, places): (Vec<RecordBatch>, Vec<Vec<u32>>) = buffered.into_iter().unzip();
+        let mut places = places;
+        for ids in &mut places {
+            for id in ids.iter_mut() {
+                let slot = &mut fill[*id as usize];
+                *id = u32::try_from(*slot).map_err(|_| places_overflow())?;
                 *slot += 1;
             }
         }
+        let pieces = regroup(&self.schema, batches, &places, total)?;
         // Each partition's rows, [offset, offset + count) of the regrouped rows, cut at the
-        // pieces' bounds; in id order, which is the pieces' order.
-        let mut slices = Vec::new();
-        for (id, &(offset, count)) in ranges.iter().enumerate() {
-            let mut from = offset;
-            while from < offset + count {
-                let piece = from / GATHER_ROWS;
-                let to = (offset + count).min((piece + 1) * GATHER_ROWS);
-                let slice = RowSlice {
-                    piece,
-                    offset: from - piece * GATHER_ROWS,
-                    len: to - from,
-                };
-                slices.push((id, slice));
-                from = to;
+        // pieces' bounds.
+        let slices = ranges
+            .iter()
+            .map(|&(offset, count)| {
+                let mut slices = Vec::new();
+                let mut from = offset;
+                while from < offset + count {
+                    let piece = from / PIECE_ROWS;
+                    let to = (offset + count).min((piece + 1) * PIECE_ROWS);
+                    slices.push(RowSlice {
+                        piece,
+                        offset: from - piece * PIECE_ROWS,
+                        len: to - from,
+                    });
+                    from = to;
+                }
+                slices
+            })
+            .collect();
+        Ok(Regrouped { pieces, slices })
+    }
+
+    /// Appends the buffered rows to the spill file, regrouped by partition: a partition's
+    /// rows keep their order, in one batch or a few.
+    fn spill_buffered(&mut self) -> Result<()> {
+        let regrouped = self.regroup()?;
+        let spill = match &mut self.spill {
+            Some(spill) => spill,
+            None => self.spill.insert(Spill::create(&self.dir, &self.schema)?),
+        };
+        for (id, slices) in regrouped.slices.iter().enumerate() {
+            for slice in slices {
+                spill
+                    .writer
+                    .write(&regrouped.batch(slice))
+                    .map_err(|e| spill.error("cannot write", e))?;
+                self.spilled[id].push(spill.batches);
+                spill.batches += 1;
             }
         }
-        Regrouping { indices, slices }
-    }
-
-    /// Piece `piece` of the regrouped buffer.
-    fn gather(&self, regrouping: &Regrouping, piece: usize) -> Result<RecordBatch> {
-        let batches: Vec<&RecordBatch> = self.buffered.iter().map(|(b, _)| b).collect();
-        let start = piece * GATHER_ROWS;
-        let end = (start + GATHER_ROWS).min(regrouping.indices.len());
-        arrow_select::interleave::interleave_record_batch(&batches, &regrouping.indices[start..end])
-            .map_err(Error::Arrow)
-    }
-
-    /// Appends the buffered rows to the spill file, regrouped by partition, one piece in
-    /// memory at a time: a partition's rows keep their order, in one batch or a few.
-    fn spill_buffered(&mut self) -> Result<()> {
-        let regrouping = self.regrouping();
-        let mut piece: Option<(usize, RecordBatch)> = None;
-        for (id, slice) in &regrouping.slices {
-            let batch = match &piece {
-                Some((index, batch)) if *index == slice.piece => batch,
-                _ => {
-                    let gathered = self.gather(&regrouping, slice.piece)?;
-                    &piece.insert((slice.piece, gathered)).1
-                }
-            };
-            let spill = match &mut self.spill {
-                Some(spill) => spill,
-                None => self.spill.insert(Spill::create(&self.dir, &self.schema)?),
-            };
-            spill
-                .writer
-                .write(&batch.slice(slice.offset, slice.len))
-                .map_err(|e| spill.error("cannot write", e))?;
-            self.spilled[*id].push(spill.batches);
-            spill.batches += 1;
-        }
-        self.buffered.clear();
-        self.buffered_bytes = 0;
         Ok(())
-    }
-
-    /// The buffered rows regrouped in memory, every piece at once (on the current rayon
-    /// pool's threads if `parallel`); the buffer is emptied.
-    fn regroup_in_memory(&mut self, parallel: bool) -> Result<Regrouped> {
-        let regrouping = self.regrouping();
-        let count = regrouping.indices.len().div_ceil(GATHER_ROWS);
-        let pieces: Vec<RecordBatch> = if parallel {
-            use rayon::prelude::*;
-            (0..count)
-                .into_par_iter()
-                .map(|piece| self.gather(&regrouping, piece))
-                .collect::<Result<_>>()?
-        } else {
-            (0..count)
-                .map(|piece| self.gather(&regrouping, piece))
-                .collect::<Result<_>>()?
-        };
-        self.buffered.clear();
-        self.buffered_bytes = 0;
-        let mut slices: Vec<Vec<RowSlice>> = vec![Vec::new(); self.partition_keys.len()];
-        for (id, slice) in regrouping.slices {
-            slices[id].push(slice);
-        }
-        Ok(Regrouped { pieces, slices })
     }
 
     /// Writes the partitions `ids` from their spilled batches, then their rows still in
@@ -371,6 +338,22 @@ impl PartitionedWriter {
         Ok(written)
     }
 
+    /// Whether the last rows are regrouped in memory rather than spilled (written and read
+    /// back, they took a quarter of the time spent after the read, on one thread): when the
+    /// buffer fits the budget with the one column more that a regroup holds at a time.
+    fn rest_fits_in_memory(&self) -> bool {
+        let largest_column = (0..self.schema.fields().len())
+            .map(|c| {
+                self.buffered
+                    .iter()
+                    .map(|(batch, _)| batch.column(c).get_array_memory_size())
+                    .sum::<usize>()
+            })
+            .max()
+            .unwrap_or(0);
+        self.buffered_bytes + largest_column <= self.memory_budget
+    }
+
     /// Writes every partition's files; returns them (paths under the table's directory), the
     /// partitions, and a warning per key whose `''` values readers will see as NULL. A table
     /// without rows is one file at its root, so that readers see its schema, if
@@ -380,14 +363,11 @@ impl PartitionedWriter {
         parallel: bool,
         schema_file_when_empty: bool,
     ) -> Result<PartitionedFiles> {
-        // The last rows are regrouped in memory rather than spilled (written and read back,
-        // they took a quarter of the time spent after the read, on one thread), when the
-        // buffer and its regrouped copy fit the budget together.
         let rest_bytes = self.buffered_bytes;
-        if 2 * rest_bytes > self.memory_budget {
+        if !self.rest_fits_in_memory() {
             self.spill_buffered()?;
         }
-        let rest = self.regroup_in_memory(parallel)?;
+        let rest = self.regroup()?;
         let spill_path = match self.spill.take() {
             Some(mut spill) => {
                 spill
@@ -460,14 +440,7 @@ impl PartitionedWriter {
     }
 }
 
-/// How buffered rows are regrouped: the (batch, row) of each regrouped row, and each
-/// partition's slices of the pieces, in order.
-struct Regrouping {
-    indices: Vec<(usize, usize)>,
-    slices: Vec<(usize, RowSlice)>,
-}
-
-/// Rows regrouped by partition in memory: pieces of up to `GATHER_ROWS` rows, and each
+/// Rows regrouped by partition in memory: pieces of up to `PIECE_ROWS` rows, and each
 /// partition's slices of them, in order.
 struct Regrouped {
     pieces: Vec<RecordBatch>,
@@ -829,7 +802,7 @@ mod tests {
         }
         let ending = Ending {
             spilled: writer.spill.is_some(),
-            rest_in_memory: 2 * writer.buffered_bytes <= writer.memory_budget,
+            rest_in_memory: writer.rest_fits_in_memory(),
         };
         let written = writer.finish(false, true).expect("finish");
         let mut read = Vec::new();
