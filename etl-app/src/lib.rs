@@ -56,12 +56,21 @@ fn on_one_thread(
 }
 
 fn run_blocking(config: RunConfig) -> Result<ExitCode, Failure> {
-    tokio::runtime::Builder::new_multi_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-        .map_err(Failure::from)
-        .and_then(|rt| rt.block_on(run(config)))
+        .map_err(Failure::from)?;
+    // The run is a task of the runtime rather than the main thread's `block_on`, so that the
+    // worker that is woken by a socket also reads it: from the main thread, every wait for
+    // PostgreSQL's next bytes was a wake-up handed from a worker to the main thread.
+    rt.block_on(async move {
+        tokio::spawn(run(config)).await.unwrap_or_else(|e| {
+            Err(Failure::Runtime(anyhow!(
+                "the run stopped unexpectedly: {e}"
+            )))
+        })
+    })
 }
 
 /// Parses the command line and runs it over `registry`; the exit code is what schedulers see.
