@@ -244,33 +244,50 @@ impl<'a> Numeric<'a> {
         }
         let mut value: i128 = 0;
         if end > 0 {
-            for i in 0..end - 1 {
+            // The first four digits (16 decimal digits, whatever an i16 digit holds) fit an
+            // i64 without checks; the rest is checked in i128.
+            let unchecked = (end - 1).min(4);
+            let mut head: i64 = 0;
+            for i in 0..unchecked {
+                head = head * 10_000
+                    + i64::from(i16::from_be_bytes([
+                        self.digits[2 * i],
+                        self.digits[2 * i + 1],
+                    ]));
+            }
+            value = i128::from(head);
+            for i in unchecked..end - 1 {
                 value = value
                     .checked_mul(10_000)
                     .and_then(|v| v.checked_add(self.digit(i)))
                     .ok_or_else(overflow)?;
             }
-            let last = self.digit(end - 1);
+            // One base-10000 digit: divided as an i32 (an i128 division is a library call).
+            let last = i16::from_be_bytes([self.digits[2 * end - 2], self.digits[2 * end - 1]]);
+            let last = i32::from(last);
             if exponent < 0 {
-                let drop = 10i128.pow(exponent.unsigned_abs());
+                // -3..=-1: the loop above dropped whole zero digits.
+                let drop = 10i32.pow(exponent.unsigned_abs());
                 if last % drop != 0 {
                     return Err(NumericError::Scale);
                 }
                 value = value
-                    .checked_mul(10_000 / drop)
-                    .and_then(|v| v.checked_add(last / drop))
+                    .checked_mul(i128::from(10_000 / drop))
+                    .and_then(|v| v.checked_add(i128::from(last / drop)))
                     .ok_or_else(overflow)?;
                 exponent = 0;
             } else {
                 value = value
                     .checked_mul(10_000)
-                    .and_then(|v| v.checked_add(last))
+                    .and_then(|v| v.checked_add(i128::from(last)))
                     .ok_or_else(overflow)?;
             }
-            let factor = 10i128
-                .checked_pow(exponent.unsigned_abs())
-                .ok_or_else(overflow)?;
-            value = value.checked_mul(factor).ok_or_else(overflow)?;
+            if exponent > 0 {
+                let factor = 10i128
+                    .checked_pow(exponent.unsigned_abs())
+                    .ok_or_else(overflow)?;
+                value = value.checked_mul(factor).ok_or_else(overflow)?;
+            }
         }
         Ok(if self.sign == NUMERIC_NEG {
             -value
@@ -384,6 +401,8 @@ mod tests {
         // 1e20 = [1], weight 5, dscale 0
         let v = numeric(5, 0, 0, &[1]);
         assert_eq!(text(&v), "100000000000000000000");
+        assert!(matches!(Numeric::read(&v).unwrap().unscaled(0), Ok(v) if v == 10i128.pow(20)));
+        assert!(matches!(Numeric::read(&v).unwrap().unscaled(3), Ok(v) if v == 10i128.pow(23)));
         assert_eq!(text(&numeric(0, 0, 0, &[])), "0");
         assert_eq!(text(&numeric(0, 0, 2, &[])), "0.00");
         assert_eq!(text(&numeric(0, NUMERIC_NAN, 0, &[])), "NaN");
