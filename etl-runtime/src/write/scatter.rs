@@ -116,6 +116,17 @@ fn gather(arrays: &[&dyn Array], dests: &[Vec<u32>], lens: &[usize]) -> Result<V
         .collect()
 }
 
+/// A bitmap per piece, every bit `value`.
+fn bits_per_piece(lens: &[usize], value: bool) -> Vec<BooleanBufferBuilder> {
+    lens.iter()
+        .map(|&n| {
+            let mut bits = BooleanBufferBuilder::new(n);
+            bits.append_n(n, value);
+            bits
+        })
+        .collect()
+}
+
 /// The pieces' validity, if any source row is null.
 fn scatter_nulls(
     arrays: &[&dyn Array],
@@ -125,14 +136,7 @@ fn scatter_nulls(
     if arrays.iter().all(|a| a.null_count() == 0) {
         return vec![None; lens.len()];
     }
-    let mut valid: Vec<BooleanBufferBuilder> = lens
-        .iter()
-        .map(|&n| {
-            let mut bits = BooleanBufferBuilder::new(n);
-            bits.append_n(n, true);
-            bits
-        })
-        .collect();
+    let mut valid: Vec<BooleanBufferBuilder> = bits_per_piece(lens, true);
     for (array, dests) in arrays.iter().zip(dests) {
         let Some(nulls) = array.nulls() else { continue };
         for (r, &dest) in dests.iter().enumerate() {
@@ -183,14 +187,7 @@ fn scatter_boolean(
     lens: &[usize],
     nulls: Vec<Option<NullBuffer>>,
 ) -> Option<Vec<ArrayRef>> {
-    let mut values: Vec<BooleanBufferBuilder> = lens
-        .iter()
-        .map(|&n| {
-            let mut bits = BooleanBufferBuilder::new(n);
-            bits.append_n(n, false);
-            bits
-        })
-        .collect();
+    let mut values: Vec<BooleanBufferBuilder> = bits_per_piece(lens, false);
     for (array, dests) in arrays.iter().zip(dests) {
         let source = array.as_boolean_opt()?.values();
         for (r, &dest) in dests.iter().enumerate() {
