@@ -209,11 +209,8 @@ impl<'a> Numeric<'a> {
         matches!(self.sign, NUMERIC_NAN | NUMERIC_PINF | NUMERIC_NINF)
     }
 
-    fn digit(&self, i: usize) -> i128 {
-        i128::from(i16::from_be_bytes([
-            self.digits[2 * i],
-            self.digits[2 * i + 1],
-        ]))
+    fn digit(&self, i: usize) -> i16 {
+        i16::from_be_bytes([self.digits[2 * i], self.digits[2 * i + 1]])
     }
 
     fn ndigits(&self) -> usize {
@@ -249,22 +246,17 @@ impl<'a> Numeric<'a> {
             let unchecked = (end - 1).min(4);
             let mut head: i64 = 0;
             for i in 0..unchecked {
-                head = head * 10_000
-                    + i64::from(i16::from_be_bytes([
-                        self.digits[2 * i],
-                        self.digits[2 * i + 1],
-                    ]));
+                head = head * 10_000 + i64::from(self.digit(i));
             }
             value = i128::from(head);
             for i in unchecked..end - 1 {
                 value = value
                     .checked_mul(10_000)
-                    .and_then(|v| v.checked_add(self.digit(i)))
+                    .and_then(|v| v.checked_add(i128::from(self.digit(i))))
                     .ok_or_else(overflow)?;
             }
             // One base-10000 digit: divided as an i32 (an i128 division is a library call).
-            let last = i16::from_be_bytes([self.digits[2 * end - 2], self.digits[2 * end - 1]]);
-            let last = i32::from(last);
+            let last = i32::from(self.digit(end - 1));
             if exponent < 0 {
                 // -3..=-1: the loop above dropped whole zero digits.
                 let drop = 10i32.pow(exponent.unsigned_abs());

@@ -221,8 +221,7 @@ impl PartitionedWriter {
         };
         // Each row's partition id becomes its place.
         let mut fill: Vec<usize> = ranges.iter().map(|r| r.0).collect();
-        let (batches, places): (Vec<RecordBatch>, Vec<Vec<u32>>) = buffered.into_iter().unzip();
-        let mut places = places;
+        let (batches, mut places): (Vec<RecordBatch>, Vec<Vec<u32>>) = buffered.into_iter().unzip();
         for ids in &mut places {
             for id in ids.iter_mut() {
                 let slot = &mut fill[*id as usize];
