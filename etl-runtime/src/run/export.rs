@@ -110,6 +110,19 @@ impl Converters {
         }
     }
 
+    /// Runs `a` and `b` at once on the pool's threads (work either starts in parallel runs
+    /// there too), or one after the other on this thread without a pool.
+    pub fn join<A: Send, B: Send>(
+        &self,
+        a: impl FnOnce() -> A + Send,
+        b: impl FnOnce() -> B + Send,
+    ) -> (A, B) {
+        match &self.pool {
+            None => (a(), b()),
+            Some(pool) => pool.join(a, b),
+        }
+    }
+
     /// Runs `f` on parts of `items`, in parallel on the pool's threads, results in order.
     pub fn map_parts<I: Sync, R: Send>(
         &self,
@@ -768,19 +781,35 @@ fn encode_chunks(
             .with_file_prefix(file_prefix),
         )
     };
+    // A chunk is converted while the one before it is written: the pool's threads take
+    // both stages' work (rows, and then columns), instead of one stage waiting for the other.
+    let mut converted: Vec<RecordBatch> = Vec::new();
     while let Some(tuples) = received.blocking_recv() {
         options.cancel.check()?;
-        for batch in processor.process(tuples)? {
-            out.write(&batch)?;
-        }
+        let (next, written) = options.converters.join(
+            || processor.process(tuples),
+            || converted.iter().try_for_each(|batch| out.write(batch)),
+        );
+        written?;
+        converted = next?;
     }
     options.cancel.check()?;
-    for batch in processor.finish()? {
-        out.write(&batch)?;
-    }
+    converted.extend(processor.finish()?);
+    options
+        .converters
+        .install(|| converted.iter().try_for_each(|batch| out.write(batch)))?;
     let (files, partitions, warnings) = match out {
-        FileSequence::Plain(files) if batch => (files.finish()?, Vec::new(), Vec::new()),
-        FileSequence::Plain(files) => (files.finish_with_schema()?, Vec::new(), Vec::new()),
+        // Inside the pool: the last row group's columns are closed in parallel too.
+        FileSequence::Plain(files) if batch => (
+            options.converters.install(|| files.finish())?,
+            Vec::new(),
+            Vec::new(),
+        ),
+        FileSequence::Plain(files) => (
+            options.converters.install(|| files.finish_with_schema())?,
+            Vec::new(),
+            Vec::new(),
+        ),
         FileSequence::Partitioned(writer) => {
             let parallel = options.converters.threads() > 1;
             let written = options
@@ -806,6 +835,8 @@ struct Encoded {
     skipped_rows: u64,
 }
 
+// One per table being exported, on its stack: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum FileSequence {
     Plain(RollingFiles),
     Partitioned(PartitionedWriter),

@@ -10,16 +10,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use arrow_array::RecordBatch;
-use arrow_schema::{DataType, SchemaRef};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, FieldRef, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
-    ArrowWriterOptions, PageKey, PageStore, PageStoreArgs, PageStoreFactory,
+    ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, ArrowWriterOptions, PageKey,
+    PageStore, PageStoreArgs, PageStoreFactory, compute_leaves,
 };
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
+use parquet::file::writer::SerializedFileWriter;
+use parquet::schema::types::{ColumnPath, SchemaDescriptor};
 
 use crate::error::{Error, Result};
 
@@ -123,10 +125,38 @@ fn distinct_values_encoding(data_type: &DataType) -> Option<Encoding> {
 }
 
 /// A Parquet file under construction at `path`.
+///
+/// Columns are encoded and compressed by parquet-rs's column writers directly (not through its
+/// `ArrowWriter`) so that they can work at once: called from a thread of a rayon pool (the
+/// run's converters), a batch's columns are encoded in parallel on the pool; from any other
+/// thread, one after the other. The bytes written are the same either way, and the same as
+/// `ArrowWriter`'s for the same row groups.
 pub struct ParquetFileWriter {
     path: PathBuf,
-    writer: ArrowWriter<File>,
+    file: SerializedFileWriter<File>,
+    columns: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    /// How many Parquet leaf columns each Arrow field has (one, unless nested).
+    leaves_per_field: Vec<usize>,
+    max_group_rows: usize,
+    max_group_bytes: usize,
+    open: Option<OpenRowGroup>,
     rows: u64,
+}
+
+/// The column writers of the row group being written, and its rows so far.
+struct OpenRowGroup {
+    writers: Vec<ArrowColumnWriter>,
+    rows: usize,
+}
+
+impl OpenRowGroup {
+    fn estimated_bytes(&self) -> usize {
+        self.writers
+            .iter()
+            .map(ArrowColumnWriter::get_estimated_total_bytes)
+            .sum()
+    }
 }
 
 impl ParquetFileWriter {
@@ -137,35 +167,103 @@ impl ParquetFileWriter {
         let writer_options = ArrowWriterOptions::new()
             .with_properties(props)
             .with_page_store_factory(Arc::new(SpillPageStoreFactory::new(spill_dir)));
-        let writer = ArrowWriter::try_new_with_options(file, schema, writer_options)
-            .map_err(Error::Parquet)?;
+        // `ArrowWriter` sets the file up (Parquet schema, the Arrow schema in the footer, the
+        // page store); its lower-level parts then write the columns.
+        let (file, columns) =
+            ArrowWriter::try_new_with_options(file, schema.clone(), writer_options)
+                .and_then(ArrowWriter::into_serialized_writer)
+                .map_err(Error::Parquet)?;
+        let leaves_per_field = leaves_per_field(&schema, file.schema_descr());
         Ok(Self {
             path: path.to_path_buf(),
-            writer,
+            file,
+            columns,
+            schema,
+            leaves_per_field,
+            max_group_rows: options.row_group_rows.max(1),
+            max_group_bytes: options.row_group_bytes,
+            open: None,
             rows: 0,
         })
     }
 
+    /// Appends the batch's rows; a row group is closed (written to the file) once it has
+    /// `row_group_rows` rows or `row_group_bytes` encoded bytes (checked after each batch).
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
-        let row_groups = self.writer.flushed_row_groups().len();
-        self.writer.write(batch).map_err(Error::Parquet)?;
-        if self.writer.flushed_row_groups().len() > row_groups {
-            crate::memory::release_free_memory();
+        let mut rest = batch.clone();
+        while rest.num_rows() > 0 {
+            let group = match &mut self.open {
+                Some(group) => group,
+                open => open.insert(OpenRowGroup {
+                    writers: self
+                        .columns
+                        .create_column_writers(self.file.flushed_row_groups().len())
+                        .map_err(Error::Parquet)?,
+                    rows: 0,
+                }),
+            };
+            let room = self.max_group_rows - group.rows;
+            let now = if rest.num_rows() > room {
+                let now = rest.slice(0, room);
+                rest = rest.slice(room, rest.num_rows() - room);
+                now
+            } else {
+                std::mem::replace(&mut rest, batch.slice(0, 0))
+            };
+            write_columns(&self.schema, &self.leaves_per_field, group, &now)?;
+            group.rows += now.num_rows();
+            if group.rows >= self.max_group_rows || group.estimated_bytes() >= self.max_group_bytes
+            {
+                self.close_row_group()?;
+            }
         }
+        Ok(())
+    }
+
+    /// Closes the open row group's columns (their last pages, in parallel like their
+    /// encoding) and appends them to the file in order.
+    fn close_row_group(&mut self) -> Result<()> {
+        let Some(group) = self.open.take() else {
+            return Ok(());
+        };
+        let chunks: Vec<ArrowColumnChunk> = if rayon::current_thread_index().is_some() {
+            use rayon::prelude::*;
+            group
+                .writers
+                .into_par_iter()
+                .map(ArrowColumnWriter::close)
+                .collect::<parquet::errors::Result<_>>()
+        } else {
+            group
+                .writers
+                .into_iter()
+                .map(ArrowColumnWriter::close)
+                .collect()
+        }
+        .map_err(Error::Parquet)?;
+        let mut row_group = self.file.next_row_group().map_err(Error::Parquet)?;
+        for chunk in chunks {
+            chunk
+                .append_to_row_group(&mut row_group)
+                .map_err(Error::Parquet)?;
+        }
+        row_group.close().map_err(Error::Parquet)?;
+        crate::memory::release_free_memory();
         Ok(())
     }
 
     /// Bytes written to the file so far plus those buffered for the open row group.
     pub fn approximate_size(&self) -> usize {
-        self.writer.bytes_written() + self.writer.in_progress_size()
+        self.file.bytes_written() + self.open.as_ref().map_or(0, OpenRowGroup::estimated_bytes)
     }
 
     /// Writes the footer; returns the path, its rows and its bytes. The file is not synced
     /// here: a local publication makes the whole staged table durable in one step
     /// ([`crate::sink::make_durable`]), and files bound for S3 need no sync at all.
-    pub fn finish(self) -> Result<WrittenFile> {
-        let file = self.writer.into_inner().map_err(Error::Parquet)?;
+    pub fn finish(mut self) -> Result<WrittenFile> {
+        self.close_row_group()?;
+        let file = self.file.into_inner().map_err(Error::Parquet)?;
         let bytes = file
             .metadata()
             .map_err(|e| Error::io("cannot stat", &self.path, e))?
@@ -176,6 +274,54 @@ impl ParquetFileWriter {
             bytes,
         })
     }
+}
+
+/// How many Parquet leaf columns each field of `schema` became in `parquet`.
+fn leaves_per_field(schema: &arrow_schema::Schema, parquet: &SchemaDescriptor) -> Vec<usize> {
+    let mut counts = vec![0; schema.fields().len()];
+    for leaf in 0..parquet.num_columns() {
+        if let Some(count) = counts.get_mut(parquet.get_column_root_idx(leaf)) {
+            *count += 1;
+        }
+    }
+    counts
+}
+
+/// Encodes each column of `batch` with its writers: in parallel on the current rayon pool
+/// when called from one of its threads (a column's encoding and compression are independent
+/// of the others'), else in order.
+fn write_columns(
+    schema: &arrow_schema::Schema,
+    leaves_per_field: &[usize],
+    group: &mut OpenRowGroup,
+    batch: &RecordBatch,
+) -> Result<()> {
+    let mut writers = group.writers.as_mut_slice();
+    let mut work = Vec::with_capacity(leaves_per_field.len());
+    for ((field, column), &leaves) in schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .zip(leaves_per_field)
+    {
+        let (these, rest) = std::mem::take(&mut writers).split_at_mut(leaves);
+        writers = rest;
+        work.push((field, column, these));
+    }
+    let encode = |(field, column, writers): (&FieldRef, &ArrayRef, &mut [ArrowColumnWriter])| {
+        let leaves = compute_leaves(field, column)?;
+        writers
+            .iter_mut()
+            .zip(&leaves)
+            .try_for_each(|(writer, leaf)| writer.write(leaf))
+    };
+    if rayon::current_thread_index().is_some() {
+        use rayon::prelude::*;
+        work.into_par_iter().try_for_each(encode)
+    } else {
+        work.into_iter().try_for_each(encode)
+    }
+    .map_err(Error::Parquet)
 }
 
 /// A directory's `part-00000.parquet`, `part-00001.parquet`, ...: a new file once one reaches
@@ -379,5 +525,180 @@ impl PageStore for SpillPageStore {
                 Ok(Bytes::from(buf))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::builder::{Int32Builder, ListBuilder};
+    use arrow_array::{
+        ArrayRef, Decimal128Array, FixedSizeBinaryArray, Int64Array, RecordBatch, StringArray,
+        TimestampMicrosecondArray,
+    };
+    use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    use super::{ParquetFileWriter, ParquetOptions};
+
+    fn schema() -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("s", DataType::Utf8, true),
+            Field::new(
+                "t",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                true,
+            ),
+            Field::new("d", DataType::Decimal128(12, 3), true),
+            Field::new(
+                "l",
+                DataType::List(Arc::new(Field::new_list_field(DataType::Int32, true))),
+                true,
+            ),
+            Field::new("u", DataType::FixedSizeBinary(2), true),
+        ]))
+    }
+
+    /// 700 rows from `first`: nulls, repeated and distinct text, nested lists (empty, NULL,
+    /// with NULL elements).
+    fn batch(first: i64) -> RecordBatch {
+        let ids = first..first + 700;
+        let mut lists = ListBuilder::new(Int32Builder::new());
+        for i in ids.clone() {
+            match i % 4 {
+                0 => lists.append_null(),
+                1 => lists.append(true),
+                _ => {
+                    lists.values().append_value(i as i32);
+                    lists.values().append_null();
+                    lists.append(true);
+                }
+            }
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from_iter_values(ids.clone())),
+            Arc::new(StringArray::from_iter(ids.clone().map(|i| {
+                (i % 5 != 0).then(|| format!("value {} {}", i % 3, i * 7919 % 1000))
+            }))),
+            Arc::new(
+                TimestampMicrosecondArray::from_iter(
+                    ids.clone()
+                        .map(|i| (i % 6 != 0).then_some(i * 86_400_000_000)),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(
+                Decimal128Array::from_iter(
+                    ids.clone()
+                        .map(|i| (i % 7 != 0).then_some(i as i128 * 1001)),
+                )
+                .with_precision_and_scale(12, 3)
+                .expect("decimal"),
+            ),
+            Arc::new(lists.finish()),
+            Arc::new(
+                FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+                    ids.map(|i| (i % 8 != 0).then(|| (i as u16).to_be_bytes())),
+                    2,
+                )
+                .expect("binary"),
+            ),
+        ];
+        RecordBatch::try_new(schema(), columns).expect("batch")
+    }
+
+    fn options(row_group_bytes: usize) -> ParquetOptions {
+        ParquetOptions {
+            row_group_rows: 1000,
+            row_group_bytes,
+            distinct_columns: vec!["id".into(), "s".into()],
+            ..ParquetOptions::default()
+        }
+    }
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("etl-write-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
+    /// Writes three batches with our writer, from the calling thread; returns the file's bytes.
+    fn write_ours(path: &std::path::Path, options: &ParquetOptions) -> Vec<u8> {
+        let mut writer = ParquetFileWriter::create(path, schema(), options).expect("create");
+        for first in [0, 700, 1400] {
+            writer.write(&batch(first)).expect("write");
+        }
+        let written = writer.finish().expect("finish");
+        assert_eq!(written.rows, 2100);
+        std::fs::read(path).expect("read")
+    }
+
+    /// The column writers driven directly write what `ArrowWriter` writes for the same rows
+    /// and properties, byte for byte: with the columns encoded in order (no pool) and at once
+    /// on a pool's threads, row groups cut inside a batch at `row_group_rows`.
+    #[test]
+    fn columns_written_in_parallel_or_in_order_make_arrow_writers_file() {
+        let dir = dir("same");
+        let options = options(128 << 20);
+        let props = options.writer_properties(&schema()).expect("properties");
+        let mut arrow = ArrowWriter::try_new(Vec::new(), schema(), Some(props)).expect("writer");
+        for first in [0, 700, 1400] {
+            arrow.write(&batch(first)).expect("write");
+        }
+        let expected = arrow.into_inner().expect("finish");
+
+        let in_order = write_ours(&dir.join("in-order.parquet"), &options);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .expect("pool");
+        let parallel = pool.install(|| write_ours(&dir.join("parallel.parquet"), &options));
+        assert!(in_order == expected, "in order: not ArrowWriter's bytes");
+        assert!(parallel == expected, "parallel: not ArrowWriter's bytes");
+
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(parallel)).expect("reader");
+        let groups: Vec<i64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(groups, [1000, 1000, 100]);
+        let read: Vec<RecordBatch> = reader
+            .build()
+            .expect("read")
+            .collect::<Result<_, _>>()
+            .expect("batches");
+        let read = arrow_select::concat::concat_batches(&read[0].schema(), &read).expect("concat");
+        let written =
+            arrow_select::concat::concat_batches(&schema(), &[batch(0), batch(700), batch(1400)])
+                .expect("concat");
+        assert_eq!(read, written);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A row group also closes once its encoded bytes reach `row_group_bytes`: here after
+    /// every batch.
+    #[test]
+    fn a_row_group_closes_at_its_byte_target() {
+        let dir = dir("bytes");
+        let path = dir.join("small-groups.parquet");
+        let bytes = write_ours(&path, &options(1));
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).expect("reader");
+        let groups: Vec<i64> = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        assert_eq!(groups, [700, 700, 700]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
