@@ -216,6 +216,9 @@ impl ParquetFileWriter {
             if group.rows >= self.max_group_rows || group.estimated_bytes() >= self.max_group_bytes
             {
                 self.close_row_group()?;
+                // Only for a full row group: a trim walks every arena, and a partitioned
+                // export closes thousands of small files.
+                crate::memory::release_free_memory();
             }
         }
         Ok(())
@@ -249,7 +252,6 @@ impl ParquetFileWriter {
                 .map_err(Error::Parquet)?;
         }
         row_group.close().map_err(Error::Parquet)?;
-        crate::memory::release_free_memory();
         Ok(())
     }
 
@@ -638,6 +640,19 @@ mod tests {
         std::fs::read(path).expect("read")
     }
 
+    /// A file's row groups' row counts, and a reader of it.
+    fn row_groups(file: Vec<u8>) -> (Vec<i64>, ParquetRecordBatchReaderBuilder<bytes::Bytes>) {
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(file)).expect("reader");
+        let groups = reader
+            .metadata()
+            .row_groups()
+            .iter()
+            .map(|g| g.num_rows())
+            .collect();
+        (groups, reader)
+    }
+
     /// The column writers driven directly write what `ArrowWriter` writes for the same rows
     /// and properties, byte for byte: with the columns encoded in order (no pool) and at once
     /// on a pool's threads, row groups cut inside a batch at `row_group_rows`.
@@ -661,14 +676,7 @@ mod tests {
         assert!(in_order == expected, "in order: not ArrowWriter's bytes");
         assert!(parallel == expected, "parallel: not ArrowWriter's bytes");
 
-        let reader =
-            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(parallel)).expect("reader");
-        let groups: Vec<i64> = reader
-            .metadata()
-            .row_groups()
-            .iter()
-            .map(|g| g.num_rows())
-            .collect();
+        let (groups, reader) = row_groups(parallel);
         assert_eq!(groups, [1000, 1000, 100]);
         let read: Vec<RecordBatch> = reader
             .build()
@@ -689,15 +697,7 @@ mod tests {
     fn a_row_group_closes_at_its_byte_target() {
         let dir = dir("bytes");
         let path = dir.join("small-groups.parquet");
-        let bytes = write_ours(&path, &options(1));
-        let reader =
-            ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes)).expect("reader");
-        let groups: Vec<i64> = reader
-            .metadata()
-            .row_groups()
-            .iter()
-            .map(|g| g.num_rows())
-            .collect();
+        let (groups, _) = row_groups(write_ours(&path, &options(1)));
         assert_eq!(groups, [700, 700, 700]);
         let _ = std::fs::remove_dir_all(&dir);
     }
