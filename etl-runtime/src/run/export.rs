@@ -110,8 +110,8 @@ impl Converters {
         }
     }
 
-    /// Runs `a` and `b` at once on the pool's threads (work either starts in parallel runs
-    /// there too), or one after the other on this thread without a pool.
+    /// Runs `a` and `b` at once on the pool's threads (and any parallel work they start), or
+    /// one after the other on this thread without a pool.
     pub fn join<A: Send, B: Send>(
         &self,
         a: impl FnOnce() -> A + Send,

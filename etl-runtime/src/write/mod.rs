@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::extension::ExtensionType;
 use arrow_schema::{DataType, FieldRef, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
@@ -90,6 +91,16 @@ impl ParquetOptions {
                 .and_then(|field| distinct_values_encoding(field.data_type()))
             {
                 builder = builder.set_column_encoding(path, encoding);
+            }
+        }
+        // No statistics on JSON columns: no engine prunes on a JSON text's min and max, and
+        // they cost a comparison of every value (bench table: 1.3 % of client instructions).
+        for field in schema.fields() {
+            if field.extension_type_name() == Some(arrow_schema::extension::Json::NAME) {
+                builder = builder.set_column_statistics_enabled(
+                    ColumnPath::from(field.name().as_str()),
+                    EnabledStatistics::None,
+                );
             }
         }
         Ok(builder
@@ -688,6 +699,33 @@ mod tests {
             arrow_select::concat::concat_batches(&schema(), &[batch(0), batch(700), batch(1400)])
                 .expect("concat");
         assert_eq!(read, written);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// JSON columns are written without statistics (no engine prunes on a JSON text's min
+    /// and max, and they cost a comparison per value); every other column keeps them.
+    #[test]
+    fn json_columns_have_no_statistics() {
+        use arrow_schema::extension::Json;
+        let dir = dir("json");
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("s", DataType::Utf8, true),
+            Field::new("j", DataType::Utf8, true).with_extension_type(Json::default()),
+        ]));
+        let text = || Arc::new(StringArray::from(vec![Some("{\"a\": 1}"), None])) as ArrayRef;
+        let batch = RecordBatch::try_new(schema.clone(), vec![text(), text()]).expect("batch");
+        let path = dir.join("json.parquet");
+        let mut writer =
+            ParquetFileWriter::create(&path, schema, &ParquetOptions::default()).expect("create");
+        writer.write(&batch).expect("write");
+        writer.finish().expect("finish");
+        let (_, reader) = row_groups(std::fs::read(&path).expect("read"));
+        let group = &reader.metadata().row_groups()[0];
+        assert!(group.column(0).statistics().is_some(), "text: statistics");
+        assert!(
+            group.column(1).statistics().is_none(),
+            "JSON: no statistics"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
