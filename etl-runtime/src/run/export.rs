@@ -795,29 +795,18 @@ fn encode_chunks(
     }
     options.cancel.check()?;
     converted.extend(processor.finish()?);
-    options
-        .converters
-        .install(|| converted.iter().try_for_each(|batch| out.write(batch)))?;
-    let (files, partitions, warnings) = match out {
-        // Inside the pool: the last row group's columns are closed in parallel too.
-        FileSequence::Plain(files) if batch => (
-            options.converters.install(|| files.finish())?,
-            Vec::new(),
-            Vec::new(),
-        ),
-        FileSequence::Plain(files) => (
-            options.converters.install(|| files.finish_with_schema())?,
-            Vec::new(),
-            Vec::new(),
-        ),
-        FileSequence::Partitioned(writer) => {
-            let parallel = options.converters.threads() > 1;
-            let written = options
-                .converters
-                .install(|| writer.finish(parallel, !batch))?;
-            (written.files, written.partitions, written.warnings)
-        }
-    };
+    // Inside the pool: the last batches' columns, and the last row group's, in parallel too.
+    let (files, partitions, warnings) = options.converters.install(|| -> Result<_> {
+        converted.iter().try_for_each(|batch| out.write(batch))?;
+        Ok(match out {
+            FileSequence::Plain(files) if batch => (files.finish()?, Vec::new(), Vec::new()),
+            FileSequence::Plain(files) => (files.finish_with_schema()?, Vec::new(), Vec::new()),
+            FileSequence::Partitioned(writer) => {
+                let written = writer.finish(options.converters.threads() > 1, !batch)?;
+                (written.files, written.partitions, written.warnings)
+            }
+        })
+    })?;
     Ok(Encoded {
         files,
         partitions,

@@ -241,21 +241,8 @@ impl ParquetFileWriter {
         let Some(group) = self.open.take() else {
             return Ok(());
         };
-        let chunks: Vec<ArrowColumnChunk> = if rayon::current_thread_index().is_some() {
-            use rayon::prelude::*;
-            group
-                .writers
-                .into_par_iter()
-                .map(ArrowColumnWriter::close)
-                .collect::<parquet::errors::Result<_>>()
-        } else {
-            group
-                .writers
-                .into_iter()
-                .map(ArrowColumnWriter::close)
-                .collect()
-        }
-        .map_err(Error::Parquet)?;
+        let chunks: Vec<ArrowColumnChunk> =
+            each_column(group.writers, ArrowColumnWriter::close).map_err(Error::Parquet)?;
         let mut row_group = self.file.next_row_group().map_err(Error::Parquet)?;
         for chunk in chunks {
             chunk
@@ -300,9 +287,7 @@ fn leaves_per_field(schema: &arrow_schema::Schema, parquet: &SchemaDescriptor) -
     counts
 }
 
-/// Encodes each column of `batch` with its writers: in parallel on the current rayon pool
-/// when called from one of its threads (a column's encoding and compression are independent
-/// of the others'), else in order.
+/// Encodes each column of `batch` with its writers ([`each_column`]).
 fn write_columns(
     schema: &arrow_schema::Schema,
     leaves_per_field: &[usize],
@@ -328,13 +313,24 @@ fn write_columns(
             .zip(&leaves)
             .try_for_each(|(writer, leaf)| writer.write(leaf))
     };
+    each_column(work, encode)
+        .map(|_: Vec<()>| ())
+        .map_err(Error::Parquet)
+}
+
+/// `f` on each column's work, results in order: in parallel on the current rayon pool when
+/// called from one of its threads (a column's encoding and compression are independent of the
+/// others'), else one after the other on this thread (not on rayon's global pool).
+fn each_column<T: Send, R: Send>(
+    work: Vec<T>,
+    f: impl Fn(T) -> parquet::errors::Result<R> + Send + Sync,
+) -> parquet::errors::Result<Vec<R>> {
     if rayon::current_thread_index().is_some() {
         use rayon::prelude::*;
-        work.into_par_iter().try_for_each(encode)
+        work.into_par_iter().map(f).collect()
     } else {
-        work.into_iter().try_for_each(encode)
+        work.into_iter().map(f).collect()
     }
-    .map_err(Error::Parquet)
 }
 
 /// A directory's `part-00000.parquet`, `part-00001.parquet`, ...: a new file once one reaches
