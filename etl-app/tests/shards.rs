@@ -27,6 +27,15 @@ fn start_coordinator(url: &str, out: &Path, run: &str, shards: u32, extra: &[&st
         .expect("start the coordinator")
 }
 
+/// Sends `signal` (`STOP`, `CONT`) to `child`.
+fn signal(child: &Child, signal: &str) {
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -{signal} {}", child.id())])
+        .status()
+        .expect("sh");
+    assert!(status.success(), "kill -{signal}");
+}
+
 fn shard(url: &str, out: &Path, run: &str, index: u32) -> Command {
     let mut command = etl_app();
     command
@@ -127,12 +136,18 @@ fn a_retried_shard_replaces_its_own_files_and_a_failing_one_fails_the_run() {
     let mut coordinator = start_coordinator(&db.url, &out, run, 2, &["--shard-attempts", "2"]);
     wait_for_plan(&out, run, &mut coordinator);
     // Shard 1's first attempt dies before it could say it was done: its files are written,
-    // with a stale one of an attempt that wrote more, and no done marker.
+    // with a stale one of an attempt that wrote more, and no done marker. The coordinator is
+    // stopped meanwhile, so that it never sees the marker this test then removes (it once did,
+    // and published while shard 1's retry was replacing its files).
+    signal(&coordinator, "STOP");
     let output = shard(&db.url, &out, run, 1).output().expect("shard 1");
-    assert!(output.status.success(), "{}", text(&output));
-    std::fs::remove_file(area(&out, run).join("shard-00001.done.json")).expect("marker");
+    let removed = std::fs::remove_file(area(&out, run).join("shard-00001.done.json"));
     let shard_dir = area(&out, run).join("tables/purchase_orders/shard-00001");
-    std::fs::write(shard_dir.join("shard-00001-part-00099.parquet"), b"stale").expect("stale");
+    let planted = std::fs::write(shard_dir.join("shard-00001-part-00099.parquet"), b"stale");
+    signal(&coordinator, "CONT");
+    assert!(output.status.success(), "{}", text(&output));
+    removed.expect("marker");
+    planted.expect("stale");
     // Shard 0 fails once (its database is gone for it) and succeeds on its retry.
     let output = shard(&format!("{}_missing", db.url), &out, run, 0)
         .output()
