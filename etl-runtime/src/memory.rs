@@ -11,11 +11,11 @@
 /// from the heap, and its top is trimmed past 64 MB free. One arena for every thread, not
 /// glibc's eight per core: buffers are allocated on one thread and freed on another (a chunk's
 /// on a converter, its pages on a column writer), and each arena kept its own free memory and
-/// fragments. Measured on the bench table (2 cores, 5M rows): peak RSS 76-80 -> 63-66 MB on one
-/// stream, flat from 1M rows (62-63 MB); 76-80 -> 66 MB with two connections; 98-99 -> 73-74
-/// MB partitioned; client CPU within noise (small blocks come from each thread's cache
-/// without the arena's lock, and big ones are a few per chunk). Earlier: eight arenas 71 MB,
-/// one per core 66 MB. Called once, at the start of the process, before other threads exist.
+/// fragments. Measured on the bench table (2 cores, same-hour interleaved runs): peak RSS of one
+/// stream 61-67 MB at 1M rows and 63-73 MB at 5M with one arena per core, 63 and 64-65 MB with
+/// one; two connections 67-77 -> 67 MB; ~1,000 partitions 71-101 -> 73 MB; client CPU within
+/// noise (small blocks come from each thread's cache without the arena's lock, and big ones
+/// are a few per chunk). Called once, at the start of the process, before other threads exist.
 #[allow(unsafe_code)]
 pub fn hold_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
