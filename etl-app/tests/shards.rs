@@ -27,15 +27,6 @@ fn start_coordinator(url: &str, out: &Path, run: &str, shards: u32, extra: &[&st
         .expect("start the coordinator")
 }
 
-/// Sends `signal` (`STOP`, `CONT`) to `child`.
-fn signal(child: &Child, signal: &str) {
-    let status = Command::new("sh")
-        .args(["-c", &format!("kill -{signal} {}", child.id())])
-        .status()
-        .expect("sh");
-    assert!(status.success(), "kill -{signal}");
-}
-
 fn shard(url: &str, out: &Path, run: &str, index: u32) -> Command {
     let mut command = etl_app();
     command
@@ -139,12 +130,12 @@ fn a_retried_shard_replaces_its_own_files_and_a_failing_one_fails_the_run() {
     // with a stale one of an attempt that wrote more, and no done marker. The coordinator is
     // stopped meanwhile, so that it never sees the marker this test then removes (it once did,
     // and published while shard 1's retry was replacing its files).
-    signal(&coordinator, "STOP");
+    etl_tests::signal(&coordinator, "STOP").expect("kill");
     let output = shard(&db.url, &out, run, 1).output().expect("shard 1");
     let removed = std::fs::remove_file(area(&out, run).join("shard-00001.done.json"));
     let shard_dir = area(&out, run).join("tables/purchase_orders/shard-00001");
     let planted = std::fs::write(shard_dir.join("shard-00001-part-00099.parquet"), b"stale");
-    signal(&coordinator, "CONT");
+    etl_tests::signal(&coordinator, "CONT").expect("kill");
     assert!(output.status.success(), "{}", text(&output));
     removed.expect("marker");
     planted.expect("stale");

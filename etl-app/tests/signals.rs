@@ -70,14 +70,6 @@ fn hanging_export(
     (child, proxy)
 }
 
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("sh")
-        .args(["-c", &format!("kill -{name} {}", child.id())])
-        .status()
-        .expect("sh");
-    assert!(status.success());
-}
-
 /// The process's output, if it exits within `limit`.
 fn exit_within(child: Child, limit: Duration) -> Option<Output> {
     let (done, exited) = mpsc::channel();
@@ -150,7 +142,7 @@ fn sigterm_mid_export_stops_within_seconds_and_publishes_nothing() {
         run_of(child.id(), &runs),
         "no staging for the run: {runs:?}"
     );
-    signal(&child, "TERM");
+    etl_tests::signal(&child, "TERM").expect("kill");
     let output = exit_within(child, Duration::from_secs(5)).expect("exits within 5 s of SIGTERM");
     let message = text(&output);
     assert_eq!(output.status.code(), Some(143), "{message}");
@@ -197,7 +189,7 @@ fn a_killed_runs_staging_is_removed_by_the_next_run_but_never_a_live_runs() {
         "a live run's staging was removed: {runs:?}"
     );
 
-    signal(&live, "INT");
+    etl_tests::signal(&live, "INT").expect("kill");
     let output = exit_within(live, Duration::from_secs(5)).expect("exits within 5 s of SIGINT");
     assert_eq!(output.status.code(), Some(130), "{}", text(&output));
     assert!(staged_runs(&out).is_empty(), "{:?}", staged_runs(&out));

@@ -67,6 +67,23 @@ pub fn free_port() -> Result<u16> {
         .map_err(|e| error(format!("cannot find a free port: {e}")))
 }
 
+/// Sends `signal` (a name such as `TERM`, `INT`, `STOP`, `CONT`) to a child process; whether
+/// `kill` accepted it. (The shell's `kill`: every machine has a shell, not every one procps.)
+pub fn signal(child: &std::process::Child, signal: &str) -> Result<()> {
+    let status = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -{signal} {}", child.id())])
+        .status()
+        .map_err(|e| error(format!("cannot run kill -{signal}: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(error(format!(
+            "kill -{signal} {} failed: {status}",
+            child.id()
+        )))
+    }
+}
+
 /// A number unique within this process, for directory names.
 pub fn unique() -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
