@@ -97,7 +97,7 @@ fn rt() -> TokenStream {
 fn field_codec(c: &Column<'_>) -> TokenStream {
     let rt = rt();
     let value_ty = c.value_ty;
-    let encoder_ty = encoder(c).0;
+    let encoder_ty = encoder(0, c).0; // the type: the index only shapes the constructor
     respan(
         quote!(<#value_ty as #rt::FieldOf<#encoder_ty>>::CODEC),
         c.field.ty.span(),
@@ -311,10 +311,13 @@ fn expand_from_row(table: &Table<'_>) -> TokenStream {
     }
 }
 
-/// The encoder of a column: its type and its constructor for `capacity` rows.
-fn encoder(c: &Column<'_>) -> (TokenStream, TokenStream) {
+/// The encoder of a column: its type and its constructor for `capacity` rows. A top-level
+/// text, JSON or bytes column (the `index`-th) also reserves `value_bytes[index]` bytes of
+/// values when the caller knows them (see `RecordBatchEncoder::with_value_bytes`).
+fn encoder(index: usize, c: &Column<'_>) -> (TokenStream, TokenStream) {
     let rt = rt();
-    let element = |encoding: Encoding| -> (TokenStream, TokenStream) {
+    let value_bytes = quote!(value_bytes.get(#index).copied());
+    let element = |encoding: Encoding, top: bool| -> (TokenStream, TokenStream) {
         let (name, args) = match encoding {
             Encoding::Int16 => ("Int16Encoder", quote!()),
             Encoding::Int32 => ("Int32Encoder", quote!()),
@@ -327,13 +330,24 @@ fn encoder(c: &Column<'_>) -> (TokenStream, TokenStream) {
                 let scale = typmod.scale as i8;
                 ("DecimalEncoder", quote!(, #precision, #scale))
             }
+            Encoding::DecimalText | Encoding::Utf8 | Encoding::UuidText if top => {
+                return (
+                    quote!(#rt::Utf8Encoder),
+                    quote!(#rt::Utf8Encoder::sized(capacity, #value_bytes)),
+                );
+            }
             Encoding::DecimalText | Encoding::Utf8 | Encoding::UuidText => {
                 ("Utf8Encoder", quote!())
             }
             Encoding::Json => {
+                let bytes = if top {
+                    value_bytes.clone()
+                } else {
+                    quote!(None)
+                };
                 return (
                     quote!(#rt::Utf8Encoder),
-                    quote!(#rt::Utf8Encoder::json(capacity)),
+                    quote!(#rt::Utf8Encoder::json_sized(capacity, #bytes)),
                 );
             }
             Encoding::Bool => ("BoolEncoder", quote!()),
@@ -342,19 +356,25 @@ fn encoder(c: &Column<'_>) -> (TokenStream, TokenStream) {
             Encoding::Timestamp => ("TimestampEncoder", quote!()),
             Encoding::Timestamptz => ("TimestamptzEncoder", quote!()),
             Encoding::Time => ("TimeEncoder", quote!()),
+            Encoding::Bytes if top => {
+                return (
+                    quote!(#rt::BytesEncoder),
+                    quote!(#rt::BytesEncoder::sized(capacity, #value_bytes)),
+                );
+            }
             Encoding::Bytes => ("BytesEncoder", quote!()),
         };
         let name = Ident::new(name, Span::call_site());
         (quote!(#rt::#name), quote!(#rt::#name::new(capacity #args)))
     };
     match c.encoding.shape {
-        Shape::Scalar => element(c.encoding.element),
+        Shape::Scalar => element(c.encoding.element, true),
         Shape::JsonArray => (
             quote!(#rt::Utf8Encoder),
-            quote!(#rt::Utf8Encoder::json(capacity)),
+            quote!(#rt::Utf8Encoder::json_sized(capacity, #value_bytes)),
         ),
         Shape::List => {
-            let (ty, new) = element(c.encoding.element);
+            let (ty, new) = element(c.encoding.element, false);
             (
                 quote!(#rt::ListEncoder<#ty>),
                 quote!(#rt::ListEncoder::new(capacity, #new)),
@@ -539,7 +559,12 @@ fn expand_encoder(table: &Table<'_>) -> TokenStream {
     let encoder_fields: Vec<Ident> = (0..table.columns.len())
         .map(|i| format_ident!("c{}", i))
         .collect();
-    let (encoder_tys, encoder_news): (Vec<_>, Vec<_>) = table.columns.iter().map(encoder).unzip();
+    let (encoder_tys, encoder_news): (Vec<_>, Vec<_>) = table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(index, c)| encoder(index, c))
+        .unzip();
     let schema_fields = table.columns.iter().zip(&encoder_fields).map(|(c, e)| {
         let name = &c.name;
         let nullable = c.nullable;
@@ -574,7 +599,9 @@ fn expand_encoder(table: &Table<'_>) -> TokenStream {
         }
 
         impl __EtlRecordBatchEncoder {
-            fn __new(capacity: usize) -> Self {
+            fn __new(capacity: usize, value_bytes: &[usize]) -> Self {
+                // Unused by a model without text, JSON or bytes columns.
+                let _ = value_bytes;
                 Self {
                     schema: #rt::Arc::new(#rt::Schema::empty()),
                     #(#encoder_fields: #encoder_news,)*
@@ -588,13 +615,17 @@ fn expand_encoder(table: &Table<'_>) -> TokenStream {
 
         impl #rt::RecordBatchEncoder<#ident> for __EtlRecordBatchEncoder {
             fn with_capacity(capacity: usize) -> Self {
-                let mut encoder = Self::__new(capacity);
+                Self::with_value_bytes(capacity, &[])
+            }
+
+            fn with_value_bytes(capacity: usize, value_bytes: &[usize]) -> Self {
+                let mut encoder = Self::__new(capacity, value_bytes);
                 encoder.schema = encoder.__schema();
                 encoder
             }
 
             fn schema() -> #rt::SchemaRef {
-                Self::__new(0).__schema()
+                Self::__new(0, &[]).__schema()
             }
 
             fn push(&mut self, row: &#ident) -> ::std::result::Result<(), #rt::RowError> {

@@ -153,6 +153,14 @@ pub trait OutputRecord: Sized + Send + Sync + 'static {
 pub trait RecordBatchEncoder<T>: Send + Sized {
     /// An encoder with room for `capacity` rows.
     fn with_capacity(capacity: usize) -> Self;
+    /// An encoder with room for `capacity` rows whose text, JSON and bytes columns reserve,
+    /// the `i`-th column, `value_bytes[i]` bytes of values (a guess per row where missing):
+    /// sized from the previous chunk's (the export keeps count), their buffers are not
+    /// regrown and copied while values arrive.
+    fn with_value_bytes(capacity: usize, value_bytes: &[usize]) -> Self {
+        let _ = value_bytes;
+        Self::with_capacity(capacity)
+    }
     /// The Arrow schema of the batches: PostgreSQL column names, NOT NULL as non-nullable.
     fn schema() -> SchemaRef;
     /// Appends one model. On error the encoder must be discarded.

@@ -14,7 +14,15 @@ pub struct BytesEncoder(BinaryBuilder);
 
 impl BytesEncoder {
     pub fn new(capacity: usize) -> Self {
-        Self(BinaryBuilder::with_capacity(capacity, capacity * 32))
+        Self::sized(capacity, None)
+    }
+
+    /// With room for `value_bytes` bytes of values (when known; else 32 per row).
+    pub fn sized(capacity: usize, value_bytes: Option<usize>) -> Self {
+        Self(BinaryBuilder::with_capacity(
+            capacity,
+            value_bytes.unwrap_or(capacity * 32),
+        ))
     }
 }
 

@@ -22,8 +22,14 @@ pub struct Utf8Encoder {
 impl Utf8Encoder {
     /// A plain UTF8 / STRING column.
     pub fn new(capacity: usize) -> Self {
+        Self::sized(capacity, None)
+    }
+
+    /// A plain UTF8 / STRING column with room for `value_bytes` bytes of text (when known;
+    /// else 16 per row).
+    pub fn sized(capacity: usize, value_bytes: Option<usize>) -> Self {
         Self {
-            builder: StringBuilder::with_capacity(capacity, capacity * 16),
+            builder: StringBuilder::with_capacity(capacity, value_bytes.unwrap_or(capacity * 16)),
             json: false,
             scratch: String::new(),
         }
@@ -31,8 +37,13 @@ impl Utf8Encoder {
 
     /// A column whose text is JSON, annotated as Parquet's JSON logical type.
     pub fn json(capacity: usize) -> Self {
+        Self::json_sized(capacity, None)
+    }
+
+    /// A JSON column with room for `value_bytes` bytes of text (when known; else 32 per row).
+    pub fn json_sized(capacity: usize, value_bytes: Option<usize>) -> Self {
         Self {
-            builder: StringBuilder::with_capacity(capacity, capacity * 32),
+            builder: StringBuilder::with_capacity(capacity, value_bytes.unwrap_or(capacity * 32)),
             json: true,
             scratch: String::new(),
         }

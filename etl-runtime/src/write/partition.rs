@@ -102,6 +102,9 @@ pub struct PartitionedWriter {
     file_prefix: String,
 }
 
+/// Bytes gathered before each write to the spill file.
+const SPILL_BUFFER: usize = 1 << 20;
+
 struct Spill {
     path: PathBuf,
     writer: arrow_ipc::writer::FileWriter<std::io::BufWriter<File>>,
@@ -463,8 +466,9 @@ impl Spill {
     fn create(dir: &Path, schema: &SchemaRef) -> Result<Self> {
         let path = dir.join(".spill-partitions.arrow");
         let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
-        let writer =
-            arrow_ipc::writer::FileWriter::try_new_buffered(file, schema).map_err(Error::Arrow)?;
+        // 1 MB, not `BufWriter`'s 8 KB: the spill of 5M rows was ~43,000 write calls.
+        let file = std::io::BufWriter::with_capacity(SPILL_BUFFER, file);
+        let writer = arrow_ipc::writer::FileWriter::try_new(file, schema).map_err(Error::Arrow)?;
         Ok(Self {
             path,
             writer,
