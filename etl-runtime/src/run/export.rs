@@ -383,6 +383,7 @@ pub(crate) async fn run_export(
         batch: matches!(plan, Some(Plan::Batch { .. })),
         own_columns: source_table.display_name() == output.display_name(),
         ranges: None,
+        write_back: sink.publishes_staged_files(),
     };
     let written = write_files(
         source,
@@ -504,6 +505,8 @@ pub(crate) async fn write_share(
         batch: true,
         own_columns: true,
         ranges: Some(ranges),
+        // The coordinator publishes them later, or they go to an object store.
+        write_back: false,
     };
     write_files(
         source,
@@ -529,6 +532,8 @@ struct TableRead {
     own_columns: bool,
     /// Only these ranges (a shard's share); None: the whole table, planned here.
     ranges: Option<Vec<ReadRange>>,
+    /// The files are published where they are written (see [`ParquetOptions::write_back`]).
+    write_back: bool,
 }
 
 async fn write_files(
@@ -572,6 +577,7 @@ async fn write_files(
         let dir = dir.to_path_buf();
         let mut options = options.clone();
         options.parquet.distinct_columns = distinct_columns;
+        options.parquet.write_back = read.write_back.then_some(crate::write::WRITE_BACK_BYTES);
         let (file_prefix, batch) = (read.file_prefix.clone(), read.batch);
         tokio::task::spawn_blocking(move || {
             encode_chunks(

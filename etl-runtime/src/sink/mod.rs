@@ -40,6 +40,12 @@ pub trait Sink: Send + Sync {
     /// Writes a small file (the run report) at `path` under the output, whole or not at all;
     /// returns where it is.
     fn put_file<'a>(&'a self, path: &'a str, bytes: Vec<u8>) -> BoxFuture<'a, Result<String>>;
+    /// Whether the staged files become the published ones where they are (renamed, not
+    /// uploaded): then they must reach the disk before publication, and can start as soon as
+    /// they are written.
+    fn publishes_staged_files(&self) -> bool {
+        false
+    }
     /// Whether this output keeps the state of incremental runs (the methods below).
     fn keeps_incremental_state(&self) -> bool {
         false
@@ -300,6 +306,10 @@ impl Sink for LocalDirSink {
             write_whole(&target, &bytes)?;
             Ok(target.display().to_string())
         })
+    }
+
+    fn publishes_staged_files(&self) -> bool {
+        true
     }
 
     fn keeps_incremental_state(&self) -> bool {

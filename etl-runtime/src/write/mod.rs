@@ -50,6 +50,10 @@ pub struct ParquetOptions {
     pub row_group_rows: usize,
     /// ... or at this many encoded bytes, whichever comes first.
     pub row_group_bytes: usize,
+    /// For files published where they are written (a local output): their row groups start
+    /// for the disk as they are written, this many bytes or more at a time
+    /// ([`start_writeback`], [`WRITE_BACK_BYTES`] for a local output), rather than all at publication.
+    pub write_back: Option<u64>,
     /// Columns PostgreSQL's statistics say are mostly distinct: written without a dictionary,
     /// which would be interned in vain until it overflows (measured on the bench table: 8.5 %
     /// fewer client instructions, 1.7 % smaller files, 19 MB less memory), in a delta
@@ -66,6 +70,7 @@ impl Default for ParquetOptions {
             // memory does not grow with the row group.
             row_group_rows: 1_048_576,
             row_group_bytes: 128 * 1024 * 1024,
+            write_back: None,
             distinct_columns: Vec::new(),
         }
     }
@@ -151,6 +156,9 @@ pub struct ParquetFileWriter {
     leaves_per_field: Vec<usize>,
     max_group_rows: usize,
     max_group_bytes: usize,
+    write_back: Option<u64>,
+    /// Bytes of the file already started for the disk.
+    written_back: u64,
     open: Option<OpenRowGroup>,
     rows: u64,
 }
@@ -193,6 +201,8 @@ impl ParquetFileWriter {
             leaves_per_field,
             max_group_rows: options.row_group_rows.max(1),
             max_group_bytes: options.row_group_bytes,
+            write_back: options.write_back,
+            written_back: 0,
             open: None,
             rows: 0,
         })
@@ -250,6 +260,16 @@ impl ParquetFileWriter {
                 .map_err(Error::Parquet)?;
         }
         row_group.close().map_err(Error::Parquet)?;
+        let written = self.file.bytes_written() as u64;
+        if let Some(step) = self.write_back
+            && written >= self.written_back.saturating_add(step)
+        {
+            self.file
+                .flush()
+                .map_err(|e| Error::io("cannot write", &self.path, e))?;
+            start_writeback(self.file.inner(), self.written_back);
+            self.written_back = written;
+        }
         Ok(())
     }
 
@@ -275,6 +295,24 @@ impl ParquetFileWriter {
         })
     }
 }
+
+/// Starts writing `file`'s dirty pages from `offset` on to disk, without waiting for them. A
+/// local export is made durable at publication by one `syncfs` (`sink::make_durable`), which
+/// then waited for every byte of the table: with the kernel's default thresholds nothing had
+/// been written before (5M bench rows, 430 MB: ~0.2-0.45 s after the last row, on a 900 MB/s
+/// disk). Started as each large row group closes, the writing overlaps the encoding of the
+/// next, and the final sync waits for the last one only. Linux starts it for
+/// `POSIX_FADV_DONTNEED` (dropping only pages already clean). An error costs nothing but the
+/// head start: publication still syncs.
+fn start_writeback(file: &File, offset: u64) {
+    let _ = rustix::fs::fadvise(file, offset, None, rustix::fs::Advice::DontNeed);
+}
+
+/// A local file is started for the disk by this many new bytes at least: the work of
+/// starting it is the process's own (at publication it is the kernel's flusher's), which for
+/// a thousand small partition files cost more system time than the sync it spared (5M
+/// shipments rows: 0.75 -> 0.93 s).
+pub const WRITE_BACK_BYTES: u64 = 32 << 20;
 
 /// How many Parquet leaf columns each field of `schema` became in `parquet`.
 fn leaves_per_field(schema: &arrow_schema::Schema, parquet: &SchemaDescriptor) -> Vec<usize> {
@@ -658,6 +696,31 @@ mod tests {
             .map(|g| g.num_rows())
             .collect();
         (groups, reader)
+    }
+
+    /// A file started for the disk row group by row group (a local output's) is the same
+    /// file, byte for byte: flushing it between row groups changes nothing in it.
+    #[test]
+    fn a_file_written_back_row_group_by_row_group_is_the_same_file() {
+        let dir = dir("write-back");
+        let plain = write_ours(&dir.join("plain.parquet"), &options(128 << 20));
+        let options = ParquetOptions {
+            write_back: Some(1),
+            ..options(128 << 20)
+        };
+        let path = dir.join("written-back.parquet");
+        let mut writer = ParquetFileWriter::create(&path, schema(), &options).expect("create");
+        for first in [0, 700, 1400] {
+            writer.write(&batch(first)).expect("write");
+        }
+        // Two row groups of 1,000 rows closed so far, each started for the disk.
+        assert!(writer.written_back > 0, "started for the disk");
+        assert_eq!(writer.written_back, writer.file.bytes_written() as u64);
+        writer.finish().expect("finish");
+        let written_back = std::fs::read(&path).expect("read");
+        assert_eq!(row_groups(written_back.clone()).0, vec![1000, 1000, 100]);
+        assert!(plain == written_back, "the same bytes");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The column writers driven directly write what `ArrowWriter` writes for the same rows
