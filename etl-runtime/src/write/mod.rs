@@ -50,9 +50,9 @@ pub struct ParquetOptions {
     pub row_group_rows: usize,
     /// ... or at this many encoded bytes, whichever comes first.
     pub row_group_bytes: usize,
-    /// For files published where they are written (a local output): their row groups start
-    /// for the disk as they are written, this many bytes or more at a time
-    /// ([`start_writeback`], [`WRITE_BACK_BYTES`] for a local output), rather than all at publication.
+    /// For files published where they are written (a local output, [`WRITE_BACK_BYTES`]):
+    /// their row groups start for the disk as they are written, this many bytes or more at a
+    /// time ([`start_writeback`]), rather than all at publication.
     pub write_back: Option<u64>,
     /// Columns PostgreSQL's statistics say are mostly distinct: written without a dictionary,
     /// which would be interned in vain until it overflows (measured on the bench table: 8.5 %
