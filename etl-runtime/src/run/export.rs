@@ -18,9 +18,9 @@ use crate::model::{EtlTable, PartitionKey, RecordBatchEncoder, TableInfo, WireBa
 use crate::run::incremental::{IncrementalOptions, IncrementalOutcome, Plan, TableState};
 use crate::run::progress::ProgressObserver;
 use crate::sink::Sink;
-use crate::source::PgSource;
 use crate::source::copy::TupleSplitter;
 use crate::source::ranges::{ReadOptions, ReadParallelism, ReadPlan, ReadRange};
+use crate::source::{ColumnStatistics, PgSource};
 use crate::write::partition::{Partition, PartitionedWriter};
 use crate::write::{ParquetOptions, RollingFiles, WrittenFile};
 
@@ -571,10 +571,10 @@ async fn write_files(
 
     // A table's own columns (not a task's records) that are mostly distinct go without a
     // dictionary; without statistics (a table never analyzed) every column keeps one.
-    let distinct_columns = if read.own_columns {
-        crate::source::mostly_distinct_columns(&mut tx, info).await?
+    let statistics = if read.own_columns {
+        crate::source::column_statistics(&mut tx, info).await?
     } else {
-        Vec::new()
+        ColumnStatistics::default()
     };
 
     // Two chunks in flight: one being encoded, one arriving.
@@ -582,7 +582,7 @@ async fn write_files(
     let writer = {
         let dir = dir.to_path_buf();
         let mut options = options.clone();
-        options.parquet.distinct_columns = distinct_columns;
+        options.parquet.statistics = statistics;
         options.parquet.write_back = read.write_back.then_some(crate::write::WRITE_BACK_BYTES);
         let (file_prefix, batch) = (read.file_prefix.clone(), read.batch);
         tokio::task::spawn_blocking(move || {

@@ -98,6 +98,8 @@ pub struct PartitionedWriter {
     spill: Option<Spill>,
     /// Per partition id, its batches in the spill file, in order.
     spilled: Vec<Vec<usize>>,
+    /// Per partition id, its rows regrouped so far (all of them once the table is read).
+    rows: Vec<u64>,
     /// The start of file names (see [`RollingFiles::with_prefix`]).
     file_prefix: String,
 }
@@ -135,6 +137,7 @@ impl PartitionedWriter {
             memory_budget,
             spill: None,
             spilled: Vec::new(),
+            rows: Vec::new(),
             file_prefix: "part-".to_string(),
         }
     }
@@ -197,6 +200,7 @@ impl PartitionedWriter {
         self.partition_keys
             .push(columns.iter().map(|c| c.value(row)).collect());
         self.spilled.push(Vec::new());
+        self.rows.push(0);
         id
     }
 
@@ -213,7 +217,8 @@ impl PartitionedWriter {
             }
         }
         let mut total = 0;
-        for range in &mut ranges {
+        for (range, rows) in ranges.iter_mut().zip(&mut self.rows) {
+            *rows += range.1 as u64;
             range.0 = total;
             total += range.1;
         }
@@ -316,13 +321,14 @@ impl PartitionedWriter {
                 .join("/");
             let dir = self.dir.join(&path);
             std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-            let mut out = RollingFiles::new(
-                &dir,
-                self.schema.clone(),
-                &self.parquet,
-                self.max_file_bytes,
-            )
-            .with_prefix(&self.file_prefix);
+            // Its rows, not the table's, say which columns are mostly distinct in its file.
+            let parquet = ParquetOptions {
+                file_rows: Some(self.rows[id]),
+                ..self.parquet.clone()
+            };
+            let mut out =
+                RollingFiles::new(&dir, self.schema.clone(), &parquet, self.max_file_bytes)
+                    .with_prefix(&self.file_prefix);
             for &batch_index in &self.spilled[id] {
                 let Some(reader) = reader.as_mut() else {
                     break;
@@ -763,15 +769,19 @@ mod tests {
         rest_in_memory: bool,
     }
 
+    /// A partition as read back: its path, its `v` values in file order, and whether `v` had
+    /// a dictionary in each of its files.
+    type ReadPartition = (String, Vec<i64>, Vec<bool>);
+
     /// Writes 43 batches of 500 rows interleaving 7 partitions (one of them NULL) with a
-    /// buffer of `budget` batches, and returns how it ended and each partition's `v` values
-    /// as read back from its files, in file order.
-    fn write_and_read_back(budget: f64) -> (Ending, Vec<(String, Vec<i64>)>) {
+    /// buffer of `budget` batches, and returns how it ended and each partition as read back.
+    fn write_and_read_back(budget: f64, parquet: &ParquetOptions) -> (Ending, Vec<ReadPartition>) {
         use arrow_array::{Int32Array, Int64Array};
-        let dir = std::env::temp_dir().join(format!(
-            "etl-partition-test-{}-{budget}",
-            std::process::id()
-        ));
+        // Tests run at once: each call has its own directory.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("etl-partition-test-{}-{call}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("dir");
         let schema = std::sync::Arc::new(arrow_schema::Schema::new(vec![
@@ -792,14 +802,7 @@ mod tests {
             .expect("batch")
         };
         let budget = (budget * batch(0).get_array_memory_size() as f64) as usize;
-        let mut writer = PartitionedWriter::new(
-            &dir,
-            schema.clone(),
-            &KEYS,
-            &ParquetOptions::default(),
-            None,
-            budget,
-        );
+        let mut writer = PartitionedWriter::new(&dir, schema.clone(), &KEYS, parquet, None, budget);
         for first in (0..43 * 500).step_by(500) {
             writer.write(&batch(first)).expect("write");
         }
@@ -811,22 +814,30 @@ mod tests {
         let mut read = Vec::new();
         for partition in &written.partitions {
             let mut values = Vec::new();
+            let mut dictionaries = Vec::new();
             let partition_dir = dir.join(&partition.path);
             for file in &written.files {
                 if file.path.parent() != Some(partition_dir.as_path()) {
                     continue;
                 }
-                let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
-                    File::open(&file.path).expect("open"),
-                    8192,
-                )
-                .expect("reader");
+                let builder =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                        File::open(&file.path).expect("open"),
+                    )
+                    .expect("reader");
+                dictionaries.push(
+                    builder.metadata().row_groups()[0]
+                        .column(1)
+                        .dictionary_page_offset()
+                        .is_some(),
+                );
+                let reader = builder.build().expect("reader");
                 for batch in reader {
                     let batch = batch.expect("batch");
                     values.extend(batch.column(1).as_primitive::<Int64Type>().values());
                 }
             }
-            read.push((partition.path.clone(), values));
+            read.push((partition.path.clone(), values, dictionaries));
         }
         let _ = std::fs::remove_dir_all(&dir);
         (ending, read)
@@ -839,7 +850,7 @@ mod tests {
         for (budget, spilled, rest_in_memory) in
             [(1000.0, false, true), (9.5, true, true), (4.5, true, false)]
         {
-            let (ending, read) = write_and_read_back(budget);
+            let (ending, read) = write_and_read_back(budget, &ParquetOptions::default());
             assert_eq!(
                 ending,
                 Ending {
@@ -848,13 +859,13 @@ mod tests {
                 },
                 "a budget of {budget} batches"
             );
-            let paths: Vec<&str> = read.iter().map(|(p, _)| p.as_str()).collect();
+            let paths: Vec<&str> = read.iter().map(|(p, _, _)| p.as_str()).collect();
             assert_eq!(
                 paths,
                 [NULL_PARTITION, "0", "1", "2", "3", "4", "5"].map(|k| format!("k={k}")),
                 "a budget of {budget} batches"
             );
-            for (path, values) in &read {
+            for (path, values, _) in &read {
                 let key = path
                     .strip_prefix("k=")
                     .and_then(|k| k.parse::<i64>().ok())
@@ -862,6 +873,30 @@ mod tests {
                 let expected: Vec<i64> = (0..43 * 500).filter(|v| v % 7 == key).collect();
                 assert_eq!(values, &expected, "a budget of {budget} batches, {path}");
             }
+        }
+    }
+
+    /// A column with 3,000 values in the table's 21,500 rows keeps a dictionary in a file of
+    /// the whole table, and has none in a partition's ~3,000 rows, which it mostly tells apart.
+    #[test]
+    fn a_partition_s_own_rows_say_whether_a_column_is_mostly_distinct() {
+        let parquet = ParquetOptions {
+            statistics: crate::source::ColumnStatistics {
+                rows: 21_500.0,
+                distinct_values: vec![("k".into(), 7.0), ("v".into(), 3000.0)],
+            },
+            ..ParquetOptions::default()
+        };
+        assert_eq!(parquet.statistics.mostly_distinct(21_500.0).count(), 0);
+        let (_, read) = write_and_read_back(1000.0, &parquet);
+        assert_eq!(read.len(), 7);
+        for (path, _, dictionaries) in &read {
+            assert_eq!(dictionaries, &[false], "{path}");
+        }
+        // Without statistics, every column keeps its dictionary.
+        let (_, read) = write_and_read_back(1000.0, &ParquetOptions::default());
+        for (path, _, dictionaries) in &read {
+            assert_eq!(dictionaries, &[true], "{path}");
         }
     }
 
