@@ -4,7 +4,10 @@
 
 mod common;
 
+use std::sync::{Arc, Mutex};
+
 use etl_runtime::run::export::ExportOptions;
+use etl_runtime::run::progress::{Progress, ProgressObserver, TableProgress};
 use etl_runtime::source::SourceOptions;
 use etl_runtime::source::ranges::{ReadOptions, ReadParallelism, ReadRange};
 use etl_runtime::{EtlTable, LocalDirSink, PgSource, TableReport};
@@ -25,7 +28,8 @@ CREATE TABLE events_later PARTITION OF events DEFAULT;
 INSERT INTO events SELECT i, d, 'event ' || i
     FROM generate_series(1, 8000) i,
          (VALUES (date '2023-06-01'), (date '2024-06-01'), (date '2026-06-01')) AS days(d);
-ANALYZE;
+-- As autovacuum does: every table but a partitioned parent.
+ANALYZE readings, events_2023, events_2024, events_later;
 "#;
 
 #[derive(Debug, EtlTable)]
@@ -108,11 +112,40 @@ async fn ranges_read_every_row_once_on_the_run_snapshot() {
     common::assert_readers_agree(&db, &dir, &["readings"]);
 }
 
+/// Remembers the estimate each table's read started with.
+#[derive(Default)]
+struct Estimates(Mutex<Vec<(String, Option<u64>)>>);
+
+impl Progress for Estimates {
+    fn table_started(&self, table: &str, estimated_rows: Option<u64>) -> Box<dyn TableProgress> {
+        if let Ok(mut estimates) = self.0.lock() {
+            estimates.push((table.to_string(), estimated_rows));
+        }
+        Box::new(NoBar)
+    }
+}
+
+struct NoBar;
+
+impl TableProgress for NoBar {
+    fn rows_read(&self, _: u64) {}
+    fn finished(&self, _: u64) {}
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_partitioned_table_is_read_leaf_by_leaf() {
     let db = common::database("ranges_leaves", SCHEMA);
     let dir = common::out_dir(&db.name);
-    let report = export::<Event>(&db, &dir, ranged(2), "").await;
+    let estimates = Arc::new(Estimates::default());
+    let (source, mut options) = ranged(2);
+    options.progress = ProgressObserver::new(estimates.clone());
+    let report = export::<Event>(&db, &dir, (source, options), "").await;
+    // The progress bar's length: the leaves' rows together (the parent, never analyzed,
+    // has no estimate of its own).
+    assert_eq!(
+        *estimates.0.lock().expect("estimates"),
+        [("events".to_string(), Some(24_000))]
+    );
     assert_eq!(report.read.connections, 2, "{:?}", report.read);
     // At least one range per leaf: the parent has no blocks of its own.
     assert!(report.read.ranges >= 3, "{:?}", report.read);

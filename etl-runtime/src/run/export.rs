@@ -569,12 +569,15 @@ async fn write_files(
         });
     }
 
+    // The table's size for the progress bar and for the statistics' fractions.
+    let estimated_rows = crate::source::estimated_rows(&mut tx, info).await?;
     // A table's own columns (not a task's records) that are mostly distinct go without a
     // dictionary; without statistics (a table never analyzed) every column keeps one.
-    let statistics = if read.own_columns {
-        crate::source::column_statistics(&mut tx, info).await?
-    } else {
-        ColumnStatistics::default()
+    let statistics = match estimated_rows {
+        Some(rows) if read.own_columns => {
+            crate::source::column_statistics(&mut tx, info, rows).await?
+        }
+        _ => ColumnStatistics::default(),
     };
 
     // Two chunks in flight: one being encoded, one arriving.
@@ -596,12 +599,9 @@ async fn write_files(
         })
     };
 
-    let watcher = if options.progress.is_watching() {
-        let estimate = estimated_rows(&mut tx, info).await;
-        options.progress.table_started(&table, estimate)
-    } else {
-        None
-    };
+    let watcher = options
+        .progress
+        .table_started(&table, estimated_rows.map(|rows| rows as u64));
 
     // One stream, or block ranges shared out among several connections on the same snapshot.
     let reason_not_to_split = if source.snapshot().is_none() {
@@ -805,22 +805,6 @@ pub struct ReadSummary {
     pub ranges: usize,
     /// Why it was read on one stream although more connections were allowed.
     pub single_stream_reason: Option<String>,
-}
-
-/// PostgreSQL's estimate of a table's rows, for a progress bar's length: none for a table
-/// never analyzed (-1 since PostgreSQL 14), or if the estimate cannot be read.
-async fn estimated_rows(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    info: &TableInfo,
-) -> Option<u64> {
-    let reltuples: Option<f32> =
-        sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = to_regclass($1)")
-            .bind(info.qualified_sql())
-            .fetch_optional(&mut **tx)
-            .await
-            .ok()
-            .flatten();
-    reltuples.filter(|r| *r >= 0.0).map(|r| r as u64)
 }
 
 /// What a table's read wrote to its staging area.

@@ -6,7 +6,8 @@ use std::sync::Arc;
 /// Told when a table's read starts; what it returns is told the rows as they arrive.
 pub trait Progress: Send + Sync {
     /// `estimated_rows` is PostgreSQL's estimate of the table's size (`pg_class.reltuples`,
-    /// kept by ANALYZE and autovacuum), if the table has one.
+    /// kept by ANALYZE and autovacuum; a partitioned table's leaves' together), if the table
+    /// has one.
     fn table_started(&self, table: &str, estimated_rows: Option<u64>) -> Box<dyn TableProgress>;
 }
 

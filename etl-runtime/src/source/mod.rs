@@ -302,31 +302,51 @@ impl ColumnStatistics {
     }
 }
 
-/// The table's rows and each column's distinct values by its statistics (empty for a table
-/// never analyzed). A partitioned table's are its leaves' together (`inherited`).
+/// PostgreSQL's estimate of the table's rows (`pg_class.reltuples`, kept by ANALYZE and
+/// VACUUM): a partitioned table's is its analyzed leaves' together, as autovacuum analyzes
+/// leaves and never their parent. None for a table never analyzed.
+pub async fn estimated_rows(
+    tx: &mut Transaction<'static, Postgres>,
+    info: &crate::model::TableInfo,
+) -> Result<Option<f64>> {
+    // reltuples is -1 for a table never analyzed (PostgreSQL >= 14).
+    let rows: Option<Option<f64>> = sqlx::query_scalar(
+        "SELECT coalesce( \
+           CASE WHEN c.relkind = 'p' THEN \
+             (SELECT sum(l.reltuples) FROM pg_partition_tree(c.oid) p \
+              JOIN pg_class l ON l.oid = p.relid WHERE p.isleaf AND l.reltuples >= 0) END, \
+           CASE WHEN c.reltuples >= 0 THEN c.reltuples END)::float8 \
+         FROM pg_class c WHERE c.oid = to_regclass($1)",
+    )
+    .bind(info.qualified_sql())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(|source| Error::Database {
+        context: "cannot read the table's estimated rows",
+        source,
+    })?;
+    Ok(rows.flatten())
+}
+
+/// Each column's distinct values by the table's statistics, `rows` being its estimated rows
+/// ([`estimated_rows`]); empty for a table never analyzed. A partitioned table's are its
+/// leaves' together (`inherited`).
 pub async fn column_statistics(
     tx: &mut Transaction<'static, Postgres>,
     info: &crate::model::TableInfo,
+    rows: f64,
 ) -> Result<ColumnStatistics> {
     // `n_distinct` is a count, or minus a fraction of the rows when ANALYZE expects the
     // values to grow with the table.
-    let rows: Vec<(String, f64, f64)> = sqlx::query_as(
-        "WITH t AS (SELECT oid, relkind, greatest(reltuples, 0)::float8 AS reltuples \
-           FROM pg_class WHERE oid = to_regclass($3)), \
-         n AS (SELECT CASE WHEN t.relkind = 'p' THEN \
-             (SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::float8 \
-              FROM pg_partition_tree(t.oid) p JOIN pg_class c ON c.oid = p.relid WHERE p.isleaf) \
-           ELSE t.reltuples END AS rows FROM t) \
-         SELECT DISTINCT ON (s.attname) s.attname::text, \
-           (CASE WHEN s.n_distinct >= 0 THEN s.n_distinct \
-            ELSE -s.n_distinct * coalesce((SELECT rows FROM n), 0) END)::float8, \
-           coalesce((SELECT rows FROM n), 0) \
-         FROM pg_stats s WHERE s.schemaname = $1 AND s.tablename = $2 \
-         ORDER BY s.attname, s.inherited",
+    let columns: Vec<(String, f64)> = sqlx::query_as(
+        "SELECT DISTINCT ON (attname) attname::text, \
+           (CASE WHEN n_distinct >= 0 THEN n_distinct ELSE -n_distinct * $3 END)::float8 \
+         FROM pg_stats WHERE schemaname = $1 AND tablename = $2 \
+         ORDER BY attname, inherited",
     )
     .bind(info.schema)
     .bind(info.name)
-    .bind(info.qualified_sql())
+    .bind(rows)
     .fetch_all(&mut **tx)
     .await
     .map_err(|source| Error::Database {
@@ -334,11 +354,10 @@ pub async fn column_statistics(
         source,
     })?;
     Ok(ColumnStatistics {
-        rows: rows.first().map_or(0.0, |row| row.2),
-        distinct_values: rows
+        rows,
+        distinct_values: columns
             .into_iter()
-            .filter(|(name, _, _)| info.columns.iter().any(|c| c.name == name))
-            .map(|(name, values, _)| (name, values))
+            .filter(|(name, _)| info.columns.iter().any(|c| c.name == name))
             .collect(),
     })
 }
