@@ -150,6 +150,19 @@ async fn a_partitioned_table_is_read_leaf_by_leaf() {
     // At least one range per leaf: the parent has no blocks of its own.
     assert!(report.read.ranges >= 3, "{:?}", report.read);
     assert_eq!(report.rows, 24_000, "a leaf was skipped or read twice");
+    // The parent has no statistics of its own: its leaves' say that `id` is mostly distinct
+    // (written delta-encoded) and `day` is not (one value per leaf: a dictionary).
+    let encodings = common::column_encodings(&dir.join("events"));
+    let has = |column: &str, encoding: &str| {
+        encodings[column]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|e| e == encoding))
+    };
+    assert!(
+        has("id", "DELTA_BINARY_PACKED") && !has("id", "RLE_DICTIONARY"),
+        "{encodings}"
+    );
+    assert!(has("day", "RLE_DICTIONARY"), "{encodings}");
     common::assert_readers_agree(&db, &dir, &["events"]);
 }
 

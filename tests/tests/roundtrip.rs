@@ -199,7 +199,7 @@ async fn every_type_round_trips_in_the_delta_encodings_too() {
     etl_tests::postgres::psql(&db.url, &format!("{distinct} ANALYZE edge_cases")).expect("analyze");
     let dir = common::out_dir(&db.name);
     common::export::<EdgeCase>(&db, &dir).await.expect("export");
-    let encodings = column_encodings(&dir.join("edge_cases"));
+    let encodings = common::column_encodings(&dir.join("edge_cases"));
     for (column, encoding) in [
         ("big", "DELTA_BINARY_PACKED"),
         ("dec", "DELTA_BINARY_PACKED"),
@@ -221,27 +221,4 @@ async fn every_type_round_trips_in_the_delta_encodings_too() {
         );
     }
     common::assert_readers_agree(&db, &dir, &["edge_cases"]);
-}
-
-/// Each column's encodings in a table's one file, as pyarrow reads them from the footer.
-fn column_encodings(table_dir: &std::path::Path) -> serde_json::Value {
-    let python = etl_tests::python::python().expect("python");
-    let output = std::process::Command::new(python)
-        .args([
-            "-c",
-            "import glob, json, sys, pyarrow.parquet as pq\n\
-             [path] = glob.glob(sys.argv[1] + '/*.parquet')\n\
-             group = pq.ParquetFile(path).metadata.row_group(0)\n\
-             print(json.dumps({group.column(i).path_in_schema: list(group.column(i).encodings)\n\
-                               for i in range(group.num_columns)}))",
-        ])
-        .arg(table_dir)
-        .output()
-        .expect("python");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).expect("encodings as JSON")
 }

@@ -49,3 +49,26 @@ pub fn assert_readers_agree(db: &TestDb, dir: &Path, tables: &[&str]) {
         assert!(report.contains(&format!("interop {table}: ")), "{report}");
     }
 }
+
+/// Each column's encodings in a table's one file, as pyarrow reads them from the footer.
+pub fn column_encodings(table_dir: &std::path::Path) -> serde_json::Value {
+    let python = etl_tests::python::python().expect("python");
+    let output = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import glob, json, sys, pyarrow.parquet as pq\n\
+             [path] = glob.glob(sys.argv[1] + '/*.parquet')\n\
+             group = pq.ParquetFile(path).metadata.row_group(0)\n\
+             print(json.dumps({group.column(i).path_in_schema: list(group.column(i).encodings)\n\
+                               for i in range(group.num_columns)}))",
+        ])
+        .arg(table_dir)
+        .output()
+        .expect("python");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("encodings as JSON")
+}
