@@ -85,6 +85,8 @@ pub struct PartitionedWriter {
     /// keys by id.
     ids: HashMap<Box<[u64]>, u32, BuildHasherDefault<WordHasher>>,
     partition_keys: Vec<Vec<KeyValue>>,
+    /// Per partition id, its directory (created when its first row came) and values.
+    partitions: Vec<Partition>,
     /// Per text key, its values seen so far, numbered: rows are routed by number, so that a
     /// row's text is hashed, not copied.
     texts: Vec<TextCodes>,
@@ -130,6 +132,7 @@ impl PartitionedWriter {
             max_file_bytes,
             ids: HashMap::default(),
             partition_keys: Vec::new(),
+            partitions: Vec::new(),
             texts: (0..keys.len()).map(|_| TextCodes::default()).collect(),
             buffered: Vec::new(),
             buffered_bytes: 0,
@@ -175,7 +178,7 @@ impl PartitionedWriter {
                 Some(id) if codes == previous => id,
                 _ => match self.ids.get(codes.as_slice()) {
                     Some(&id) => id,
-                    None => self.new_partition(&codes, &columns, row),
+                    None => self.new_partition(&codes, &columns, row)?,
                 },
             };
             row_ids.push(id);
@@ -193,15 +196,41 @@ impl PartitionedWriter {
         Ok(())
     }
 
-    /// Numbers the partition of `row`, whose keys' codes are `codes`.
-    fn new_partition(&mut self, codes: &[u64], columns: &[KeyColumn<'_>], row: usize) -> u32 {
+    /// Numbers the partition of `row`, whose keys' codes are `codes`, and creates its
+    /// directory: while the table is read, the client waits on the server and has time to
+    /// spare; after the last row, every core writes files.
+    fn new_partition(
+        &mut self,
+        codes: &[u64],
+        columns: &[KeyColumn<'_>],
+        row: usize,
+    ) -> Result<u32> {
         let id = self.partition_keys.len() as u32;
+        let key: Vec<KeyValue> = columns.iter().map(|c| c.value(row)).collect();
+        let values: Vec<Option<String>> = key
+            .iter()
+            .zip(self.keys)
+            .map(|(value, key)| render(value, key.transform))
+            .collect();
+        let path = values
+            .iter()
+            .zip(self.keys)
+            .map(|(value, key)| {
+                let text = value
+                    .as_deref()
+                    .map_or_else(|| NULL_PARTITION.to_string(), hive_escape);
+                format!("{}={text}", key.name)
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let dir = self.dir.join(&path);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
         self.ids.insert(codes.into(), id);
-        self.partition_keys
-            .push(columns.iter().map(|c| c.value(row)).collect());
+        self.partition_keys.push(key);
+        self.partitions.push(Partition { path, values });
         self.spilled.push(Vec::new());
         self.rows.push(0);
-        id
+        Ok(id)
     }
 
     /// The buffered rows regrouped by partition (the buffer is emptied): a counting sort of
@@ -302,25 +331,8 @@ impl PartitionedWriter {
         };
         let mut written = Vec::with_capacity(ids.len());
         for &id in ids {
-            let key = &self.partition_keys[id];
-            let values: Vec<Option<String>> = key
-                .iter()
-                .zip(self.keys)
-                .map(|(value, key)| render(value, key.transform))
-                .collect();
-            let path = values
-                .iter()
-                .zip(self.keys)
-                .map(|(value, key)| {
-                    let text = value
-                        .as_deref()
-                        .map_or_else(|| NULL_PARTITION.to_string(), hive_escape);
-                    format!("{}={text}", key.name)
-                })
-                .collect::<Vec<_>>()
-                .join("/");
-            let dir = self.dir.join(&path);
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
+            let partition = &self.partitions[id];
+            let dir = self.dir.join(&partition.path);
             // Its rows, not the table's, say which columns are mostly distinct in its file.
             let parquet = ParquetOptions {
                 file_rows: Some(self.rows[id]),
@@ -343,7 +355,7 @@ impl PartitionedWriter {
                 gathered.push(rest.batch(slice), &self.schema, &mut out)?;
             }
             gathered.flush(&self.schema, &mut out)?;
-            written.push((Partition { path, values }, out.finish()?));
+            written.push((partition.clone(), out.finish()?));
         }
         Ok(written)
     }
