@@ -144,6 +144,7 @@ impl StagingClaim {
 
     pub(crate) fn take(staging: &Path, run_id: &str) -> Result<Self> {
         fs::create_dir_all(staging).map_err(|e| Error::io("cannot create", staging, e))?;
+        mark_top_of_unrelated_trees(staging);
         remove_abandoned_runs(staging);
         let lock_path = staging.join(format!("{run_id}.lock"));
         let lock = loop {
@@ -171,6 +172,25 @@ fn same_file(file: &File, path: &Path) -> bool {
     match (file.metadata(), fs::metadata(path)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
+    }
+}
+
+/// Marks the staging area as the top of unrelated trees (ext4's `FS_TOPDIR_FL`, `chattr +T`),
+/// so that each run's directory, and the export made in it, starts in a block group of its own
+/// rather than in its parent's, where the previous export was just removed: on ext4 without a
+/// journal, each new inode's allocation checks one by one the group's free inodes deleted in
+/// the last minutes (seconds once written back), and a 1,000-partition re-export's 2,000
+/// directories and files each went past the previous export's 2,000 (~0.5 s of the client's
+/// CPU). Best effort: other file systems have no such flag, and nothing depends on it.
+fn mark_top_of_unrelated_trees(staging: &Path) {
+    use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
+    let Ok(dir) = File::open(staging) else {
+        return;
+    };
+    if let Ok(flags) = ioctl_getflags(&dir)
+        && !flags.contains(IFlags::TOPDIR)
+    {
+        let _ = ioctl_setflags(&dir, flags | IFlags::TOPDIR);
     }
 }
 
@@ -416,4 +436,42 @@ pub fn write_whole(target: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&temporary);
         Error::io("cannot write", target, e)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
+
+    fn has_topdir(dir: &Path) -> bool {
+        File::open(dir)
+            .ok()
+            .and_then(|dir| ioctl_getflags(&dir).ok())
+            .is_some_and(|flags| flags.contains(IFlags::TOPDIR))
+    }
+
+    /// Where the file system keeps the flag (ext4), the staging area has it, so that each run's
+    /// export starts in a block group of its own.
+    #[test]
+    fn the_staging_area_is_the_top_of_unrelated_trees() {
+        let root = std::env::temp_dir().join(format!("etl-sink-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let probe = root.join("probe");
+        fs::create_dir_all(&probe).unwrap();
+        // Whether this file system keeps the flag at all, on a directory marked by hand.
+        if let Ok(dir) = File::open(&probe)
+            && let Ok(flags) = ioctl_getflags(&dir)
+        {
+            let _ = ioctl_setflags(&dir, flags | IFlags::TOPDIR);
+        }
+        let kept = has_topdir(&probe);
+
+        let sink = LocalDirSink::new(&root, "run-1").unwrap();
+        sink.stage("notes").unwrap();
+        assert_eq!(has_topdir(&root.join(".etl-staging")), kept);
+        // Not inherited: only the staging area's children are spread.
+        assert!(!has_topdir(&root.join(".etl-staging/run-1")));
+        drop(sink);
+        fs::remove_dir_all(&root).unwrap();
+    }
 }
