@@ -441,7 +441,7 @@ pub fn write_whole(target: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
+    use rustix::fs::{IFlags, ioctl_getflags};
 
     fn has_topdir(dir: &Path) -> bool {
         File::open(dir)
@@ -458,12 +458,8 @@ mod tests {
         let _ = fs::remove_dir_all(&root);
         let probe = root.join("probe");
         fs::create_dir_all(&probe).unwrap();
-        // Whether this file system keeps the flag at all, on a directory marked by hand.
-        if let Ok(dir) = File::open(&probe)
-            && let Ok(flags) = ioctl_getflags(&dir)
-        {
-            let _ = ioctl_setflags(&dir, flags | IFlags::TOPDIR);
-        }
+        // Whether this file system keeps the flag at all, on a directory of the test's.
+        mark_top_of_unrelated_trees(&probe);
         let kept = has_topdir(&probe);
 
         let sink = LocalDirSink::new(&root, "run-1").unwrap();

@@ -65,6 +65,12 @@ impl Partition {
     }
 }
 
+/// A partition seen in the rows: its key values (for its order) and its directory.
+struct KnownPartition {
+    key: Vec<KeyValue>,
+    partition: Partition,
+}
+
 /// A partition and its files.
 type WrittenPartition = (Partition, Vec<WrittenFile>);
 
@@ -81,12 +87,10 @@ pub struct PartitionedWriter {
     keys: &'static [PartitionKey],
     parquet: ParquetOptions,
     max_file_bytes: Option<u64>,
-    /// Partition ids by their keys' codes (two words per key, see [`KeyColumn::code`]), and
-    /// keys by id.
+    /// Partition ids by their keys' codes (two words per key, see [`KeyColumn::code`]).
     ids: HashMap<Codes, u32, BuildHasherDefault<WordHasher>>,
-    partition_keys: Vec<Vec<KeyValue>>,
-    /// Per partition id, its directory (created when its first row came) and values.
-    partitions: Vec<Partition>,
+    /// Per partition id, its key values and directory (created when its first row came).
+    partitions: Vec<KnownPartition>,
     /// Per text key, its values seen so far, numbered: rows are routed by number, so that a
     /// row's text is hashed, not copied.
     texts: Vec<TextCodes>,
@@ -131,7 +135,6 @@ impl PartitionedWriter {
             parquet: parquet.clone(),
             max_file_bytes,
             ids: HashMap::default(),
-            partition_keys: Vec::new(),
             partitions: Vec::new(),
             texts: (0..keys.len()).map(|_| TextCodes::default()).collect(),
             buffered: Vec::new(),
@@ -205,7 +208,7 @@ impl PartitionedWriter {
         columns: &[KeyColumn<'_>],
         row: usize,
     ) -> Result<u32> {
-        let id = self.partition_keys.len() as u32;
+        let id = self.partitions.len() as u32;
         let key: Vec<KeyValue> = columns.iter().map(|c| c.value(row)).collect();
         let values: Vec<Option<String>> = key
             .iter()
@@ -226,8 +229,10 @@ impl PartitionedWriter {
         let dir = self.dir.join(&path);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
         self.ids.insert(codes.clone(), id);
-        self.partition_keys.push(key);
-        self.partitions.push(Partition { path, values });
+        self.partitions.push(KnownPartition {
+            key,
+            partition: Partition { path, values },
+        });
         self.spilled.push(Vec::new());
         self.rows.push(0);
         Ok(id)
@@ -239,7 +244,7 @@ impl PartitionedWriter {
     fn regroup(&mut self) -> Result<Regrouped> {
         let buffered = std::mem::take(&mut self.buffered);
         self.buffered_bytes = 0;
-        let mut ranges = vec![(0usize, 0usize); self.partition_keys.len()];
+        let mut ranges = vec![(0usize, 0usize); self.partitions.len()];
         for (_, ids) in &buffered {
             for &id in ids {
                 ranges[id as usize].1 += 1;
@@ -331,7 +336,7 @@ impl PartitionedWriter {
         };
         let mut written = Vec::with_capacity(ids.len());
         for &id in ids {
-            let partition = &self.partitions[id];
+            let partition = &self.partitions[id].partition;
             let dir = self.dir.join(&partition.path);
             // Its rows, not the table's, say which columns are mostly distinct in its file.
             let parquet = ParquetOptions {
@@ -401,14 +406,14 @@ impl PartitionedWriter {
             None => None,
         };
         tracing::debug!(
-            partitions = self.partition_keys.len(),
+            partitions = self.partitions.len(),
             spilled_batches = self.spilled.iter().map(Vec::len).sum::<usize>(),
             rest_bytes,
             "writing the partitions"
         );
         // Partitions in key order, so that the listing and manifest read naturally.
-        let mut order: Vec<usize> = (0..self.partition_keys.len()).collect();
-        order.sort_by(|a, b| self.partition_keys[*a].cmp(&self.partition_keys[*b]));
+        let mut order: Vec<usize> = (0..self.partitions.len()).collect();
+        order.sort_by(|a, b| self.partitions[*a].key.cmp(&self.partitions[*b].key));
         // Partitions are independent: with several threads (inside the converters' pool),
         // each writes a share, reading the spill file through its own handle. 16 shares per
         // thread, not 4: the last share no longer keeps one core busy alone at the end (on
