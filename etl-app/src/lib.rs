@@ -78,6 +78,14 @@ pub fn main(registry: Registry) -> ExitCode {
     etl_runtime::memory::hold_freed_memory();
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // Before any thread starts (see `arena_per_thread`); an unknown table is reported later.
+    if let Command::Run(args) = &cli.command
+        && registry
+            .select(&args.tables)
+            .is_ok_and(|exports| exports.iter().any(|e| !e.info.partition_by.is_empty()))
+    {
+        etl_runtime::memory::arena_per_thread();
+    }
     log::init(cli.log_format);
     let result = match cli.command {
         Command::List => {
