@@ -36,7 +36,7 @@ pub fn hold_freed_memory() {
 /// column writers, pages and zstd contexts at high rates, and on one arena they waited on its
 /// lock. 1,000-partition bench table, same-hour interleaved runs, 4 each, medians: the write
 /// phase 1.25-1.47 -> 0.77-0.86 s, its CPU 2.07-2.26 -> 1.48-1.60 s (3, 4 or 8 arenas alike on
-/// 2 cores); peak RSS 75 -> 96-104 MB, 86-90 MB with a trim after each spill
+/// 2 cores); peak RSS 75 -> 96-104 MB, 71-97 MB with a trim after each spill
 /// ([`release_free_memory`] in `write::partition`). Not for every run: a plain export gains no
 /// CPU from it and its peak RSS would grow with the table (one stream: 69 MB at 1M rows, 82 MB
 /// at 5M, against 60 and 62 MB on one arena). glibc fixes its arena limit when a second thread
