@@ -75,17 +75,18 @@ fn run_blocking(config: RunConfig) -> Result<ExitCode, Failure> {
 
 /// Parses the command line and runs it over `registry`; the exit code is what schedulers see.
 pub fn main(registry: Registry) -> ExitCode {
-    etl_runtime::memory::hold_freed_memory();
+    use etl_runtime::memory::{Arenas, hold_freed_memory};
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    // Before any thread starts (see `arena_per_thread`); an unknown table is reported later.
-    if let Command::Run(args) = &cli.command
-        && registry
-            .select(&args.tables)
-            .is_ok_and(|exports| exports.iter().any(|e| !e.info.partition_by.is_empty()))
-    {
-        etl_runtime::memory::arena_per_thread();
-    }
+    // Before any thread starts; an unknown table is reported later, by the run's config.
+    let writes_partitions = matches!(&cli.command, Command::Run(args) if registry
+        .select(&args.tables)
+        .is_ok_and(|exports| exports.iter().any(|e| !e.info.partition_by.is_empty())));
+    hold_freed_memory(if writes_partitions {
+        Arenas::PerThread
+    } else {
+        Arenas::One
+    });
     log::init(cli.log_format);
     let result = match cli.command {
         Command::List => {
