@@ -984,6 +984,22 @@ mod tests {
         (ending, read)
     }
 
+    /// Partitions are numbered in the order they come, and found again by their codes after
+    /// the table has grown many times over (its rehashing reads the codes by id).
+    #[test]
+    fn partition_ids_find_each_partition_by_its_codes() {
+        let mut ids = PartitionIds::new(4);
+        let codes = |n: u64| [1, n / 4, 2, n % 4];
+        for n in 0..5_000 {
+            assert_eq!(ids.find(&codes(n)), None, "partition {n} before it came");
+            assert_eq!(ids.insert(&codes(n)), n as u32);
+        }
+        for n in 0..5_000 {
+            assert_eq!(ids.find(&codes(n)), Some(n as u32), "partition {n}");
+        }
+        assert_eq!(ids.find(&[1, 0, 2]), None, "codes of another width");
+    }
+
     /// Whether nothing was spilled, or the last rows are regrouped in memory after spills, or
     /// spilled like the others, every partition holds its rows in their order.
     #[test]
