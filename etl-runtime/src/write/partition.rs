@@ -671,8 +671,9 @@ impl<'a> KeyColumn<'a> {
 /// Partition ids by their keys' codes, two words per key ([`KeyColumn::code`]), looked up
 /// once per row whose partition differs from the previous row's (in heap order, nearly every
 /// row). The codes are one array, indexed by id, and the table holds ids only: with a map from
-/// boxed codes, each lookup's comparison read a separate allocation, and the routing's
-/// cache misses there made it the read's largest cost (12 % of its CPU, 1,000 partitions).
+/// boxed codes, each lookup's comparison read a separate allocation, a cache miss that made
+/// the routing the read's largest cost (12 % of its CPU). 5M rows over 1,000 partitions,
+/// interleaved runs' perf samples: routing 0.49-0.58 -> 0.38 s of CPU.
 struct PartitionIds {
     words: usize,
     table: hashbrown::HashTable<u32>,
