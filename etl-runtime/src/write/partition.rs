@@ -702,7 +702,7 @@ impl PartitionIds {
 
     /// Numbers a partition not yet known.
     fn insert(&mut self, codes: &[u64]) -> u32 {
-        let id = (self.codes.len() / self.words.max(1)) as u32;
+        let id = self.table.len() as u32;
         let Self {
             words,
             table,
