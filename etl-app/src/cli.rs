@@ -148,6 +148,14 @@ pub struct RunArgs {
     #[arg(long, env = "ETL_OUTPUT", default_value = "./etl-out")]
     pub output: String,
 
+    /// Complete versions of each table kept, the new one included (at least 1); 2 lets a query
+    /// started on the previous version finish. On S3 each export is a new version
+    /// `<table>/v=<run id>/`, made current by `<table>/_manifest.json` and the Glue location. In
+    /// a directory, the exports replaced are kept in `<output>/.etl-versions/<table>/` (hidden
+    /// from readers of `<output>/<table>/`), and the oldest are removed while the next run reads.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_versions: u32,
+
     #[command(flatten)]
     pub s3: S3Args,
 
@@ -267,12 +275,6 @@ pub struct S3Args {
     /// The KMS key for --sse aws:kms (default: the bucket's AWS managed key).
     #[arg(long, requires = "sse")]
     pub sse_kms_key_id: Option<String>,
-
-    /// Complete versions of each table kept on S3, the new one included (at least 1). Each
-    /// export is a new version `<table>/v=<run id>/`, made current by `<table>/_manifest.json`
-    /// and the Glue location; 2 lets a query started on the previous version finish.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
-    pub keep_versions: u32,
 
     /// Local directory for files before they are uploaded (default: the system's temp dir).
     #[arg(long, env = "ETL_STAGING_DIR")]

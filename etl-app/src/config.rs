@@ -63,7 +63,11 @@ pub struct Metrics {
 
 /// Where the run publishes.
 pub enum Output {
-    Local(PathBuf),
+    Local {
+        dir: PathBuf,
+        /// Complete exports of each table kept, the published one included.
+        keep_versions: usize,
+    },
     S3(S3Options),
 }
 
@@ -71,7 +75,7 @@ impl Output {
     /// The output for messages and the run report.
     pub fn location(&self) -> String {
         match self {
-            Output::Local(dir) => dir.display().to_string(),
+            Output::Local { dir, .. } => dir.display().to_string(),
             Output::S3(s3) => format!("s3://{}/{}", s3.bucket, s3.prefix),
         }
     }
@@ -101,7 +105,6 @@ const S3_ONLY: &[(&str, &str)] = &[
     ("s3_part_size", "--s3-part-size"),
     ("s3_path_style", "--s3-path-style"),
     ("staging_dir", "--staging-dir"),
-    ("keep_versions", "--keep-versions"),
     ("glue_partitions", "--glue-partitions"),
     ("glue_database", "--glue-database"),
     ("glue_crawler", "--glue-crawler"),
@@ -121,7 +124,10 @@ impl RunConfig {
         require_exports(registry)?;
         let exports = registry.select(&args.tables)?;
         let output = if args.output.starts_with("s3:") {
-            Output::S3(s3_options(&args.output, &args.s3)?)
+            Output::S3(S3Options {
+                keep_versions: args.keep_versions as usize,
+                ..s3_options(&args.output, &args.s3)?
+            })
         } else {
             if let Some((_, flag)) = S3_ONLY.iter().find(|(id, _)| given(id)) {
                 return Err(usage(format!(
@@ -130,7 +136,10 @@ impl RunConfig {
                     args.output
                 )));
             }
-            Output::Local(PathBuf::from(&args.output))
+            Output::Local {
+                dir: PathBuf::from(&args.output),
+                keep_versions: args.keep_versions as usize,
+            }
         };
         let threads = args.threads.map_or_else(
             || std::thread::available_parallelism().map_or(1, usize::from),
@@ -343,7 +352,8 @@ pub(crate) fn s3_options(output: &str, s3: &S3Args) -> Result<S3Options, Failure
         prefix,
         path_style: s3.s3_path_style,
         part_size: usize::try_from(part_size).unwrap_or(usize::MAX),
-        keep_versions: s3.keep_versions as usize,
+        // A run's own count (`--keep-versions`) replaces it; other commands delete nothing.
+        keep_versions: 1,
         sse: s3.sse.map(|sse| match sse {
             Sse::Aes256 => ServerSideEncryption::Aes256,
             Sse::AwsKms => ServerSideEncryption::AwsKms,

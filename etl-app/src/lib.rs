@@ -360,7 +360,9 @@ async fn export_all(
                 .await?
                 .with_cancel(cancel.clone()),
         ),
-        Output::Local(dir) => Box::new(LocalDirSink::new(dir, &run_id)?),
+        Output::Local { dir, keep_versions } => {
+            Box::new(LocalDirSink::new(dir, &run_id)?.keeping_versions(*keep_versions))
+        }
     };
     log::info(
         "run_started",

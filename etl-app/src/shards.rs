@@ -22,7 +22,7 @@ const POLL: Duration = Duration::from_millis(250);
 /// per request on S3, where shards run for minutes or hours.
 fn poll_every(output: &Output) -> Duration {
     match output {
-        Output::Local(_) => POLL,
+        Output::Local { .. } => POLL,
         Output::S3(_) => Duration::from_secs(2),
     }
 }
@@ -38,9 +38,9 @@ async fn coordinator_area(
     version: &str,
 ) -> Result<(CoordinatorClaim, Arc<dyn Sink>), Failure> {
     Ok(match &config.output {
-        Output::Local(dir) => (
+        Output::Local { dir, keep_versions } => (
             ShardArea::claim(dir, run_name)?,
-            Arc::new(LocalDirSink::new(dir, run_name)?),
+            Arc::new(LocalDirSink::new(dir, run_name)?.keeping_versions(*keep_versions)),
         ),
         Output::S3(options) => {
             let s3 = Arc::new(
@@ -192,7 +192,7 @@ async fn coordinate_on(
 pub async fn run_shard(config: &RunConfig, run_name: &str, index: usize) -> Result<u8, Failure> {
     let cancel = &config.export.cancel;
     let area = match &config.output {
-        Output::Local(dir) => ShardArea::in_dir(dir, run_name)?,
+        Output::Local { dir, .. } => ShardArea::in_dir(dir, run_name)?,
         Output::S3(options) => {
             // Its own sink, for its uploads and the run's area; the coordinator's publishes.
             let s3 = S3Sink::new(

@@ -671,6 +671,73 @@ fn tree(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     files
 }
 
+/// A directory output keeps the exports that runs replaced, as `--keep-versions` says (2 by
+/// default): each in `.etl-versions/<table>/`, hidden from readers of `<table>/`, whole and
+/// unchanged, so that a reader that started on one can finish; the oldest go.
+#[test]
+fn a_directory_keeps_the_exports_replaced_as_keep_versions_says() {
+    let db = demo_database("cli_versions");
+    let out = out_dir(&db.name);
+    let kept = out.join(".etl-versions/notes");
+    let relative = |dir: &Path| -> Vec<(PathBuf, Vec<u8>)> {
+        tree(dir)
+            .into_iter()
+            .map(|(path, bytes)| (path.strip_prefix(dir).expect("under").to_path_buf(), bytes))
+            .collect()
+    };
+    let versions = || -> Vec<Vec<(PathBuf, Vec<u8>)>> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&kept)
+            .map(|entries| entries.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        dirs.sort();
+        dirs.iter().map(|dir| relative(dir)).collect()
+    };
+    // Each run changes a row first, so that every export differs from the one before; it
+    // returns the export published and the versions kept.
+    let run = |keep: &str| {
+        etl_tests::postgres::psql(
+            &db.url,
+            "UPDATE notes SET title = title || '+' WHERE id = 1",
+        )
+        .expect("update");
+        let output = etl_app()
+            .args([
+                "run",
+                "--tables",
+                "notes",
+                "--keep-versions",
+                keep,
+                "--output",
+            ])
+            .arg(&out)
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .expect("run etl-app");
+        assert!(output.status.success(), "{}", text(&output));
+        (relative(&out.join("notes")), versions())
+    };
+    let (first, kept) = run("2");
+    assert!(kept.is_empty(), "nothing replaced yet");
+    let (second, kept) = run("2");
+    assert_eq!(kept, [first], "the first export, kept whole");
+    let (third, kept) = run("2");
+    assert_eq!(
+        kept,
+        std::slice::from_ref(&second),
+        "the second; the first is gone"
+    );
+    let (_, kept) = run("3");
+    assert_eq!(
+        kept,
+        [second, third],
+        "with 3: the two before the current one"
+    );
+    let (_, kept) = run("1");
+    assert!(kept.is_empty(), "with 1: none");
+    assert_eq!(parquet_files(&out), [".etl-versions", "_runs", "notes"]);
+    assert_matches_postgres(&db, &out, "notes");
+}
+
 /// `shipments` is partitioned by `region, shipped_at:day`: Hive directories with escaped
 /// values and NULL keys in `__HIVE_DEFAULT_PARTITION__`, days in UTC, read back equal by
 /// pyarrow and DuckDB with Hive partitioning. A new export replaces the whole tree at once (a

@@ -531,10 +531,15 @@ fn measure(tool: &mut Tool) -> Result<Sample> {
     })
 }
 
+/// The bytes of the Parquet files readers of `dir` see: not those of the versions kept in
+/// hidden directories (`.etl-versions`).
 fn dir_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
         if path.is_dir() {
             total += dir_bytes(&path);
         } else if path.extension().is_some_and(|e| e == "parquet") {
