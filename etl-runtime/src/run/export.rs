@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use bytes::Bytes;
 use futures_util::{FutureExt, TryStreamExt};
 use tokio::sync::mpsc;
 
@@ -18,7 +17,7 @@ use crate::model::{EtlTable, PartitionKey, RecordBatchEncoder, TableInfo, WireBa
 use crate::run::incremental::{IncrementalOptions, IncrementalOutcome, Plan, TableState};
 use crate::run::progress::ProgressObserver;
 use crate::sink::Sink;
-use crate::source::copy::TupleSplitter;
+use crate::source::copy::{TupleRows, TupleSplitter, Tuples};
 use crate::source::ranges::{ReadOptions, ReadParallelism, ReadPlan, ReadRange};
 use crate::source::{ColumnStatistics, PgSource};
 use crate::write::partition::{Partition, PartitionedWriter};
@@ -123,19 +122,20 @@ impl Converters {
         }
     }
 
-    /// Runs `f` on parts of `items`, in parallel on the pool's threads, results in order.
-    pub fn map_parts<I: Sync, R: Send>(
+    /// Runs `f` on parts of `tuples`, in parallel on the pool's threads, results in order.
+    pub fn map_parts<R: Send>(
         &self,
-        items: &[I],
-        f: impl Fn(&[I]) -> R + Sync + Send,
+        tuples: TupleRows<'_>,
+        f: impl Fn(TupleRows<'_>) -> R + Sync + Send,
     ) -> Vec<R> {
         match &self.pool {
-            None => vec![f(items)],
+            None => vec![f(tuples)],
             Some(pool) => {
-                let part_len = items.len().div_ceil(pool.current_num_threads()).max(1);
+                let part_len = tuples.len().div_ceil(pool.current_num_threads()).max(1);
+                let parts: Vec<TupleRows<'_>> = tuples.parts(part_len).collect();
                 pool.install(|| {
                     use rayon::prelude::*;
-                    items.par_chunks(part_len).map(&f).collect()
+                    parts.into_par_iter().map(&f).collect()
                 })
             }
         }
@@ -148,7 +148,7 @@ pub trait ChunkProcessor: Send + 'static {
     /// The Arrow schema of what it writes.
     fn schema(&self) -> SchemaRef;
     /// Turns one chunk of tuples into record batches (possibly none).
-    fn process(&mut self, tuples: Vec<Bytes>) -> Result<Vec<RecordBatch>>;
+    fn process(&mut self, tuples: Tuples) -> Result<Vec<RecordBatch>>;
     /// Record batches to write after the last chunk (an aggregation's groups).
     fn finish(&mut self) -> Result<Vec<RecordBatch>> {
         Ok(Vec::new())
@@ -161,7 +161,7 @@ pub trait ChunkProcessor: Send + 'static {
 
 /// A model's encoder: one part of a chunk of its table's COPY tuples into a record batch,
 /// reserving per column the bytes of values given (see [`ValueSizes`]).
-pub type EncodeFn = fn(&[Bytes], &[usize]) -> Result<RecordBatch>;
+pub type EncodeFn = fn(TupleRows<'_>, &[usize]) -> Result<RecordBatch>;
 
 /// Encodes COPY tuples straight into Arrow with one model's generated encoder.
 ///
@@ -191,11 +191,13 @@ impl ChunkProcessor for TableProcessor {
         self.schema.clone()
     }
 
-    fn process(&mut self, tuples: Vec<Bytes>) -> Result<Vec<RecordBatch>> {
+    fn process(&mut self, tuples: Tuples) -> Result<Vec<RecordBatch>> {
         let (encode, sizes) = (self.encode, &self.sizes);
         let batches = self
             .converters
-            .map_parts(&tuples, |part| encode(part, &sizes.for_rows(part.len())))
+            .map_parts(tuples.rows(), |part| {
+                encode(part, &sizes.for_rows(part.len()))
+            })
             .into_iter()
             .collect::<Result<Vec<_>>>()?;
         self.sizes.observe(&batches);
@@ -270,7 +272,7 @@ fn value_bytes(array: &dyn arrow_array::Array) -> usize {
 /// One part of a chunk of `T`'s COPY tuples as one record batch, its text and bytes columns
 /// reserving `value_bytes` (per column).
 pub(crate) fn encode_part<T: EtlTable>(
-    part: &[Bytes],
+    part: TupleRows<'_>,
     value_bytes: &[usize],
 ) -> Result<RecordBatch> {
     let mut encoder = T::Encoder::with_value_bytes(part.len(), value_bytes);
@@ -581,7 +583,7 @@ async fn write_files(
     };
 
     // Two chunks in flight: one being encoded, one arriving.
-    let (chunks, received) = mpsc::channel::<Vec<Bytes>>(2);
+    let (chunks, received) = mpsc::channel::<Tuples>(2);
     let writer = {
         let dir = dir.to_path_buf();
         let mut options = options.clone();
@@ -698,7 +700,7 @@ struct ReadShared<'a> {
     /// An incremental batch's condition.
     filter: Option<&'a str>,
     /// To the encoder; dropped (closing the channel) when every connection is done.
-    chunks: mpsc::Sender<Vec<Bytes>>,
+    chunks: mpsc::Sender<Tuples>,
     options: &'a ExportOptions,
     progress: ReadProgress<'a>,
 }
@@ -749,7 +751,7 @@ impl ReadShared<'_> {
         mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         let chunk_rows = self.options.chunk_rows;
-        let mut chunk = Vec::with_capacity(chunk_rows);
+        let mut chunk = Tuples::with_capacity(chunk_rows, 0);
         // One waiter for the whole read, not one per message.
         let cancelled = self.options.cancel.cancelled();
         tokio::pin!(cancelled);
@@ -774,11 +776,17 @@ impl ReadShared<'_> {
                 let Some(data) = data.map_err(Error::Query)? else {
                     break;
                 };
-                splitter.feed(data, &mut chunk).map_err(Error::Copy)?;
+                splitter.feed(&data, &mut chunk).map_err(Error::Copy)?;
                 if chunk.len() >= chunk_rows {
                     self.options.cancel.check()?;
                     self.progress.add(chunk.len());
-                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_rows));
+                    // The next chunk's bytes reserved from this one's, and rounded up to a
+                    // power of two, so that its buffer is neither regrown (copied) as rows
+                    // come nor of a size glibc has no free block for (see `ValueSizes`).
+                    let bytes = chunk.byte_len();
+                    let bytes = bytes.saturating_add(bytes / 8).next_power_of_two();
+                    let full =
+                        std::mem::replace(&mut chunk, Tuples::with_capacity(chunk_rows, bytes));
                     if self.chunks.send(full).await.is_err() {
                         // The encoder stopped; its own error says why.
                         drop(stream);
@@ -821,7 +829,7 @@ pub(crate) struct Written {
 /// `layout`: the partition keys, the file names' prefix, and whether this is an incremental
 /// batch (which writes no file when no row changed; an export writes one, for its schema).
 fn encode_chunks(
-    mut received: mpsc::Receiver<Vec<Bytes>>,
+    mut received: mpsc::Receiver<Tuples>,
     dir: &Path,
     options: &ExportOptions,
     layout: (&'static [PartitionKey], &str, bool),
