@@ -12,8 +12,9 @@ mod common;
 
 use arrow_array::RecordBatch;
 use bigdecimal::BigDecimal;
+use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
-use etl_runtime::source::copy::{TupleSplitter, Tuples};
+use etl_runtime::source::copy::TupleSplitter;
 use etl_runtime::write::{ParquetFileWriter, ParquetOptions};
 use etl_runtime::{EtlTable, RecordBatchEncoder, WireBatchEncoder};
 use futures_util::TryStreamExt;
@@ -195,7 +196,7 @@ pub struct Arrays {
 }
 
 /// The COPY tuples of the model's own SELECT, as an export reads them.
-async fn copy_tuples<T: EtlTable>(url: &str) -> Tuples {
+async fn copy_tuples<T: EtlTable>(url: &str) -> Vec<Bytes> {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
     sqlx::query("SET intervalstyle = iso_8601")
@@ -208,9 +209,9 @@ async fn copy_tuples<T: EtlTable>(url: &str) -> Tuples {
     );
     let mut stream = conn.copy_out_raw(&sql).await.expect("copy out");
     let mut splitter = TupleSplitter::new();
-    let mut tuples = Tuples::default();
+    let mut tuples = Vec::new();
     while let Some(chunk) = stream.try_next().await.expect("copy data") {
-        splitter.feed(&chunk, &mut tuples).expect("tuples");
+        splitter.feed(chunk, &mut tuples).expect("tuples");
     }
     tuples
 }
@@ -232,7 +233,7 @@ async fn assert_paths_agree<T: EtlTable>(url: &str, rows: usize) {
 
     let mut wire = T::Encoder::with_capacity(tuples.len());
     let mut model = T::Encoder::with_capacity(tuples.len());
-    for tuple in tuples.rows() {
+    for tuple in &tuples {
         wire.push_wire(tuple)
             .expect("the wire path takes every row");
         let row = T::decode_wire(tuple).expect("every row reads into the model");
@@ -272,10 +273,9 @@ async fn the_wire_path_and_the_model_path_write_the_same_bytes() {
 async fn a_difference_in_one_value_is_seen() {
     let db = common::database("paths_differ", SCHEMA);
     let tuples = copy_tuples::<Arrays>(&db.url).await;
-    let tuples: Vec<&[u8]> = tuples.rows().into_iter().collect();
     let mut a = <Arrays as EtlTable>::Encoder::with_capacity(1);
     let mut b = <Arrays as EtlTable>::Encoder::with_capacity(1);
-    let mut row = Arrays::decode_wire(tuples[1]).expect("row");
+    let mut row = Arrays::decode_wire(&tuples[1]).expect("row");
     a.push(&row).expect("push");
     if let Some(Some(last)) = row.a_txt.as_mut().and_then(|v| v.last_mut()) {
         last.push('!');
@@ -308,11 +308,10 @@ async fn keys_render_alike_on_both_paths() {
          '123e4567-e89b-12d3-a456-426614174000', 12345);",
     );
     let tuples = copy_tuples::<Keyed>(&db.url).await;
-    let tuples: Vec<&[u8]> = tuples.rows().into_iter().collect();
-    let row = Keyed::decode_wire(tuples[0]).expect("row");
+    let row = Keyed::decode_wire(&tuples[0]).expect("row");
     let mut encoder = <Keyed as EtlTable>::Encoder::with_capacity(1);
     let wire_error = encoder
-        .push_wire(tuples[0])
+        .push_wire(&tuples[0])
         .expect_err("12345 does not fit numeric(4,0)'s DECIMAL(4,0)");
     let model_error = encoder
         .push(&row)

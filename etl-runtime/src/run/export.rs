@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use bytes::Bytes;
 use futures_util::{FutureExt, TryStreamExt};
 use tokio::sync::mpsc;
 
@@ -17,7 +18,7 @@ use crate::model::{EtlTable, PartitionKey, RecordBatchEncoder, TableInfo, WireBa
 use crate::run::incremental::{IncrementalOptions, IncrementalOutcome, Plan, TableState};
 use crate::run::progress::ProgressObserver;
 use crate::sink::Sink;
-use crate::source::copy::{TupleRows, TupleSplitter, Tuples};
+use crate::source::copy::TupleSplitter;
 use crate::source::ranges::{ReadOptions, ReadParallelism, ReadPlan, ReadRange};
 use crate::source::{ColumnStatistics, PgSource};
 use crate::write::partition::{Partition, PartitionedWriter};
@@ -122,20 +123,19 @@ impl Converters {
         }
     }
 
-    /// Runs `f` on parts of `tuples`, in parallel on the pool's threads, results in order.
-    pub fn map_parts<R: Send>(
+    /// Runs `f` on parts of `items`, in parallel on the pool's threads, results in order.
+    pub fn map_parts<I: Sync, R: Send>(
         &self,
-        tuples: TupleRows<'_>,
-        f: impl Fn(TupleRows<'_>) -> R + Sync + Send,
+        items: &[I],
+        f: impl Fn(&[I]) -> R + Sync + Send,
     ) -> Vec<R> {
         match &self.pool {
-            None => vec![f(tuples)],
+            None => vec![f(items)],
             Some(pool) => {
-                let part_len = tuples.len().div_ceil(pool.current_num_threads()).max(1);
-                let parts: Vec<TupleRows<'_>> = tuples.parts(part_len).collect();
+                let part_len = items.len().div_ceil(pool.current_num_threads()).max(1);
                 pool.install(|| {
                     use rayon::prelude::*;
-                    parts.into_par_iter().map(&f).collect()
+                    items.par_chunks(part_len).map(&f).collect()
                 })
             }
         }
@@ -148,7 +148,7 @@ pub trait ChunkProcessor: Send + 'static {
     /// The Arrow schema of what it writes.
     fn schema(&self) -> SchemaRef;
     /// Turns one chunk of tuples into record batches (possibly none).
-    fn process(&mut self, tuples: Tuples) -> Result<Vec<RecordBatch>>;
+    fn process(&mut self, tuples: Vec<Bytes>) -> Result<Vec<RecordBatch>>;
     /// Record batches to write after the last chunk (an aggregation's groups).
     fn finish(&mut self) -> Result<Vec<RecordBatch>> {
         Ok(Vec::new())
@@ -161,7 +161,7 @@ pub trait ChunkProcessor: Send + 'static {
 
 /// A model's encoder: one part of a chunk of its table's COPY tuples into a record batch,
 /// reserving per column the bytes of values given (see [`ValueSizes`]).
-pub type EncodeFn = fn(TupleRows<'_>, &[usize]) -> Result<RecordBatch>;
+pub type EncodeFn = fn(&[Bytes], &[usize]) -> Result<RecordBatch>;
 
 /// Encodes COPY tuples straight into Arrow with one model's generated encoder.
 ///
@@ -191,13 +191,11 @@ impl ChunkProcessor for TableProcessor {
         self.schema.clone()
     }
 
-    fn process(&mut self, tuples: Tuples) -> Result<Vec<RecordBatch>> {
+    fn process(&mut self, tuples: Vec<Bytes>) -> Result<Vec<RecordBatch>> {
         let (encode, sizes) = (self.encode, &self.sizes);
         let batches = self
             .converters
-            .map_parts(tuples.rows(), |part| {
-                encode(part, &sizes.for_rows(part.len()))
-            })
+            .map_parts(&tuples, |part| encode(part, &sizes.for_rows(part.len())))
             .into_iter()
             .collect::<Result<Vec<_>>>()?;
         self.sizes.observe(&batches);
@@ -272,7 +270,7 @@ fn value_bytes(array: &dyn arrow_array::Array) -> usize {
 /// One part of a chunk of `T`'s COPY tuples as one record batch, its text and bytes columns
 /// reserving `value_bytes` (per column).
 pub(crate) fn encode_part<T: EtlTable>(
-    part: TupleRows<'_>,
+    part: &[Bytes],
     value_bytes: &[usize],
 ) -> Result<RecordBatch> {
     let mut encoder = T::Encoder::with_value_bytes(part.len(), value_bytes);
@@ -583,7 +581,7 @@ async fn write_files(
     };
 
     // Two chunks in flight: one being encoded, one arriving.
-    let (chunks, received) = mpsc::channel::<Tuples>(2);
+    let (chunks, received) = mpsc::channel::<Vec<Bytes>>(2);
     let writer = {
         let dir = dir.to_path_buf();
         let mut options = options.clone();
@@ -700,7 +698,7 @@ struct ReadShared<'a> {
     /// An incremental batch's condition.
     filter: Option<&'a str>,
     /// To the encoder; dropped (closing the channel) when every connection is done.
-    chunks: mpsc::Sender<Tuples>,
+    chunks: mpsc::Sender<Vec<Bytes>>,
     options: &'a ExportOptions,
     progress: ReadProgress<'a>,
 }
@@ -751,7 +749,7 @@ impl ReadShared<'_> {
         mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
         let chunk_rows = self.options.chunk_rows;
-        let mut chunk = Tuples::with_capacity(chunk_rows, 0);
+        let mut chunk = Vec::with_capacity(chunk_rows);
         // One waiter for the whole read, not one per message.
         let cancelled = self.options.cancel.cancelled();
         tokio::pin!(cancelled);
@@ -776,17 +774,11 @@ impl ReadShared<'_> {
                 let Some(data) = data.map_err(Error::Query)? else {
                     break;
                 };
-                splitter.feed(&data, &mut chunk).map_err(Error::Copy)?;
+                splitter.feed(data, &mut chunk).map_err(Error::Copy)?;
                 if chunk.len() >= chunk_rows {
                     self.options.cancel.check()?;
                     self.progress.add(chunk.len());
-                    // The next chunk's bytes reserved from this one's, and rounded up to a
-                    // power of two, so that its buffer is neither regrown (copied) as rows
-                    // come nor of a size glibc has no free block for (see `ValueSizes`).
-                    let bytes = chunk.byte_len();
-                    let bytes = bytes.saturating_add(bytes / 8).next_power_of_two();
-                    let full =
-                        std::mem::replace(&mut chunk, Tuples::with_capacity(chunk_rows, bytes));
+                    let full = std::mem::replace(&mut chunk, Vec::with_capacity(chunk_rows));
                     if self.chunks.send(full).await.is_err() {
                         // The encoder stopped; its own error says why.
                         drop(stream);
@@ -829,7 +821,7 @@ pub(crate) struct Written {
 /// `layout`: the partition keys, the file names' prefix, and whether this is an incremental
 /// batch (which writes no file when no row changed; an export writes one, for its schema).
 fn encode_chunks(
-    mut received: mpsc::Receiver<Tuples>,
+    mut received: mpsc::Receiver<Vec<Bytes>>,
     dir: &Path,
     options: &ExportOptions,
     layout: (&'static [PartitionKey], &str, bool),

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+use bytes::Bytes;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
 use super::export::{ChunkProcessor, Converters, ExportOptions, TableReport, run_export};
@@ -20,7 +21,6 @@ use crate::error::{Error, Result};
 use crate::model::{EtlTable, OutputRecord, RecordBatchEncoder, TableInfo};
 use crate::sink::Sink;
 use crate::source::PgSource;
-use crate::source::copy::Tuples;
 
 /// What a task's own code returns on failure: any error, with its message.
 pub type TaskError = Box<dyn std::error::Error + Send + Sync>;
@@ -212,11 +212,11 @@ impl<T: Transform> ChunkProcessor for TransformProcessor<T> {
         <T::Output as OutputRecord>::Encoder::schema()
     }
 
-    fn process(&mut self, tuples: Tuples) -> Result<Vec<RecordBatch>> {
+    fn process(&mut self, tuples: Vec<Bytes>) -> Result<Vec<RecordBatch>> {
         let lookups = &*self.lookups;
         let skipped = &*self.skipped;
         self.converters
-            .map_parts(tuples.rows(), |part| {
+            .map_parts(&tuples, |part| {
                 let mut out = Vec::with_capacity(part.len());
                 for tuple in part {
                     let row = <T::Source as EtlTable>::decode_wire(tuple)
@@ -262,10 +262,10 @@ impl<A: Aggregate> ChunkProcessor for AggregateProcessor<A> {
         <A::Output as OutputRecord>::Encoder::schema()
     }
 
-    fn process(&mut self, tuples: Tuples) -> Result<Vec<RecordBatch>> {
+    fn process(&mut self, tuples: Vec<Bytes>) -> Result<Vec<RecordBatch>> {
         let lookups = &*self.lookups;
         // Each part folds into groups of its own; the parts merge here, in order.
-        let partials = self.converters.map_parts(tuples.rows(), |part| {
+        let partials = self.converters.map_parts(&tuples, |part| {
             let mut groups: BTreeMap<A::Key, A::Acc> = BTreeMap::new();
             let mut skipped = 0u64;
             for tuple in part {
