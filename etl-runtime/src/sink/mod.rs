@@ -119,7 +119,7 @@ pub struct TableLock {
 
 /// Writes each table to `<root>/<table>/`. Staging lives in `<root>/.etl-staging/<run>/` on the
 /// same file system, so that publication is a rename. The exports that publications replaced
-/// are kept in `<root>/.etl-versions/<table>/<time replaced>/` as many as told
+/// are kept in `<root>/.etl-versions/<table>/<time replaced>-<run>/`, as many as told
 /// ([`LocalDirSink::keeping_versions`]).
 #[derive(Debug, Clone)]
 pub struct LocalDirSink {
@@ -274,7 +274,8 @@ impl LocalDirSink {
     /// `table_dir` that its publication will push beyond `keep_versions` (the export it replaces
     /// becomes a kept one). Removing a large export is mostly waiting for the disk (on ext4
     /// mounted `discard`, a synchronous discard per freed extent: 0.3-0.5 s for 1,000
-    /// partitions), which overlaps the read here instead of adding to the run's end.
+    /// partitions), which overlaps the read here instead of adding to the run's end. A thread
+    /// that cannot start leaves them to the next run.
     fn retire_old_versions(&self, table_dir: &str) -> Option<std::thread::JoinHandle<()>> {
         let kept = self.root.join(VERSIONS_DIR).join(table_dir);
         let mut versions: Vec<PathBuf> = fs::read_dir(&kept)
