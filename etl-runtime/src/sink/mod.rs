@@ -270,6 +270,11 @@ impl LocalDirSink {
         self
     }
 
+    /// Where the exports of `table_dir` that publications replaced are kept.
+    fn versions_dir(&self, table_dir: &str) -> PathBuf {
+        self.root.join(VERSIONS_DIR).join(table_dir)
+    }
+
     /// Starts removing, on a thread of its own while the table is read, the kept versions of
     /// `table_dir` that its publication will push beyond `keep_versions` (the export it replaces
     /// becomes a kept one). Removing a large export is mostly waiting for the disk (on ext4
@@ -277,8 +282,7 @@ impl LocalDirSink {
     /// partitions), which overlaps the read here instead of adding to the run's end. A thread
     /// that cannot start leaves them to the next run.
     fn retire_old_versions(&self, table_dir: &str) -> Option<std::thread::JoinHandle<()>> {
-        let kept = self.root.join(VERSIONS_DIR).join(table_dir);
-        let mut versions: Vec<PathBuf> = fs::read_dir(&kept)
+        let mut versions: Vec<PathBuf> = fs::read_dir(self.versions_dir(table_dir))
             .ok()?
             .flatten()
             .map(|entry| entry.path())
@@ -311,7 +315,7 @@ impl LocalDirSink {
     /// removes it when only the published export is kept.
     fn keep_replaced(&self, table_dir: &str, replaced: &Path) -> Result<()> {
         if self.keep_versions > 1 {
-            let kept = self.root.join(VERSIONS_DIR).join(table_dir);
+            let kept = self.versions_dir(table_dir);
             let name = format!(
                 "{}-{}",
                 chrono::Utc::now().format("%Y%m%dT%H%M%S%6fZ"),
