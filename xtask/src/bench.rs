@@ -2,8 +2,9 @@
 //! shape of `xtask/sql/bench_seed.sql`), then times, interleaved, COPY BINARY to /dev/null (the
 //! practical floor), `etl-app run` (release build, zstd, exact decimals) on one stream and on two
 //! connections (`--read-parallelism 2`), DuckDB's postgres scanner (the closest peer) and
-//! `pg2parquet` when it is on PATH, and prints per tool the median wall time, the ratio to COPY,
-//! rows/s, client CPU per million rows, peak RSS and output bytes.
+//! `pg2parquet` when it is on PATH; then, on `shipments`, COPY, etl-app's ~1,000 Hive partitions
+//! and DuckDB's `PARTITION_BY` into the same directories. Prints per tool the median wall time,
+//! the ratio to its table's COPY, rows/s, client CPU per million rows, peak RSS and output bytes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -103,14 +104,15 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         c
     };
     // The closest peer: DuckDB's postgres scanner (ctid ranges on one snapshot, zstd).
-    let duckdb = {
-        let python =
-            etl_tests::python::venv(etl_tests::python::BENCH_PEERS).map_err(anyhow::Error::msg)?;
-        let mut c = Command::new(python);
+    let peers_python =
+        etl_tests::python::venv(etl_tests::python::BENCH_PEERS).map_err(anyhow::Error::msg)?;
+    let duckdb = |table: &str, output: PathBuf, keys: &[&str]| {
+        let mut c = Command::new(&peers_python);
         c.arg(etl_tests::workspace_root().join("xtask/bench/duckdb_postgres_scanner.py"))
             .arg(&url)
-            .arg("purchase_orders")
-            .arg(out.join("duckdb").join("purchase_orders.parquet"));
+            .arg(table)
+            .arg(output)
+            .args(keys);
         c
     };
     let mut tools = vec![
@@ -136,29 +138,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         },
         Tool {
             name: "DuckDB 1.5.5 postgres scanner (zstd)",
-            command: duckdb,
+            command: duckdb(
+                "purchase_orders",
+                out.join("duckdb").join("purchase_orders.parquet"),
+                &[],
+            ),
             output: Some(out.join("duckdb")),
         },
     ];
-    // The partitioned layout on its own table, with its own floor.
-    let copy_shipments = copy_to_null(&url, "shipments");
-    let partitioned = {
-        let mut c = Command::new(&etl_app);
-        c.args(["run", "--tables", "shipments", "--output"])
-            .arg(out.join("etl-app-partitioned"))
-            .env("DATABASE_URL", &url);
-        c
-    };
-    tools.push(Tool {
-        name: "COPY binary shipments -> /dev/null",
-        command: copy_shipments,
-        output: None,
-    });
-    tools.push(Tool {
-        name: "etl-app shipments, ~1,000 partitions",
-        command: partitioned,
-        output: Some(out.join("etl-app-partitioned")),
-    });
     if let Some(pg2parquet) = on_path("pg2parquet") {
         let mut c = Command::new(pg2parquet);
         c.args([
@@ -184,6 +171,37 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             "pg2parquet is not on PATH: `cargo install pg2parquet --locked` to compare with it"
         );
     }
+    // The partitioned layout on its own table, with its own floor: the last tools.
+    let partitioned_at = tools.len();
+    let copy_shipments = copy_to_null(&url, "shipments");
+    let partitioned = {
+        let mut c = Command::new(&etl_app);
+        c.args(["run", "--tables", "shipments", "--output"])
+            .arg(out.join("etl-app-partitioned"))
+            .env("DATABASE_URL", &url);
+        c
+    };
+    tools.push(Tool {
+        name: "COPY binary shipments -> /dev/null",
+        command: copy_shipments,
+        output: None,
+    });
+    tools.push(Tool {
+        name: "etl-app shipments, ~1,000 partitions",
+        command: partitioned,
+        output: Some(out.join("etl-app-partitioned")),
+    });
+    // The peer on the same layout: DuckDB's PARTITION_BY, which replaces its previous output
+    // (OVERWRITE) as a scheduled export would.
+    tools.push(Tool {
+        name: "DuckDB 1.5.5 PARTITION_BY (region, day)",
+        command: duckdb(
+            "shipments",
+            out.join("duckdb-partitioned"),
+            &["region", "shipped_at_day=CAST(shipped_at AS DATE)"],
+        ),
+        output: Some(out.join("duckdb-partitioned")),
+    });
 
     // Outputs start empty; after that, each run replaces its tool's previous output as a
     // scheduled export replaces yesterday's. Deleting it just before each run instead made
@@ -233,13 +251,13 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         "| tool | wall (s) | x COPY | rows/s | client CPU s / 1M rows | peak RSS (MB) | output (MB) |\n|---|---|---|---|---|---|---|"
     );
     for (i, (tool, m)) in tools.iter().zip(&medians).enumerate() {
-        // The partitioned pair has its own table, rows and floor.
-        let (rows, floor) = if (PARTITIONED..PARTITIONED + 2).contains(&i) {
-            (args.partitioned_rows, medians[PARTITIONED].seconds)
+        // The partitioned tools have their own table, rows and floor.
+        let (rows, floor) = if i >= partitioned_at {
+            (args.partitioned_rows, medians[partitioned_at].seconds)
         } else {
             (args.rows, floor)
         };
-        if i == PARTITIONED {
+        if i == partitioned_at {
             println!(
                 "| shipments, {} rows, partitioned by region and day | | | | | | |",
                 args.partitioned_rows
@@ -434,9 +452,6 @@ fn copy_to_null(url: &str, table: &str) -> Command {
     ));
     c
 }
-
-/// Where the partitioned pair sits in the list of tools.
-const PARTITIONED: usize = 5;
 
 /// Seeds `table` with `rows` rows by `xtask/sql/<script>` unless it already holds exactly that
 /// (the script leaves the row count in the table's comment).
