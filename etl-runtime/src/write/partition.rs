@@ -197,7 +197,7 @@ impl PartitionedWriter {
             self.spill_buffered()?;
             // The buffer and its regrouped copy were freed in the arenas of the threads that
             // made them, where they would stay as free memory (1,000-partition bench table:
-            // peak RSS 96 -> 85 MB, CPU unchanged; a trim per spill, ~1 per 24 MB).
+            // peak RSS 96 -> 85 MB, CPU unchanged; a trim per spill, with 24 MB spills then).
             crate::memory::release_free_memory();
         }
         Ok(())
