@@ -149,15 +149,47 @@ async fn objects(garage: &Garage) -> Vec<(String, String)> {
 }
 
 async fn read_object(garage: &Garage, key: &str) -> Vec<u8> {
+    try_read_object(garage, key)
+        .await
+        .unwrap_or_else(|| panic!("no object {key}"))
+}
+
+/// The object's bytes, or None if there is no such key (any other error fails the test).
+async fn try_read_object(garage: &Garage, key: &str) -> Option<Vec<u8>> {
     let client = s3_client(garage).await;
-    let object = client
+    let object = match client
         .get_object()
         .bucket(garage::BUCKET)
         .key(key)
         .send()
         .await
-        .expect("get object");
-    object.body.collect().await.expect("body").to_vec()
+    {
+        Ok(object) => object,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_key()) => return None,
+        Err(e) => panic!("get object {key}: {e:?}"),
+    };
+    Some(object.body.collect().await.expect("body").to_vec())
+}
+
+/// Run `run`'s plan once a coordinator has written one of `shards` shards. Polled: the test
+/// has no other signal from a coordinator running in another process. A plan may vanish
+/// between two looks (a new coordinator removes a dead one's area before writing its own).
+async fn plan_of(garage: &Garage, run: &str, shards: u64) -> serde_json::Value {
+    let key = format!("exports/.etl-shards/{run}/plan.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(bytes) = try_read_object(garage, &key).await {
+            let plan: serde_json::Value = serde_json::from_slice(&bytes).expect("plan");
+            if plan["shards"] == shards {
+                return plan;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no plan of {shards} shards after 60 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// What readers are given: each table's current manifest and the complete versions (those
@@ -1152,15 +1184,7 @@ async fn a_sharded_run_on_s3_publishes_each_table_once_every_shard_has_uploaded(
     .stderr(std::process::Stdio::piped())
     .spawn()
     .expect("coordinator");
-    // The plan, once the coordinator has written it.
-    let plan_key = format!("exports/.etl-shards/{run}/plan.json");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !objects(&garage).await.iter().any(|(k, _)| *k == plan_key) {
-        assert!(std::time::Instant::now() < deadline, "no plan after 60 s");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let plan: serde_json::Value =
-        serde_json::from_slice(&read_object(&garage, &plan_key).await).expect("plan");
+    let plan = plan_of(&garage, run, 2).await;
     let version = plan["version"].as_str().expect("version").to_string();
     let shard = |index: &str| {
         let output = etl_demo(
@@ -1280,27 +1304,8 @@ async fn a_sharded_run_on_s3_whose_coordinator_dies_publishes_nothing() {
         .output()
         .expect("shard")
     };
-    // The plan of `shards` shards (a restarted coordinator's, not the dead one's).
-    let plan_of = |shards: u64| {
-        let garage = &garage;
-        async move {
-            let key = format!("exports/.etl-shards/{run}/plan.json");
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            loop {
-                if objects(garage).await.iter().any(|(k, _)| *k == key) {
-                    let plan: serde_json::Value =
-                        serde_json::from_slice(&read_object(garage, &key).await).expect("plan");
-                    if plan["shards"] == shards {
-                        return plan["version"].as_str().expect("version").to_string();
-                    }
-                }
-                assert!(std::time::Instant::now() < deadline, "no plan after 60 s");
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        }
-    };
     let mut first = coordinate("2");
-    let dead_version = plan_of(2).await;
+    let dead_version = plan_of(&garage, run, 2).await["version"].to_string();
     let output = shard("0");
     assert!(output.status.success(), "{}", text(&output));
     // The coordinator dies (SIGKILL), and its snapshot with it.
@@ -1323,8 +1328,9 @@ async fn a_sharded_run_on_s3_whose_coordinator_dies_publishes_nothing() {
     // A new coordinator of the same name starts over on a new snapshot and version; its
     // publication removes the dead run's version, which never got a manifest.
     let second = coordinate("1");
-    let version = plan_of(1).await;
-    assert_ne!(version, dead_version);
+    let plan = plan_of(&garage, run, 1).await;
+    assert_ne!(plan["version"].to_string(), dead_version);
+    let version = plan["version"].as_str().expect("version");
     let output = shard("0");
     assert!(output.status.success(), "{}", text(&output));
     let output = second.wait_with_output().expect("coordinator");
