@@ -1305,7 +1305,7 @@ async fn a_sharded_run_on_s3_whose_coordinator_dies_publishes_nothing() {
         .expect("shard")
     };
     let mut first = coordinate("2");
-    let dead_version = plan_of(&garage, run, 2).await["version"].to_string();
+    let dead_version = plan_of(&garage, run, 2).await["version"].clone();
     let output = shard("0");
     assert!(output.status.success(), "{}", text(&output));
     // The coordinator dies (SIGKILL), and its snapshot with it.
@@ -1329,7 +1329,7 @@ async fn a_sharded_run_on_s3_whose_coordinator_dies_publishes_nothing() {
     // publication removes the dead run's version, which never got a manifest.
     let second = coordinate("1");
     let plan = plan_of(&garage, run, 1).await;
-    assert_ne!(plan["version"].to_string(), dead_version);
+    assert_ne!(plan["version"], dead_version);
     let version = plan["version"].as_str().expect("version");
     let output = shard("0");
     assert!(output.status.success(), "{}", text(&output));
