@@ -1,10 +1,13 @@
 //! A real S3-compatible store for the tests: Garage, a single node on loopback ports, with one
 //! bucket and one access key, in a directory under `target/`. The binary is built once with
-//! `cargo install` into the cache outside the clone (about ten minutes, the first time only).
+//! `cargo install` into the cache outside the clone (minutes, the first time only). Tests that
+//! only need a namespace share one node, each with a bucket of its own ([`Garage::shared`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::{Result, cache_dir, error, free_port, spawn_supervised, target_dir};
@@ -17,9 +20,18 @@ pub const SECRET_KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef01
 /// The store's region; a real AWS name, so that one AWS_REGION also suits the Glue stand-in.
 pub const REGION: &str = "us-east-1";
 
+/// The build of Garage the tests use: only its SQLite metadata engine (with the library
+/// bundled), none of LMDB, K2V or metrics, and optimized at level 1; a new machine compiles it
+/// in about half the time of the default build, and it serves the tests' few hundred
+/// megabytes as well.
+const GARAGE_FEATURES: &str = "sqlite,bundled-libs";
+const GARAGE_OPT_LEVEL: &str = "1";
+
 /// The Garage binary, built with `cargo install` if it is not in the cache yet.
 pub fn garage_binary() -> Result<PathBuf> {
-    let root = cache_dir().join(format!("garage-{GARAGE_VERSION}"));
+    let root = cache_dir().join(format!(
+        "garage-{GARAGE_VERSION}-sqlite-o{GARAGE_OPT_LEVEL}"
+    ));
     let binary = root.join("bin").join("garage");
     if binary.is_file() {
         return Ok(binary);
@@ -33,7 +45,7 @@ pub fn garage_binary() -> Result<PathBuf> {
         return Ok(binary);
     }
     eprintln!(
-        "building Garage {GARAGE_VERSION} into {} (once, ~10 min)",
+        "building Garage {GARAGE_VERSION} into {} (once, several minutes)",
         root.display()
     );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -44,11 +56,15 @@ pub fn garage_binary() -> Result<PathBuf> {
             "--locked",
             "--version",
             GARAGE_VERSION,
+            "--no-default-features",
+            "--features",
+            GARAGE_FEATURES,
             "--root",
         ])
         .arg(&root)
         // Its own target directory, so that it never touches the workspace's.
         .env("CARGO_TARGET_DIR", cache_dir().join("garage-build"))
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", GARAGE_OPT_LEVEL)
         .status()
         .map_err(|e| error(format!("cannot run cargo install garage: {e}")))?;
     if !status.success() || !binary.is_file() {
@@ -60,18 +76,150 @@ pub fn garage_binary() -> Result<PathBuf> {
     Ok(binary)
 }
 
-/// A running Garage node. Stopped when dropped (and when this process exits).
-pub struct Garage {
-    pub s3_port: u16,
+/// A Garage node's process and files.
+struct Node {
+    s3_port: u16,
     binary: PathBuf,
     dir: PathBuf,
     config: PathBuf,
-    node: Option<(Child, ChildStdin)>,
+    process: Option<(Child, ChildStdin)>,
+}
+
+/// One test's view of a Garage node: the node's ports and a bucket of the test's own. A node of
+/// its own ([`Garage::start`]) can be stopped and resumed; the shared node
+/// ([`Garage::shared`]) lives as long as the test process.
+pub struct Garage {
+    pub s3_port: u16,
+    /// The bucket this test writes to.
+    pub bucket: String,
+    node: Owner,
+}
+
+enum Owner {
+    Own(Node),
+    Shared(&'static Node),
 }
 
 impl Garage {
-    /// Starts a fresh node with the bucket [`BUCKET`] and the key [`ACCESS_KEY`].
+    /// Starts a fresh node of this test's own with the bucket [`BUCKET`] and the key
+    /// [`ACCESS_KEY`], for a test that stops the store.
     pub fn start() -> Result<Garage> {
+        let mut node = Node::new()?;
+        node.resume()?;
+        Ok(Garage {
+            s3_port: node.s3_port,
+            bucket: BUCKET.to_string(),
+            node: Owner::Own(node),
+        })
+    }
+
+    /// A new bucket named after `label`, writable with [`ACCESS_KEY`], on the node that this
+    /// process's tests share (started on first use): tests that only need a namespace of their
+    /// own do not each start a node.
+    pub fn shared(label: &str) -> Result<Garage> {
+        let node = shared_node()?;
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let label: String = label
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .take(36)
+            .collect();
+        // Unique across the test processes sharing the node.
+        let bucket = format!(
+            "{}-{}-{}",
+            label.trim_end_matches('-'),
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        node.cli(&["bucket", "create", &bucket])?;
+        node.cli(&[
+            "bucket", "allow", "--read", "--write", "--owner", &bucket, "--key", ACCESS_KEY,
+        ])?;
+        Ok(Garage {
+            s3_port: node.s3_port,
+            bucket,
+            node: Owner::Shared(node),
+        })
+    }
+
+    /// Stops this test's own node and waits for it to exit. The shared node cannot be
+    /// stopped: other tests are using it.
+    pub fn stop(&mut self) {
+        match &mut self.node {
+            Owner::Own(node) => node.stop(),
+            Owner::Shared(_) => panic!("the shared Garage node cannot be stopped by one test"),
+        }
+    }
+
+    /// Starts this test's own node again after [`Self::stop`], with its data.
+    pub fn resume(&mut self) -> Result<()> {
+        match &mut self.node {
+            Owner::Own(node) => node.resume(),
+            Owner::Shared(_) => Err(error("the shared Garage node is never stopped")),
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    /// The environment an S3 client needs to reach this node through `endpoint` (the node
+    /// itself or a proxy in front of it).
+    pub fn env_for(&self, endpoint: &str) -> Vec<(String, String)> {
+        [
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+            ("AWS_REGION", REGION),
+            ("AWS_ENDPOINT_URL", endpoint),
+            ("ETL_S3_PATH_STYLE", "1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+}
+
+/// The environment variable through which a parent process (`cargo xtask ci`) hands the node
+/// it started to the test processes: `<S3 port> <config path>`.
+pub const SHARED_NODE_ENV: &str = "ETL_TEST_GARAGE";
+
+/// The node this process's tests share: the one [`SHARED_NODE_ENV`] names, or one started on
+/// first use and stopped when this process exits (its supervisor sees the pipe close).
+fn shared_node() -> Result<&'static Node> {
+    static SHARED: OnceLock<std::result::Result<Node, String>> = OnceLock::new();
+    SHARED
+        .get_or_init(|| match std::env::var(SHARED_NODE_ENV) {
+            Ok(handed) if !handed.is_empty() => Node::handed_down(&handed).map_err(|e| e.0),
+            _ => {
+                let mut node = Node::new().map_err(|e| e.0)?;
+                node.resume().map_err(|e| e.0)?;
+                Ok(node)
+            }
+        })
+        .as_ref()
+        .map_err(|e| error(e.clone()))
+}
+
+impl Garage {
+    /// The value of [`SHARED_NODE_ENV`] that hands this node to child processes.
+    pub fn handed_down(&self) -> String {
+        let node = match &self.node {
+            Owner::Own(node) => node,
+            Owner::Shared(node) => node,
+        };
+        format!("{} {}", node.s3_port, node.config.display())
+    }
+}
+
+impl Node {
+    /// A node's directory and configuration on free ports; not started yet.
+    fn new() -> Result<Node> {
         let binary = garage_binary()?;
         crate::remove_stale(&target_dir().join("garage-harness"));
         let dir = target_dir().join("garage-harness").join(format!(
@@ -106,19 +254,35 @@ api_bind_addr = "127.0.0.1:{admin_port}"
         );
         fs::write(&config, text)
             .map_err(|e| error(format!("cannot write the Garage config: {e}")))?;
-        let mut garage = Garage {
+        Ok(Node {
             s3_port,
             binary,
             dir,
             config,
-            node: None,
-        };
-        garage.resume()?;
-        Ok(garage)
+            process: None,
+        })
     }
 
-    /// Starts the node again after [`Self::stop`], with its data.
-    pub fn resume(&mut self) -> Result<()> {
+    /// The node a parent process started, from [`SHARED_NODE_ENV`]'s value.
+    fn handed_down(value: &str) -> Result<Node> {
+        let bad = || {
+            error(format!(
+                "{SHARED_NODE_ENV}={value:?} is not `<S3 port> <config>`"
+            ))
+        };
+        let (port, config) = value.split_once(' ').ok_or_else(bad)?;
+        let config = PathBuf::from(config);
+        Ok(Node {
+            s3_port: port.parse().map_err(|_| bad())?,
+            binary: garage_binary()?,
+            dir: config.parent().ok_or_else(bad)?.to_path_buf(),
+            config,
+            process: None,
+        })
+    }
+
+    /// Starts the node (again, with its data).
+    fn resume(&mut self) -> Result<()> {
         let log = self.dir.join("garage.log");
         let args = [
             "-c".into(),
@@ -138,15 +302,35 @@ api_bind_addr = "127.0.0.1:{admin_port}"
                 ("GARAGE_DEFAULT_SECRET_KEY", SECRET_KEY),
             ],
         )?;
-        self.node = Some((child, stdin));
+        self.process = Some((child, stdin));
         self.wait_ready(&log)
     }
 
     /// Stops the node and waits for it to exit.
-    pub fn stop(&mut self) {
-        if let Some((mut child, stdin)) = self.node.take() {
+    fn stop(&mut self) {
+        if let Some((mut child, stdin)) = self.process.take() {
             drop(stdin);
             let _ = child.wait();
+        }
+    }
+
+    /// One command of Garage's CLI against this node, over RPC.
+    fn cli(&self, args: &[&str]) -> Result<()> {
+        let output = Command::new(&self.binary)
+            .arg("-c")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .map_err(|e| error(format!("cannot run garage {}: {e}", args.join(" "))))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(error(format!(
+                "garage {} failed: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stdout).trim(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )))
         }
     }
 
@@ -154,16 +338,12 @@ api_bind_addr = "127.0.0.1:{admin_port}"
     fn wait_ready(&mut self, log: &Path) -> Result<()> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let bucket = Command::new(&self.binary)
-                .args(["-c"])
-                .arg(&self.config)
-                .args(["bucket", "info", BUCKET])
-                .output();
+            let bucket = self.cli(&["bucket", "info", BUCKET]);
             let s3 = std::net::TcpStream::connect(("127.0.0.1", self.s3_port));
-            if bucket.is_ok_and(|o| o.status.success()) && s3.is_ok() {
+            if bucket.is_ok() && s3.is_ok() {
                 return Ok(());
             }
-            if let Some((child, _)) = &mut self.node
+            if let Some((child, _)) = &mut self.process
                 && let Ok(Some(status)) = child.try_wait()
             {
                 return Err(error(format!(
@@ -180,30 +360,13 @@ api_bind_addr = "127.0.0.1:{admin_port}"
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.s3_port)
-    }
-
-    /// The environment an S3 client needs to reach this node through `endpoint` (the node
-    /// itself or a proxy in front of it).
-    pub fn env_for(&self, endpoint: &str) -> Vec<(String, String)> {
-        [
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-            ("AWS_REGION", REGION),
-            ("AWS_ENDPOINT_URL", endpoint),
-            ("ETL_S3_PATH_STYLE", "1"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-    }
 }
 
 impl Drop for Garage {
     fn drop(&mut self) {
-        self.stop();
-        let _ = fs::remove_dir_all(&self.dir);
+        if let Owner::Own(node) = &mut self.node {
+            node.stop();
+            let _ = fs::remove_dir_all(&node.dir);
+        }
     }
 }

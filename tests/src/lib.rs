@@ -10,7 +10,10 @@ pub mod postgres;
 pub mod pushgateway;
 pub mod python;
 
-pub use postgres::{PgServer, TestDb, fresh_database, server, with_database};
+pub use postgres::{
+    PgServer, TestDb, database_from_file, database_with, demo_database, fresh_database, server,
+    with_database,
+};
 pub use python::python;
 
 use std::path::PathBuf;
@@ -55,6 +58,13 @@ pub fn cache_dir() -> PathBuf {
     }
     let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
     home.join(".cache").join("etl-toolkit")
+}
+
+/// A stable hash for cache keys and shared names (std's hasher is randomly seeded).
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// A free loopback port (bound, then released).

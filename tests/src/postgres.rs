@@ -69,6 +69,10 @@ static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// Creates an empty database named after `label` on the shared server.
 pub fn fresh_database(label: &str) -> Result<TestDb> {
+    fresh_database_from(label, None)
+}
+
+fn fresh_database_from(label: &str, template: Option<&str>) -> Result<TestDb> {
     let server = server()?;
     let n = DB_COUNTER.fetch_add(1, Ordering::Relaxed);
     let label: String = label
@@ -87,12 +91,83 @@ pub fn fresh_database(label: &str) -> Result<TestDb> {
         &server.url,
         &format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"),
     )?;
-    psql(&server.url, &format!("CREATE DATABASE \"{name}\""))?;
+    let template = template.map_or_else(String::new, |t| format!(" TEMPLATE \"{t}\""));
+    psql(
+        &server.url,
+        &format!("CREATE DATABASE \"{name}\"{template}"),
+    )?;
     Ok(TestDb {
         url: with_database(&server.url, &name),
         name,
         admin_url: server.url.clone(),
     })
+}
+
+/// A database for one test holding what the SQL file `sql` creates (see [`database_with`]).
+pub fn database_from_file(label: &str, sql: &Path) -> Result<TestDb> {
+    let text = fs::read_to_string(sql)
+        .map_err(|e| error(format!("cannot read {}: {e}", sql.display())))?;
+    database_with(label, &text)
+}
+
+/// A database with the demo's tables (`xtask/sql/demo.sql`), the ones the committed demo
+/// models were generated from.
+pub fn demo_database(label: &str) -> Result<TestDb> {
+    database_from_file(label, &crate::workspace_root().join("xtask/sql/demo.sql"))
+}
+
+/// A database for one test holding what the SQL script `sql` creates. The script runs once
+/// per process and server, into a template database; each test's database is a copy of it
+/// (`CREATE DATABASE ... TEMPLATE`), a file copy instead of a psql session per test.
+pub fn database_with(label: &str, sql: &str) -> Result<TestDb> {
+    let template = template_of(sql)?;
+    fresh_database_from(label, Some(&template))
+}
+
+/// The template database holding `sql`'s tables, named after a hash of the script and made
+/// on first use by whichever test process gets there first (each loads under a name of its
+/// own, then renames it; the loser drops its copy), so that the processes of a test run share
+/// it. Nobody connects to a template once it is loaded: PostgreSQL copies a database only while
+/// no session is in it. Templates live as long as the server.
+fn template_of(sql: &str) -> Result<String> {
+    static TEMPLATES: OnceLock<Mutex<std::collections::HashMap<String, String>>> = OnceLock::new();
+    // Held while a template loads, so that this process's tests wait for it instead of loading
+    // their own.
+    let mut templates = TEMPLATES
+        .get_or_init(Default::default)
+        .lock()
+        .map_err(|_| error("a test panicked while loading a template database"))?;
+    if let Some(name) = templates.get(sql) {
+        return Ok(name.clone());
+    }
+    let server = server()?;
+    let name = format!("etl_template_{:016x}", crate::fnv1a(sql.as_bytes()));
+    let exists = format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'");
+    if psql(&server.url, &exists)? == "0" {
+        let loading = format!("{name}_{}", std::process::id());
+        let dir = target_dir().join("pg-templates");
+        fs::create_dir_all(&dir)
+            .map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
+        let file = dir.join(format!("{loading}.sql"));
+        fs::write(&file, format!("SET client_min_messages = warning;\n{sql}"))
+            .map_err(|e| error(format!("cannot write {}: {e}", file.display())))?;
+        let drop_loading = format!("DROP DATABASE IF EXISTS \"{loading}\" WITH (FORCE)");
+        psql(&server.url, &drop_loading)?;
+        psql(&server.url, &format!("CREATE DATABASE \"{loading}\""))?;
+        let loaded = psql_file(&with_database(&server.url, &loading), &file, &[]);
+        let _ = fs::remove_file(&file);
+        loaded?;
+        let rename = format!("ALTER DATABASE \"{loading}\" RENAME TO \"{name}\"");
+        if let Err(e) = psql(&server.url, &rename) {
+            // Another process published the same template meanwhile: use theirs.
+            psql(&server.url, &drop_loading)?;
+            if psql(&server.url, &exists)? == "0" {
+                return Err(e);
+            }
+        }
+    }
+    templates.insert(sql.to_string(), name.clone());
+    Ok(name)
 }
 
 /// `url` with its database replaced by `database`.

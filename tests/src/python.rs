@@ -35,7 +35,7 @@ pub fn existing() -> Option<PathBuf> {
 
 fn venv_dir(requirements: &[&str]) -> PathBuf {
     let key = requirements.join(" ");
-    cache_dir().join(format!("venv-{:016x}", fnv1a(key.as_bytes())))
+    cache_dir().join(format!("venv-{:016x}", crate::fnv1a(key.as_bytes())))
 }
 
 /// The readers' venv's Python, creating the venv first if needed.
@@ -103,13 +103,6 @@ fn run(command: &mut Command, what: &str) -> Result<()> {
             String::from_utf8_lossy(&output.stderr).trim()
         )))
     }
-}
-
-/// A stable hash for cache keys (std's hasher is randomly seeded).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// An incremental table's latest versions, through DuckDB and pyarrow

@@ -1,7 +1,14 @@
 //! `cargo xtask ci`: everything CI checks, in the order that fails fastest. `.ci/run` runs
-//! exactly this. Test tools (the Python readers) are installed on first use, cached outside
-//! the clone.
+//! exactly this. Test tools (the Python readers, Spark, Garage, the Pushgateway, nextest) are
+//! installed on first use, cached outside the clone; Garage, the one that compiles for minutes,
+//! builds while fmt and clippy run.
+//!
+//! The tests run under cargo-nextest, every test in a process of its own and the tests of both
+//! test binaries side by side, against one PostgreSQL and one Garage node that this command
+//! starts and hands down (`DATABASE_URL`, `ETL_TEST_GARAGE`): each test works in a database and
+//! a bucket of its own. The end of the output gives each step's time and the slowest tests.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -9,6 +16,9 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 
 use crate::demo::{build_etl_demo, cargo, create_demo_database};
+
+/// The cargo-nextest that `cargo xtask ci` installs when the machine has none.
+const NEXTEST_VERSION: &str = "0.9.143";
 
 #[derive(Debug, Args)]
 pub struct CiArgs {}
@@ -24,8 +34,20 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
         result.with_context(|| format!("step `{name}` failed"))
     };
 
+    eprintln!(
+        "target directory: {} (CARGO_TARGET_DIR; .ci/run keeps it outside the clone)",
+        etl_tests::target_dir().display()
+    );
+    // Garage compiles for minutes on a new machine: in the background, beside the steps that
+    // do not need it.
+    let mut garage_build = Some(std::thread::spawn(|| {
+        let t = Instant::now();
+        let binary = etl_tests::garage::garage_binary().map_err(anyhow::Error::msg);
+        (binary, t.elapsed().as_secs_f64())
+    }));
+    let mut nextest = PathBuf::new();
     step(
-        "install test tools (Python readers and moto, Spark and Java, Garage, Pushgateway)",
+        "install test tools (Python readers and moto, Spark and Java, Pushgateway, nextest)",
         &mut || {
             let python = etl_tests::python().map_err(anyhow::Error::msg)?;
             eprintln!("python readers: {}", python.display());
@@ -33,11 +55,11 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
                 etl_tests::python::venv(etl_tests::python::SPARK).map_err(anyhow::Error::msg)?;
             let java = etl_tests::python::java().map_err(anyhow::Error::msg)?;
             eprintln!("spark: {} (java {})", spark.display(), java.display());
-            let garage = etl_tests::garage::garage_binary().map_err(anyhow::Error::msg)?;
-            eprintln!("garage: {}", garage.display());
             let pushgateway =
                 etl_tests::pushgateway::pushgateway_binary().map_err(anyhow::Error::msg)?;
             eprintln!("pushgateway: {}", pushgateway.display());
+            nextest = nextest_binary()?;
+            eprintln!("nextest: {}", nextest.display());
             Ok(())
         },
     )?;
@@ -54,21 +76,38 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
             "warnings",
         ])
     })?;
-    // One cluster for the whole run: the tests share it through DATABASE_URL, each in a
-    // database of its own.
+    step("build Garage (waited for)", &mut || {
+        let (binary, seconds) = garage_build
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("the Garage build was already waited for"))?
+            .join()
+            .map_err(|_| anyhow::anyhow!("the Garage build thread panicked"))?;
+        eprintln!("garage: {} ({seconds:.0} s)", binary?.display());
+        Ok(())
+    })?;
+    // One cluster and one Garage node for the whole run: the tests share them, each in a
+    // database and a bucket of its own.
     let server = etl_tests::server().map_err(anyhow::Error::msg)?;
     let url = server.url.clone();
-    step("cargo test --workspace", &mut || {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["test", "--workspace", "--no-fail-fast"])
+    let garage = etl_tests::garage::Garage::start().map_err(anyhow::Error::msg)?;
+    step("tests (cargo nextest run --workspace)", &mut || {
+        let status = Command::new(&nextest)
+            .args(["nextest", "run", "--workspace", "--profile", "ci"])
             .env("DATABASE_URL", &url)
+            .env(etl_tests::garage::SHARED_NODE_ENV, garage.handed_down())
             .current_dir(etl_tests::workspace_root())
-            .status()?;
+            .status()
+            .with_context(|| format!("cannot run {}", nextest.display()))?;
+        slowest_tests(&etl_tests::target_dir().join("nextest/ci/junit.xml"), 12);
         if !status.success() {
             bail!("tests failed ({status})");
         }
         Ok(())
     })?;
+    step("doc tests (cargo test --doc)", &mut || {
+        cargo(&["test", "--workspace", "--doc", "--quiet"])
+    })?;
+    drop(garage);
     step(
         "interop: demo export read back by pyarrow and DuckDB",
         &mut || interop(&url),
@@ -109,6 +148,82 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
     }
     eprintln!("{:>8.1} s  total", started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `cargo-nextest` to run the tests with: the machine's (`cargo nextest` answers), or one
+/// installed into the cache outside the clone.
+fn nextest_binary() -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let on_machine = Command::new(&cargo)
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if on_machine {
+        // `cargo nextest` is `cargo-nextest nextest`: run it through cargo, as a user would.
+        return Ok(PathBuf::from(cargo));
+    }
+    let root = etl_tests::cache_dir().join(format!("nextest-{NEXTEST_VERSION}"));
+    let binary = root.join("bin").join("cargo-nextest");
+    if !binary.is_file() {
+        eprintln!(
+            "installing cargo-nextest {NEXTEST_VERSION} into {} (once)",
+            root.display()
+        );
+        let status = Command::new(&cargo)
+            .args([
+                "install",
+                "cargo-nextest",
+                "--locked",
+                "--version",
+                NEXTEST_VERSION,
+            ])
+            .arg("--root")
+            .arg(&root)
+            .env(
+                "CARGO_TARGET_DIR",
+                etl_tests::cache_dir().join("nextest-build"),
+            )
+            .status()
+            .context("cannot run cargo install cargo-nextest")?;
+        if !status.success() {
+            bail!("cargo install cargo-nextest {NEXTEST_VERSION} failed ({status})");
+        }
+        let _ = std::fs::remove_dir_all(etl_tests::cache_dir().join("nextest-build"));
+    }
+    Ok(binary)
+}
+
+/// Prints the `count` slowest tests of nextest's JUnit report (`<testcase name=.. time=..>`).
+fn slowest_tests(junit: &Path, count: usize) {
+    let Ok(xml) = std::fs::read_to_string(junit) else {
+        eprintln!("no JUnit report at {}", junit.display());
+        return;
+    };
+    let attribute = |tag: &str, name: &str| -> Option<String> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        let end = start + tag[start..].find('"')?;
+        Some(tag[start..end].to_string())
+    };
+    let mut tests: Vec<(f64, String)> = xml
+        .split("<testcase")
+        .skip(1)
+        .filter_map(|rest| {
+            let tag = &rest[..rest.find('>')?];
+            let seconds = attribute(tag, "time")?.parse().ok()?;
+            let class = attribute(tag, "classname").unwrap_or_default();
+            Some((seconds, format!("{class} {}", attribute(tag, "name")?)))
+        })
+        .collect();
+    let total: f64 = tests.iter().map(|(s, _)| s).sum();
+    tests.sort_by(|a, b| b.0.total_cmp(&a.0));
+    eprintln!(
+        "\n== slowest tests ({} tests, {total:.0} s of test time in all; {})",
+        tests.len(),
+        junit.display()
+    );
+    for (seconds, name) in tests.iter().take(count) {
+        eprintln!("{seconds:>8.1} s  {name}");
+    }
 }
 
 /// Exports the demo tables with the real binary and compares every value with PostgreSQL

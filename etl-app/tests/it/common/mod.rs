@@ -22,10 +22,7 @@ pub fn text(output: &Output) -> String {
 
 /// A database with the demo tables the committed models were generated from.
 pub fn demo_database(label: &str) -> etl_tests::TestDb {
-    let db = etl_tests::fresh_database(label).expect("database");
-    let sql = etl_tests::workspace_root().join("xtask/sql/demo.sql");
-    etl_tests::postgres::psql_file(&db.url, &sql, &[]).expect("demo tables");
-    db
+    etl_tests::demo_database(label).expect("a database with the demo tables")
 }
 
 /// An empty `target/test-out/<name>`.

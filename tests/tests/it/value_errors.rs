@@ -1,7 +1,7 @@
 //! A value the target cannot hold exactly fails the export with table, column, key and value,
 //! and nothing is published. Nothing is rounded, truncated or turned into NULL.
 
-mod common;
+use crate::common;
 
 use bigdecimal::BigDecimal;
 use chrono::{NaiveDate, NaiveDateTime};

@@ -2,13 +2,11 @@
 //! `updated_at = now()` on every change), on a real PostgreSQL, read back by DuckDB and
 //! pyarrow with the README's latest-version query.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use common::{demo_database, etl_app, out_dir, text};
+use crate::common::{demo_database, etl_app, out_dir, text};
 
 fn sql(url: &str, statement: &str) -> String {
     etl_tests::postgres::psql(url, statement).expect(statement)

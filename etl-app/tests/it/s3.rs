@@ -21,9 +21,7 @@ fn text(output: &Output) -> String {
 /// The demo tables, with purchase_orders grown past two 5 MB parts (random text does not
 /// compress).
 fn database(label: &str, big: bool) -> etl_tests::TestDb {
-    let db = etl_tests::fresh_database(label).expect("database");
-    let demo = etl_tests::workspace_root().join("xtask/sql/demo.sql");
-    etl_tests::postgres::psql_file(&db.url, &demo, &[]).expect("demo tables");
+    let db = crate::common::demo_database(label);
     if big {
         etl_tests::postgres::psql(
             &db.url,
@@ -86,7 +84,7 @@ fn download(garage: &Garage, prefix: &str, name: &str) -> PathBuf {
         sk = garage::SECRET_KEY,
         region = garage::REGION,
         port = garage.s3_port,
-        src = format!("{}/{}", garage::BUCKET, prefix),
+        src = format!("{}/{}", garage.bucket, prefix),
         dst = dir.display().to_string(),
     );
     let output = Command::new(python)
@@ -129,7 +127,7 @@ async fn objects(garage: &Garage) -> Vec<(String, String)> {
     let client = s3_client(garage).await;
     let listed = client
         .list_objects_v2()
-        .bucket(garage::BUCKET)
+        .bucket(&garage.bucket)
         .prefix(PREFIX)
         .send()
         .await
@@ -159,7 +157,7 @@ async fn try_read_object(garage: &Garage, key: &str) -> Option<Vec<u8>> {
     let client = s3_client(garage).await;
     let object = match client
         .get_object()
-        .bucket(garage::BUCKET)
+        .bucket(&garage.bucket)
         .key(key)
         .send()
         .await
@@ -230,7 +228,7 @@ async fn pending_uploads(garage: &Garage) -> usize {
     let client = s3_client(garage).await;
     client
         .list_multipart_uploads()
-        .bucket(garage::BUCKET)
+        .bucket(&garage.bucket)
         .send()
         .await
         .expect("list multipart uploads")
@@ -238,11 +236,15 @@ async fn pending_uploads(garage: &Garage) -> usize {
         .len()
 }
 
-const OUTPUT: &str = "s3://etl-test/exports";
+/// Where a test's exports go: its own bucket.
+fn output(garage: &Garage) -> String {
+    format!("s3://{}/{PREFIX}", garage.bucket)
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn exports_go_up_in_parts_with_encryption_and_read_back_equal() {
-    let garage = Garage::start().expect("garage");
+    let garage = Garage::shared("exports_go_up_in_parts_with_encryption_a").expect("garage");
+    let s3_out = output(&garage);
     // Watch what is sent: Garage accepts SSE-S3 and ignores it, so the header is what we check.
     let proxy = FaultyProxy::start(garage.s3_port, Fault::None).expect("proxy");
     let env = garage.env_for(&format!("http://127.0.0.1:{}", proxy.port));
@@ -254,7 +256,7 @@ async fn exports_go_up_in_parts_with_encryption_and_read_back_equal() {
             "--tables",
             "notes,purchase_orders",
             "--output",
-            OUTPUT,
+            s3_out.as_str(),
             "--s3-part-size",
             "5MB",
             "--sse",
@@ -263,7 +265,7 @@ async fn exports_go_up_in_parts_with_encryption_and_read_back_equal() {
     );
     assert!(output.status.success(), "{}", text(&output));
     assert!(
-        text(&output).contains("s3://etl-test/exports/purchase_orders"),
+        text(&output).contains(&format!("{s3_out}/purchase_orders")),
         "{}",
         text(&output)
     );
@@ -296,14 +298,20 @@ async fn exports_go_up_in_parts_with_encryption_and_read_back_equal() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_that_is_down_fails_the_run_clearly() {
+    // A node of its own: the test stops it.
     let mut garage = Garage::start().expect("garage");
+    let s3_out = output(&garage);
     let env = garage.env_for(&garage.endpoint());
     garage.stop();
     let db = database("s3_down", false);
-    let output = etl_app(&db, &env, &["--tables", "notes", "--output", OUTPUT]);
+    let output = etl_app(
+        &db,
+        &env,
+        &["--tables", "notes", "--output", s3_out.as_str()],
+    );
     let message = text(&output);
     assert_eq!(output.status.code(), Some(1), "{message}");
-    assert!(message.contains("s3://etl-test/exports/notes"), "{message}");
+    assert!(message.contains(&format!("{s3_out}/notes")), "{message}");
     assert!(
         !message.contains(garage::SECRET_KEY),
         "the secret key was printed"
@@ -312,7 +320,8 @@ async fn a_store_that_is_down_fails_the_run_clearly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_dying_mid_upload_leaves_the_previous_export_whole() {
-    let garage = Garage::start().expect("garage");
+    let garage = Garage::shared("a_store_dying_mid_upload_leaves_the_prev").expect("garage");
+    let s3_out = output(&garage);
     let db = database("s3_cut", true);
     let direct = garage.env_for(&garage.endpoint());
     let first = etl_app(
@@ -322,7 +331,7 @@ async fn a_store_dying_mid_upload_leaves_the_previous_export_whole() {
             "--tables",
             "purchase_orders",
             "--output",
-            OUTPUT,
+            s3_out.as_str(),
             "--s3-part-size",
             "5MB",
         ],
@@ -340,7 +349,7 @@ async fn a_store_dying_mid_upload_leaves_the_previous_export_whole() {
             "--tables",
             "purchase_orders",
             "--output",
-            OUTPUT,
+            s3_out.as_str(),
             "--s3-part-size",
             "5MB",
         ],
@@ -361,7 +370,7 @@ async fn a_store_dying_mid_upload_leaves_the_previous_export_whole() {
     let retry = etl_app(
         &db,
         &direct,
-        &["--tables", "purchase_orders", "--output", OUTPUT],
+        &["--tables", "purchase_orders", "--output", s3_out.as_str()],
     );
     assert!(retry.status.success(), "{}", text(&retry));
     let retried = objects(&garage).await;
@@ -384,7 +393,8 @@ async fn a_store_dying_mid_upload_leaves_the_previous_export_whole() {
 /// current manifest names the newest, which a manifest reader (compare.py) reads back equal.
 #[tokio::test(flavor = "multi_thread")]
 async fn old_versions_are_removed_beyond_keep_versions() {
-    let garage = Garage::start().expect("garage");
+    let garage = Garage::shared("old_versions_are_removed_beyond_keep_ver").expect("garage");
+    let s3_out = output(&garage);
     let db = database("s3_versions", false);
     let env = garage.env_for(&garage.endpoint());
     let mut seen = Vec::new();
@@ -396,7 +406,7 @@ async fn old_versions_are_removed_beyond_keep_versions() {
                 "--tables",
                 "notes",
                 "--output",
-                OUTPUT,
+                s3_out.as_str(),
                 "--keep-versions",
                 keep,
             ],
@@ -422,7 +432,7 @@ async fn old_versions_are_removed_beyond_keep_versions() {
         assert_eq!(manifest["version"], newest.as_str());
         assert_eq!(
             manifest["location"],
-            format!("{OUTPUT}/notes/{newest}").as_str()
+            format!("{s3_out}/notes/{newest}").as_str()
         );
     }
     let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
@@ -431,7 +441,8 @@ async fn old_versions_are_removed_beyond_keep_versions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_credentials_are_a_clear_error() {
-    let garage = Garage::start().expect("garage");
+    let garage = Garage::shared("wrong_credentials_are_a_clear_error").expect("garage");
+    let s3_out = output(&garage);
     let mut env = garage.env_for(&garage.endpoint());
     let wrong = "not-the-secret-0123456789abcdef";
     for (k, v) in &mut env {
@@ -440,7 +451,11 @@ async fn wrong_credentials_are_a_clear_error() {
         }
     }
     let db = database("s3_creds", false);
-    let output = etl_app(&db, &env, &["--tables", "notes", "--output", OUTPUT]);
+    let output = etl_app(
+        &db,
+        &env,
+        &["--tables", "notes", "--output", s3_out.as_str()],
+    );
     let message = text(&output);
     assert_eq!(output.status.code(), Some(1), "{message}");
     assert!(
@@ -455,7 +470,8 @@ async fn wrong_credentials_are_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_transient_failure_is_retried_to_success() {
-    let garage = Garage::start().expect("garage");
+    let garage = Garage::shared("a_transient_failure_is_retried_to_succes").expect("garage");
+    let s3_out = output(&garage);
     // The store refuses the first connections, as while it restarts.
     let proxy = FaultyProxy::start(garage.s3_port, Fault::DropFirstConnections(2)).expect("proxy");
     let env = garage.env_for(&format!("http://127.0.0.1:{}", proxy.port));
@@ -463,7 +479,7 @@ async fn a_transient_failure_is_retried_to_success() {
     let output = etl_app(
         &db,
         &env,
-        &["--tables", "notes,currencies", "--output", OUTPUT],
+        &["--tables", "notes,currencies", "--output", s3_out.as_str()],
     );
     assert!(output.status.success(), "{}", text(&output));
     let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
@@ -496,7 +512,8 @@ async fn glue_client(moto: &etl_tests::moto::MotoServer) -> aws_sdk_glue::Client
 
 #[tokio::test(flavor = "multi_thread")]
 async fn glue_tables_get_exact_types_from_the_models() {
-    let garage = Garage::start().expect("garage");
+    let garage = Garage::shared("glue_tables_get_exact_types_from_the_mod").expect("garage");
+    let s3_out = output(&garage);
     let moto = etl_tests::moto::MotoServer::start().expect("moto");
     let db = database("glue_tables", false);
     let env = glue_env(&garage, &moto);
@@ -507,7 +524,7 @@ async fn glue_tables_get_exact_types_from_the_models() {
             "--tables",
             "purchase_orders,spend_per_day",
             "--output",
-            OUTPUT,
+            s3_out.as_str(),
             "--glue-database",
             "procurement",
         ],
@@ -533,7 +550,7 @@ async fn glue_tables_get_exact_types_from_the_models() {
     .expect("json");
     let current = manifest["location"].as_str().expect("location");
     assert!(
-        current.starts_with("s3://etl-test/exports/purchase_orders/v="),
+        current.starts_with(&format!("{s3_out}/purchase_orders/v=")),
         "{current}"
     );
     assert_eq!(descriptor.location(), Some(format!("{current}/").as_str()));
@@ -572,7 +589,8 @@ async fn glue_tables_get_exact_types_from_the_models() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn glue_crawlers_are_started_waited_for_and_refused_clearly() {
-    let garage = Garage::start().expect("garage");
+    let garage = Garage::shared("glue_crawlers_are_started_waited_for_and").expect("garage");
+    let s3_out = output(&garage);
     let moto = etl_tests::moto::MotoServer::start().expect("moto");
     let db = database("glue_crawler", false);
     let env = glue_env(&garage, &moto);
@@ -587,7 +605,7 @@ async fn glue_crawlers_are_started_waited_for_and_refused_clearly() {
             aws_sdk_glue::types::CrawlerTargets::builder()
                 .s3_targets(
                     aws_sdk_glue::types::S3Target::builder()
-                        .path("s3://etl-test/exports/notes/")
+                        .path(format!("{s3_out}/notes/"))
                         .build(),
                 )
                 .build(),
@@ -603,7 +621,7 @@ async fn glue_crawlers_are_started_waited_for_and_refused_clearly() {
             "--tables",
             "notes",
             "--output",
-            OUTPUT,
+            s3_out.as_str(),
             "--glue-crawler",
             "nope",
         ],
@@ -628,7 +646,7 @@ async fn glue_crawlers_are_started_waited_for_and_refused_clearly() {
             "--tables",
             "notes",
             "--output",
-            OUTPUT,
+            s3_out.as_str(),
             "--glue-crawler",
             "procurement-crawler",
             "--wait",
@@ -655,7 +673,7 @@ async fn glue_crawlers_are_started_waited_for_and_refused_clearly() {
             "--tables",
             "notes",
             "--output",
-            OUTPUT,
+            s3_out.as_str(),
             "--glue-crawler",
             "procurement-crawler",
         ],
@@ -668,7 +686,7 @@ async fn glue_crawlers_are_started_waited_for_and_refused_clearly() {
             "--tables",
             "notes",
             "--output",
-            OUTPUT,
+            s3_out.as_str(),
             "--glue-crawler",
             "procurement-crawler",
         ],
@@ -681,14 +699,15 @@ async fn glue_crawlers_are_started_waited_for_and_refused_clearly() {
 /// upload (no incomplete multipart upload is left) and readers see the previous export.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_mid_upload_aborts_it_and_keeps_the_previous_export() {
-    let garage = Garage::start().expect("garage");
+    let garage = Garage::shared("sigterm_mid_upload_aborts_it_and_keeps_t").expect("garage");
+    let s3_out = output(&garage);
     let db = database("s3_sigterm", true);
     let direct = garage.env_for(&garage.endpoint());
     let args = [
         "--tables",
         "purchase_orders",
         "--output",
-        OUTPUT,
+        s3_out.as_str(),
         "--s3-part-size",
         "5MB",
     ];
@@ -752,7 +771,8 @@ async fn sigterm_mid_upload_aborts_it_and_keeps_the_previous_export() {
 /// at the current version); `--glue-partitions register` registers every partition instead.
 #[tokio::test(flavor = "multi_thread")]
 async fn partitioned_tables_get_projection_or_registered_partitions() {
-    let garage = Garage::start().expect("garage");
+    let garage = Garage::shared("partitioned_tables_get_projection_or_reg").expect("garage");
+    let s3_out = output(&garage);
     let moto = etl_tests::moto::MotoServer::start().expect("moto");
     let db = database("s3_partitions", false);
     let env = glue_env(&garage, &moto);
@@ -760,7 +780,7 @@ async fn partitioned_tables_get_projection_or_registered_partitions() {
         "--tables",
         "shipments",
         "--output",
-        OUTPUT,
+        s3_out.as_str(),
         "--glue-database",
         "logistics",
     ];
@@ -882,14 +902,15 @@ async fn partitioned_tables_get_projection_or_registered_partitions() {
 /// publishes a new version and removes the failed one.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_partitioned_upload_cut_halfway_leaves_every_reader_on_the_previous_version() {
-    let garage = Garage::start().expect("garage");
+    let garage = Garage::shared("a_partitioned_upload_cut_halfway_leaves_").expect("garage");
+    let s3_out = output(&garage);
     let moto = etl_tests::moto::MotoServer::start().expect("moto");
     let db = database("s3_partitions_cut", false);
     let args = [
         "--tables",
         "shipments",
         "--output",
-        OUTPUT,
+        s3_out.as_str(),
         "--glue-database",
         "logistics",
     ];
@@ -954,10 +975,11 @@ async fn a_partitioned_upload_cut_halfway_leaves_every_reader_on_the_previous_ve
 /// equal PostgreSQL.
 #[tokio::test(flavor = "multi_thread")]
 async fn incremental_batches_on_s3_miss_nothing_across_a_cut_run() {
-    let garage = Garage::start().expect("garage");
+    let garage = Garage::shared("incremental_batches_on_s3_miss_nothing_a").expect("garage");
+    let s3_out = output(&garage);
     let db = database("s3_incremental", false);
     let env = garage.env_for(&garage.endpoint());
-    let args = ["--tables", "accounts", "--output", OUTPUT];
+    let args = ["--tables", "accounts", "--output", s3_out.as_str()];
     let manifest = || async {
         serde_json::from_slice::<serde_json::Value>(
             &read_object(&garage, &format!("{PREFIX}/accounts/_manifest.json")).await,
@@ -1022,7 +1044,7 @@ async fn incremental_batches_on_s3_miss_nothing_across_a_cut_run() {
     sql("UPDATE accounts SET balance = 0 WHERE id BETWEEN 500 AND 520");
     let before = manifest().await;
     let needle: &'static str = Box::leak(
-        format!("PUT /{}/{PREFIX}/accounts/_manifest.json", garage::BUCKET).into_boxed_str(),
+        format!("PUT /{}/{PREFIX}/accounts/_manifest.json", garage.bucket).into_boxed_str(),
     );
     let proxy = FaultyProxy::start(garage.s3_port, Fault::CutAtRequest(needle)).expect("proxy");
     let cut_env = garage.env_for(&format!("http://127.0.0.1:{}", proxy.port));
@@ -1075,10 +1097,11 @@ async fn incremental_batches_on_s3_miss_nothing_across_a_cut_run() {
 /// and a later run removes the files it uploaded.
 #[tokio::test(flavor = "multi_thread")]
 async fn two_runs_of_an_incremental_table_on_s3_do_not_both_advance_it() {
-    let garage = Garage::start().expect("garage");
+    let garage = Garage::shared("two_runs_of_an_incremental_table_on_s3_d").expect("garage");
+    let s3_out = output(&garage);
     let db = database("s3_incremental_race", false);
     let env = garage.env_for(&garage.endpoint());
-    let args = ["--tables", "accounts", "--output", OUTPUT];
+    let args = ["--tables", "accounts", "--output", s3_out.as_str()];
     let sql = |statement: &str| etl_tests::postgres::psql(&db.url, statement).expect(statement);
     let manifest = || async {
         serde_json::from_slice::<serde_json::Value>(
@@ -1092,7 +1115,7 @@ async fn two_runs_of_an_incremental_table_on_s3_do_not_both_advance_it() {
     // Run A plans batch 1, then pauses as it uploads it ...
     sql("UPDATE accounts SET balance = 1 WHERE id = 1");
     let needle: &'static str =
-        Box::leak(format!("PUT /{}/{PREFIX}/accounts/v", garage::BUCKET).into_boxed_str());
+        Box::leak(format!("PUT /{}/{PREFIX}/accounts/v", garage.bucket).into_boxed_str());
     let proxy = FaultyProxy::start(garage.s3_port, Fault::HoldRequest(needle)).expect("proxy");
     let slow = etl_app_command(
         &db,
@@ -1156,7 +1179,8 @@ async fn two_runs_of_an_incremental_table_on_s3_do_not_both_advance_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sharded_run_on_s3_publishes_each_table_once_every_shard_has_uploaded() {
-    let garage = Garage::start().expect("garage");
+    let garage = Garage::shared("a_sharded_run_on_s3_publishes_each_table").expect("garage");
+    let s3_out = output(&garage);
     let moto = etl_tests::moto::MotoServer::start().expect("moto");
     let env = glue_env(&garage, &moto);
     let db = database("s3_shards", false);
@@ -1175,7 +1199,7 @@ async fn a_sharded_run_on_s3_publishes_each_table_once_every_shard_has_uploaded(
             "--run-name",
             run,
             "--output",
-            OUTPUT,
+            s3_out.as_str(),
             "--glue-database",
             "procurement",
         ],
@@ -1191,7 +1215,14 @@ async fn a_sharded_run_on_s3_publishes_each_table_once_every_shard_has_uploaded(
             &db,
             &env,
             "run",
-            &["--shard-of", run, "--shard", index, "--output", OUTPUT],
+            &[
+                "--shard-of",
+                run,
+                "--shard",
+                index,
+                "--output",
+                s3_out.as_str(),
+            ],
         )
         .output()
         .expect("shard");
@@ -1203,7 +1234,7 @@ async fn a_sharded_run_on_s3_publishes_each_table_once_every_shard_has_uploaded(
     let client = s3_client(&garage).await;
     client
         .delete_object()
-        .bucket(garage::BUCKET)
+        .bucket(&garage.bucket)
         .key(format!("exports/.etl-shards/{run}/shard-00000.done.json"))
         .send()
         .await
@@ -1211,7 +1242,7 @@ async fn a_sharded_run_on_s3_publishes_each_table_once_every_shard_has_uploaded(
     let stale = format!("exports/purchase_orders/v={version}/shard-00000-part-00099.parquet");
     client
         .put_object()
-        .bucket(garage::BUCKET)
+        .bucket(&garage.bucket)
         .key(&stale)
         .body(b"stale".to_vec().into())
         .send()
@@ -1267,7 +1298,8 @@ async fn a_sharded_run_on_s3_publishes_each_table_once_every_shard_has_uploaded(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sharded_run_on_s3_whose_coordinator_dies_publishes_nothing() {
-    let garage = Garage::start().expect("garage");
+    let garage = Garage::shared("a_sharded_run_on_s3_whose_coordinator_di").expect("garage");
+    let s3_out = output(&garage);
     let env = garage.env_for(&format!("http://127.0.0.1:{}", garage.s3_port));
     let db = database("s3_shards_killed", false);
     let run = "s3-killed-1";
@@ -1286,7 +1318,7 @@ async fn a_sharded_run_on_s3_whose_coordinator_dies_publishes_nothing() {
                 "--run-name",
                 run,
                 "--output",
-                OUTPUT,
+                s3_out.as_str(),
             ],
         )
         .stdout(std::process::Stdio::piped())
@@ -1299,7 +1331,14 @@ async fn a_sharded_run_on_s3_whose_coordinator_dies_publishes_nothing() {
             &db,
             &env,
             "run",
-            &["--shard-of", run, "--shard", index, "--output", OUTPUT],
+            &[
+                "--shard-of",
+                run,
+                "--shard",
+                index,
+                "--output",
+                s3_out.as_str(),
+            ],
         )
         .output()
         .expect("shard")

@@ -1,7 +1,7 @@
 //! The engine's promises to the production database and to readers: one snapshot for every
 //! table of a run, read-only sessions, files split by size, empty tables still readable.
 
-mod common;
+use crate::common;
 
 use etl_runtime::run::export::ExportOptions;
 use etl_runtime::source::SourceOptions;

@@ -2,7 +2,7 @@
 //! writes compile without a warning, export, and read back equal through pyarrow and DuckDB;
 //! a second run changes nothing; `--check` catches each kind of drift.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -291,8 +291,12 @@ fn main() {{
         ),
     )
     .expect("write program");
-    trybuild::TestCases::new().pass(&program);
-    // TestCases runs when dropped, above; the program exported every table.
+    {
+        let _trybuild = common::trybuild_lock();
+        trybuild::TestCases::new().pass(&program);
+        // TestCases runs when dropped, at the end of this block.
+    }
+    // The program exported every table.
     common::assert_readers_agree(
         &db,
         &out,

@@ -3,13 +3,11 @@
 //! the table; a retried shard replaces its own files; a shard that keeps failing, or a
 //! coordinator that dies, publishes nothing.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{demo_database, etl_app, out_dir, text};
+use crate::common::{demo_database, etl_app, out_dir, text};
 
 const TABLES: &str = "purchase_orders,shipments";
 

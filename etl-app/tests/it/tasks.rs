@@ -46,9 +46,7 @@ SELECT created_at::date, status, count(*), sum(amount) FROM purchase_orders GROU
 
 #[test]
 fn demo_tasks_match_postgres_computing_the_same() {
-    let db = etl_tests::fresh_database("tasks_oracle").expect("database");
-    let demo = etl_tests::workspace_root().join("xtask/sql/demo.sql");
-    etl_tests::postgres::psql_file(&db.url, &demo, &[]).expect("demo tables");
+    let db = crate::common::demo_database("tasks_oracle");
     etl_tests::postgres::psql(&db.url, EDGE_ROWS).expect("edge rows");
     etl_tests::postgres::psql(&db.url, ORACLE).expect("oracle");
 

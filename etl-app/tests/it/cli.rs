@@ -1,11 +1,9 @@
 //! The binary as a scheduler sees it: exit statuses, messages, and what lands in the output.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{demo_database, etl_app, out_dir, text};
+use crate::common::{demo_database, etl_app, out_dir, text};
 
 /// `etl-app` as a new user has it: none of the demo's models, none of their own yet.
 fn etl_app_without_models() -> Command {

@@ -1,7 +1,7 @@
 //! Every type of the mapping table, with NULLs and edge values, exported and read back by
 //! pyarrow and DuckDB, value for value against PostgreSQL.
 
-mod common;
+use crate::common;
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};

@@ -2,7 +2,7 @@
 //! they carry (new partitions too), and the latest version of each row across the full export
 //! and the batches equals PostgreSQL, through DuckDB and pyarrow.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Utc};
 use etl_runtime::EtlTable;

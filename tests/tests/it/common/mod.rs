@@ -12,15 +12,7 @@ use etl_tests::TestDb;
 
 /// A fresh database holding `schema_sql`.
 pub fn database(label: &str, schema_sql: &str) -> TestDb {
-    let db = etl_tests::fresh_database(label).expect("a fresh database");
-    let file = out_dir(&db.name).join("schema.sql");
-    std::fs::write(
-        &file,
-        format!("\\set ON_ERROR_STOP on\nSET client_min_messages = warning;\n{schema_sql}"),
-    )
-    .expect("write schema");
-    etl_tests::postgres::psql_file(&db.url, &file, &[]).expect("schema loads");
-    db
+    etl_tests::database_with(label, schema_sql).expect("a fresh database with the schema")
 }
 
 /// A directory under target/ for one test's output, emptied.
@@ -71,4 +63,13 @@ pub fn column_encodings(table_dir: &std::path::Path) -> serde_json::Value {
         String::from_utf8_lossy(&output.stderr)
     );
     serde_json::from_slice(&output.stdout).expect("encodings as JSON")
+}
+
+/// Held while a test runs trybuild: every case builds in one project under
+/// `target/tests/trybuild/etl-tests/`, which two runs at once would overwrite. (Under nextest,
+/// where each test is a process of its own, the `trybuild` test group does the same.)
+pub fn trybuild_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

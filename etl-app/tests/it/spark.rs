@@ -3,9 +3,7 @@
 //! an incremental table's full export with its batches (latest version per key), and a table
 //! published from shards.
 
-mod common;
-
-use common::{demo_database, etl_app, out_dir, text};
+use crate::common::{demo_database, etl_app, out_dir, text};
 
 #[test]
 fn spark_reads_every_output_shape_equal_to_postgres() {

@@ -1,7 +1,7 @@
 //! Task failures: an error inside a transform names the task, the source row's key and the
 //! cause, and publishes nothing; a task that skips bad rows counts them instead.
 
-mod common;
+use crate::common;
 
 use diesel::prelude::*;
 use etl_runtime::EtlTable;

@@ -2,7 +2,7 @@
 //! whatever was committed meanwhile, however bloated the table; a partitioned table leaf by
 //! leaf; servers without TID Range Scans on one stream, saying why.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 

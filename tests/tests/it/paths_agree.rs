@@ -8,7 +8,7 @@
 //! exported as stored, while a model's `serde_json::Value` is written the way jsonb prints
 //! itself. The json values below are written in that form.
 
-mod common;
+use crate::common;
 
 use arrow_array::RecordBatch;
 use bigdecimal::BigDecimal;

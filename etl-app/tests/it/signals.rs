@@ -11,12 +11,7 @@ use std::time::Duration;
 
 use etl_tests::faulty_proxy::{Fault, FaultyProxy};
 
-fn demo_database(label: &str) -> etl_tests::TestDb {
-    let db = etl_tests::fresh_database(label).expect("database");
-    let sql = etl_tests::workspace_root().join("xtask/sql/demo.sql");
-    etl_tests::postgres::psql_file(&db.url, &sql, &[]).expect("demo tables");
-    db
-}
+use crate::common::demo_database;
 
 fn etl_demo(url: &str, out: &Path, tables: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_etl-demo"));

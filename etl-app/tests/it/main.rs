@@ -1,0 +1,12 @@
+//! The binary's integration tests, in one test binary so that the workspace links it once:
+//! each module is what was a test file of its own, and shares the servers `common` starts.
+
+mod common;
+
+mod cli;
+mod incremental;
+mod s3;
+mod shards;
+mod signals;
+mod spark;
+mod tasks;
