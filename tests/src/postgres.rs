@@ -1,7 +1,7 @@
 //! A private PostgreSQL cluster for tests and the demo, or the server `DATABASE_URL` names.
 //!
 //! Without `DATABASE_URL`, the first call to [`server`] runs `initdb` into
-//! `target/pg-harness/<pid>` and starts `postgres` on a free loopback port with trust
+//! `$TMPDIR/etl-pg-harness/<pid>` and starts `postgres` on a free loopback port with trust
 //! authentication (as the `postgres` OS user when running as root). The server lives exactly
 //! as long as this process: it is started under a small shell that waits on a pipe from us and
 //! shuts the server down when the pipe closes, which the kernel does when we exit, however we
@@ -312,9 +312,10 @@ fn start_cluster(tls: bool) -> Result<PgServer> {
     start_server(&bin, root, &dir, tls)
 }
 
-/// A new directory for a cluster under `target/pg-harness/`, owned by the server's OS user.
+/// A new directory for a cluster under `$TMPDIR/etl-pg-harness/` (not under `target/`, which
+/// may sit in a home directory the server's OS user cannot enter), owned by that user.
 fn cluster_dir(root: bool) -> Result<PathBuf> {
-    let harness = target_dir().join("pg-harness");
+    let harness = std::env::temp_dir().join("etl-pg-harness");
     fs::create_dir_all(&harness)
         .map_err(|e| error(format!("cannot create {}: {e}", harness.display())))?;
     crate::remove_stale(&harness);
