@@ -103,11 +103,23 @@ fn fresh_database_from(label: &str, template: Option<&str>) -> Result<TestDb> {
     })
 }
 
-/// A database for one test holding what the SQL file `sql` creates (see [`database_with`]).
+/// A database for one test holding what the SQL file `sql` creates (see [`database_with`]);
+/// files it includes with `\\ir` are read from beside it.
 pub fn database_from_file(label: &str, sql: &Path) -> Result<TestDb> {
-    let text = fs::read_to_string(sql)
-        .map_err(|e| error(format!("cannot read {}: {e}", sql.display())))?;
-    database_with(label, &text)
+    let read = |path: &Path| {
+        fs::read_to_string(path).map_err(|e| error(format!("cannot read {}: {e}", path.display())))
+    };
+    // The template's name follows the file and what it includes.
+    let mut key = read(sql)?;
+    for line in key.clone().lines() {
+        if let Some(included) = line.trim().strip_prefix("\\ir ")
+            && let Some(dir) = sql.parent()
+        {
+            key.push_str(&read(&dir.join(included.trim()))?);
+        }
+    }
+    let template = template_of(&key, &|url| psql_file(url, sql, &[]))?;
+    fresh_database_from(label, Some(&template))
 }
 
 /// A database with the demo's tables (`xtask/sql/demo.sql`), the ones the committed demo
@@ -117,46 +129,50 @@ pub fn demo_database(label: &str) -> Result<TestDb> {
 }
 
 /// A database for one test holding what the SQL script `sql` creates. The script runs once
-/// per process and server, into a template database; each test's database is a copy of it
+/// per server, into a template database; each test's database is a copy of it
 /// (`CREATE DATABASE ... TEMPLATE`), a file copy instead of a psql session per test.
 pub fn database_with(label: &str, sql: &str) -> Result<TestDb> {
-    let template = template_of(sql)?;
+    let load = |url: &str| {
+        let dir = target_dir().join("pg-templates");
+        fs::create_dir_all(&dir)
+            .map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
+        let file = dir.join(format!("{}-{}.sql", std::process::id(), crate::unique()));
+        fs::write(&file, format!("SET client_min_messages = warning;\n{sql}"))
+            .map_err(|e| error(format!("cannot write {}: {e}", file.display())))?;
+        let loaded = psql_file(url, &file, &[]);
+        let _ = fs::remove_file(&file);
+        loaded
+    };
+    let template = template_of(sql, &load)?;
     fresh_database_from(label, Some(&template))
 }
 
-/// The template database holding `sql`'s tables, named after a hash of the script and made
+/// The template database that `load` fills, named after a hash of `key` (the script) and made
 /// on first use by whichever test process gets there first (each loads under a name of its
 /// own, then renames it; the loser drops its copy), so that the processes of a test run share
 /// it. Nobody connects to a template once it is loaded: PostgreSQL copies a database only while
 /// no session is in it. Templates live as long as the server.
-fn template_of(sql: &str) -> Result<String> {
-    static TEMPLATES: OnceLock<Mutex<std::collections::HashMap<String, String>>> = OnceLock::new();
+fn template_of(key: &str, load: &dyn Fn(&str) -> Result<()>) -> Result<String> {
+    static TEMPLATES: OnceLock<Mutex<std::collections::HashMap<u64, String>>> = OnceLock::new();
+    let hash = crate::fnv1a(key.as_bytes());
     // Held while a template loads, so that this process's tests wait for it instead of loading
     // their own.
     let mut templates = TEMPLATES
         .get_or_init(Default::default)
         .lock()
         .map_err(|_| error("a test panicked while loading a template database"))?;
-    if let Some(name) = templates.get(sql) {
+    if let Some(name) = templates.get(&hash) {
         return Ok(name.clone());
     }
     let server = server()?;
-    let name = format!("etl_template_{:016x}", crate::fnv1a(sql.as_bytes()));
+    let name = format!("etl_template_{hash:016x}");
     let exists = format!("SELECT count(*) FROM pg_database WHERE datname = '{name}'");
     if psql(&server.url, &exists)? == "0" {
         let loading = format!("{name}_{}", std::process::id());
-        let dir = target_dir().join("pg-templates");
-        fs::create_dir_all(&dir)
-            .map_err(|e| error(format!("cannot create {}: {e}", dir.display())))?;
-        let file = dir.join(format!("{loading}.sql"));
-        fs::write(&file, format!("SET client_min_messages = warning;\n{sql}"))
-            .map_err(|e| error(format!("cannot write {}: {e}", file.display())))?;
         let drop_loading = format!("DROP DATABASE IF EXISTS \"{loading}\" WITH (FORCE)");
         psql(&server.url, &drop_loading)?;
         psql(&server.url, &format!("CREATE DATABASE \"{loading}\""))?;
-        let loaded = psql_file(&with_database(&server.url, &loading), &file, &[]);
-        let _ = fs::remove_file(&file);
-        loaded?;
+        load(&with_database(&server.url, &loading))?;
         let rename = format!("ALTER DATABASE \"{loading}\" RENAME TO \"{name}\"");
         if let Err(e) = psql(&server.url, &rename) {
             // Another process published the same template meanwhile: use theirs.
@@ -166,7 +182,7 @@ fn template_of(sql: &str) -> Result<String> {
             }
         }
     }
-    templates.insert(sql.to_string(), name.clone());
+    templates.insert(hash, name.clone());
     Ok(name)
 }
 
