@@ -98,7 +98,7 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
             .current_dir(etl_tests::workspace_root())
             .status()
             .with_context(|| format!("cannot run {}", nextest.display()))?;
-        // nextest keeps its store under the workspace's own target/, whatever CARGO_TARGET_DIR says.
+        // nextest keeps its store in the clone's target/, whatever CARGO_TARGET_DIR says.
         let junit = etl_tests::workspace_root().join("target/nextest/ci/junit.xml");
         slowest_tests(&junit, 12);
         if !status.success() {
