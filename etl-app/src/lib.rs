@@ -164,11 +164,8 @@ async fn state(registry: &Registry, args: cli::StateArgs) -> Result<ExitCode, Fa
             println!("{:<28} (not exported yet)", export.name());
             continue;
         };
-        let rows = manifest.get("rows").and_then(|r| r.as_u64()).unwrap_or(0);
-        let files = manifest
-            .get("files")
-            .and_then(|f| f.as_array())
-            .map_or(0, Vec::len);
+        let rows = manifest.rows;
+        let files = manifest.files.len();
         match TableState::from_manifest(&manifest) {
             Some(state) => println!(
                 "{:<28} {:<28} {:<40} {:>7} {:>10} {:>6}",
@@ -186,10 +183,7 @@ async fn state(registry: &Registry, args: cli::StateArgs) -> Result<ExitCode, Fa
             None => println!(
                 "{:<28} {:<28} {:<40} {:>7} {:>10} {:>6}",
                 export.name(),
-                manifest
-                    .get("snapshot_taken_at")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("-"),
+                manifest.snapshot_taken_at.as_deref().unwrap_or("-"),
                 "(full exports: no cursor)",
                 "-",
                 rows,

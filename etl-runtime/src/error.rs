@@ -69,6 +69,24 @@ pub enum Error {
     },
     #[error("cannot render the manifest: {0}")]
     Manifest(#[source] serde_json::Error),
+    #[error(
+        "cannot read the manifest {path} ({source}); its table's state is unknown, so nothing \
+         is exported over it: repair or remove the file, or export the table anew with --full"
+    )]
+    ManifestUnreadable {
+        path: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "the manifest {path} is format {found}, written by a newer etl-toolkit; this one reads \
+         format {supported} and older: upgrade, or export the table anew with --full"
+    )]
+    ManifestTooNew {
+        path: String,
+        found: u32,
+        supported: u32,
+    },
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,

@@ -44,6 +44,7 @@
 pub mod cancel;
 pub mod codec;
 pub mod error;
+pub mod layout;
 pub mod memory;
 pub mod model;
 pub mod run;

@@ -293,3 +293,72 @@ fn full_and_a_changed_model_start_a_new_version() {
     let verdict = latest_versions_equal_postgres(&db.url, &out.join("accounts"));
     assert!(verdict.contains("equal: 1000 rows"), "{verdict}");
 }
+
+#[test]
+fn a_damaged_manifest_stops_the_table_until_full_exports_it_anew() {
+    let db = demo_database("incremental_damaged");
+    let out = out_dir("incremental-damaged");
+    run(&db.url, &out, &[]);
+    let manifest_path = out.join("accounts/_manifest.json");
+    let written = std::fs::read(&manifest_path).expect("manifest");
+    let batches_before: Vec<String> = parquet_files(&out.join("accounts"));
+
+    // Cut in half: the table's state is unknown, so the run neither exports it in full nor
+    // restarts its state; it fails, naming the file.
+    std::fs::write(&manifest_path, &written[..written.len() / 2]).expect("damage the manifest");
+    sql(&db.url, "UPDATE accounts SET balance = 3 WHERE id = 3");
+    let output = etl_app()
+        .args(["run", "--tables", "accounts", "--output"])
+        .arg(&out)
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run etl-app");
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("cannot read the manifest"), "{said}");
+    assert!(said.contains("accounts/_manifest.json"), "{said}");
+    assert!(said.contains("--full"), "the way out is named: {said}");
+    assert_eq!(
+        parquet_files(&out.join("accounts")),
+        batches_before,
+        "nothing was published"
+    );
+
+    // A manifest from a newer etl-toolkit is refused the same way, with both versions named.
+    let mut newer: serde_json::Value = serde_json::from_slice(&written).expect("manifest JSON");
+    newer["format_version"] = 9.into();
+    std::fs::write(&manifest_path, newer.to_string()).expect("write manifest");
+    let output = etl_app()
+        .args(["run", "--tables", "accounts", "--output"])
+        .arg(&out)
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run etl-app");
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("format 9"), "{said}");
+
+    // --full exports the table anew over it.
+    let (said, table) = run(&db.url, &out, &["--full"]);
+    assert_eq!(table["mode"], "full", "{said}");
+    assert_eq!(table["incremental"]["reason"], "--full", "{said}");
+    assert!(
+        table["warnings"]
+            .to_string()
+            .contains("--full exports the table anew"),
+        "the report says what was set aside: {table}"
+    );
+    let verdict = latest_versions_equal_postgres(&db.url, &out.join("accounts"));
+    assert!(verdict.contains("equal: 1000 rows"), "{verdict}");
+}
+
+fn parquet_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("table dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".parquet"))
+        .collect();
+    names.sort();
+    names
+}

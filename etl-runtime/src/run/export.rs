@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
+use crate::layout::Manifest;
 use crate::model::{EtlTable, PartitionKey, RecordBatchEncoder, TableInfo, WireBatchEncoder};
 use crate::run::incremental::{IncrementalOptions, IncrementalOutcome, Plan, TableState};
 use crate::run::progress::ProgressObserver;
@@ -364,7 +365,19 @@ pub(crate) async fn run_export(
     let (plan, previous_manifest, _lock) = match (output.cursor, snapshot) {
         (Some(_), Some(_)) if sink.keeps_incremental_state() => {
             let lock = sink.lock_table(&dir_name)?;
-            let manifest = sink.current_manifest(&dir_name).await?;
+            let manifest = match sink.current_manifest(&dir_name).await {
+                // A manifest this run cannot read stops the table, unless it is exported anew.
+                Err(e @ (Error::ManifestUnreadable { .. } | Error::ManifestTooNew { .. }))
+                    if options.incremental.full =>
+                {
+                    warnings.push(format!(
+                        "{}; --full exports the table anew",
+                        crate::error::report(&e)
+                    ));
+                    None
+                }
+                read => read?,
+            };
             let previous = manifest.as_ref().and_then(TableState::from_manifest);
             (
                 Some(Plan::new(output, previous, &options.incremental)),
@@ -482,12 +495,8 @@ pub(crate) async fn run_export(
 }
 
 /// The partitions of `previous` (a manifest) and `added`, each once, the previous first.
-fn merge_partitions(previous: &serde_json::Value, added: Vec<Partition>) -> Vec<Partition> {
-    let mut partitions: Vec<Partition> = previous
-        .get("partitions")
-        .and_then(|p| p.as_array())
-        .map(|list| list.iter().filter_map(Partition::from_json).collect())
-        .unwrap_or_default();
+fn merge_partitions(previous: &Manifest, added: Vec<Partition>) -> Vec<Partition> {
+    let mut partitions = previous.partitions.clone();
     for partition in added {
         if !partitions.iter().any(|p| p.path == partition.path) {
             partitions.push(partition);
@@ -924,28 +933,40 @@ pub(crate) fn write_manifest(
     listing: &Listing<'_>,
     source: &PgSource,
 ) -> Result<()> {
-    let manifest = serde_json::json!({
-        "table": info.display_name(),
-        "schema": info.schema,
-        "rows": listing.rows,
-        "bytes": listing.bytes,
-        "files": listing.files,
-        "snapshot_taken_at": source.snapshot().map(|s| s.taken_at.clone()),
-        "columns": info.columns.iter().map(|c| serde_json::json!({
-            "name": c.name, "sql_type": c.sql_type, "nullable": c.nullable,
-        })).collect::<Vec<_>>(),
-        "partition_keys": info.partition_by.iter().map(|k| serde_json::json!({
-            "name": k.name,
-            "column": info.columns.get(k.column).map(|c| c.name),
-            "transform": k.transform.granularity().unwrap_or("identity"),
-        })).collect::<Vec<_>>(),
-        "partitions": listing.partitions.iter().map(Partition::to_json).collect::<Vec<_>>(),
-        "incremental": listing.incremental.map(TableState::to_json),
-        "tool": concat!("etl-toolkit ", env!("CARGO_PKG_VERSION")),
-    });
-    let path = dir.join("_manifest.json");
-    let text = serde_json::to_string_pretty(&manifest).map_err(Error::Manifest)?;
-    std::fs::write(&path, text).map_err(|e| Error::io("cannot write", &path, e))
+    use crate::layout::manifest;
+    let manifest = Manifest {
+        format_version: manifest::FORMAT_VERSION,
+        table: info.display_name(),
+        schema: info.schema.to_string(),
+        rows: listing.rows,
+        bytes: listing.bytes,
+        files: listing.files.to_vec(),
+        snapshot_taken_at: source.snapshot().map(|s| s.taken_at.clone()),
+        columns: info
+            .columns
+            .iter()
+            .map(|c| manifest::Column {
+                name: c.name.to_string(),
+                sql_type: c.sql_type.to_string(),
+                nullable: c.nullable,
+            })
+            .collect(),
+        partition_keys: info
+            .partition_by
+            .iter()
+            .map(|k| manifest::PartitionKey {
+                name: k.name.to_string(),
+                column: info.columns.get(k.column).map(|c| c.name.to_string()),
+                transform: k.transform.granularity().unwrap_or("identity").to_string(),
+            })
+            .collect(),
+        partitions: listing.partitions.to_vec(),
+        incremental: listing.incremental.map(TableState::to_section),
+        tool: concat!("etl-toolkit ", env!("CARGO_PKG_VERSION")).to_string(),
+        version: None,
+        location: None,
+    };
+    manifest.write_into(dir)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::codec::Scalar;
+use crate::layout::{Manifest, manifest};
 use crate::model::TableInfo;
 use crate::source::{OpenTransactions, Snapshot};
 
@@ -128,73 +129,65 @@ impl TableState {
         self.base_rows + self.batches.iter().map(|b| b.rows).sum::<u64>()
     }
 
-    pub fn to_json(&self) -> Value {
-        json!({
-            "cursor": self.cursor,
-            "watermark": render_micros(self.watermark.micros),
-            "watermark_micros": self.watermark.micros,
-            "watermark_from": self.watermark.from,
-            "snapshot": self.snapshot,
-            "snapshot_taken_at": self.snapshot_taken_at,
-            "schema_fingerprint": self.schema_fingerprint,
-            "version": self.version,
-            "base_rows": self.base_rows,
-            "base_files": self.base_files,
-            "batches": self.batches.iter().map(|b| json!({
-                "batch": b.number,
-                "snapshot_taken_at": b.snapshot_taken_at,
-                "lower": render_micros(b.lower_micros),
-                "lower_micros": b.lower_micros,
-                "rows": b.rows,
-                "files": b.files,
-            })).collect::<Vec<_>>(),
-        })
+    /// The state as the manifest's `incremental` section keeps it.
+    pub fn to_section(&self) -> manifest::Incremental {
+        manifest::Incremental {
+            cursor: self.cursor.clone(),
+            watermark: render_micros(self.watermark.micros),
+            watermark_micros: self.watermark.micros,
+            watermark_from: if self.watermark.from == "lookback" {
+                manifest::WatermarkFrom::Lookback
+            } else {
+                manifest::WatermarkFrom::Snapshot
+            },
+            snapshot: self.snapshot.clone(),
+            snapshot_taken_at: self.snapshot_taken_at.clone(),
+            schema_fingerprint: self.schema_fingerprint.clone(),
+            version: self.version.clone(),
+            base_rows: self.base_rows,
+            base_files: self.base_files.clone(),
+            batches: self
+                .batches
+                .iter()
+                .map(|b| manifest::Batch {
+                    batch: b.number,
+                    snapshot_taken_at: b.snapshot_taken_at.clone(),
+                    lower: render_micros(b.lower_micros),
+                    lower_micros: b.lower_micros,
+                    rows: b.rows,
+                    files: b.files.clone(),
+                })
+                .collect(),
+        }
     }
 
-    /// The state in a manifest's `incremental` section; None if it has none or it does not
-    /// read (the next run is then full, which is always safe).
-    pub fn from_manifest(manifest: &Value) -> Option<Self> {
-        let state = manifest.get("incremental")?;
-        let text = |key: &str| state.get(key)?.as_str().map(str::to_string);
-        let strings = |value: &Value| -> Option<Vec<String>> {
-            value
-                .as_array()?
-                .iter()
-                .map(|f| f.as_str().map(str::to_string))
-                .collect()
-        };
-        let from = match state.get("watermark_from")?.as_str()? {
-            "snapshot" => "snapshot",
-            "lookback" => "lookback",
-            _ => return None,
-        };
-        let batches = state
-            .get("batches")?
-            .as_array()?
-            .iter()
-            .map(|b| {
-                Some(Batch {
-                    number: u32::try_from(b.get("batch")?.as_u64()?).ok()?,
-                    snapshot_taken_at: b.get("snapshot_taken_at")?.as_str()?.to_string(),
-                    lower_micros: b.get("lower_micros")?.as_i64()?,
-                    rows: b.get("rows")?.as_u64()?,
-                    files: strings(b.get("files")?)?,
-                })
-            })
-            .collect::<Option<Vec<_>>>()?;
+    /// The state in a manifest's `incremental` section; None if it has none (a table
+    /// exported without a cursor: the next run is then full).
+    pub fn from_manifest(manifest: &Manifest) -> Option<Self> {
+        let state = manifest.incremental.as_ref()?;
         Some(Self {
-            cursor: text("cursor")?,
+            cursor: state.cursor.clone(),
             watermark: Watermark {
-                micros: state.get("watermark_micros")?.as_i64()?,
-                from,
+                micros: state.watermark_micros,
+                from: state.watermark_from.as_str(),
             },
-            snapshot: text("snapshot")?,
-            snapshot_taken_at: text("snapshot_taken_at")?,
-            schema_fingerprint: text("schema_fingerprint")?,
-            version: text("version")?,
-            base_rows: state.get("base_rows")?.as_u64()?,
-            base_files: strings(state.get("base_files")?)?,
-            batches,
+            snapshot: state.snapshot.clone(),
+            snapshot_taken_at: state.snapshot_taken_at.clone(),
+            schema_fingerprint: state.schema_fingerprint.clone(),
+            version: state.version.clone(),
+            base_rows: state.base_rows,
+            base_files: state.base_files.clone(),
+            batches: state
+                .batches
+                .iter()
+                .map(|b| Batch {
+                    number: b.batch,
+                    snapshot_taken_at: b.snapshot_taken_at.clone(),
+                    lower_micros: b.lower_micros,
+                    rows: b.rows,
+                    files: b.files.clone(),
+                })
+                .collect(),
         })
     }
 }
@@ -217,12 +210,12 @@ impl Plan {
         let full = |reason: &str| Plan::Full {
             reason: reason.to_string(),
         };
-        let Some(previous) = previous else {
-            return full("first run: no incremental state");
-        };
         if options.full {
             return full("--full");
         }
+        let Some(previous) = previous else {
+            return full("first run: no incremental state");
+        };
         let cursor = info
             .cursor
             .and_then(|i| info.columns.get(i))

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::layout::{MANIFEST_FILE, Manifest};
 
 /// A table's files waiting to be published.
 #[derive(Debug)]
@@ -72,7 +73,7 @@ pub trait Sink: Send + Sync {
     fn current_manifest<'a>(
         &'a self,
         _table_dir: &'a str,
-    ) -> BoxFuture<'a, Result<Option<serde_json::Value>>> {
+    ) -> BoxFuture<'a, Result<Option<Manifest>>> {
         Box::pin(async { Ok(None) })
     }
     /// Publishes `staged` (an incremental batch and the table's new manifest) as an addition
@@ -82,7 +83,7 @@ pub trait Sink: Send + Sync {
     fn publish_batch<'a>(
         &'a self,
         staged: StagedTable,
-        _previous: &'a serde_json::Value,
+        _previous: &'a Manifest,
         _previous_files: &'a [String],
     ) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
@@ -448,11 +449,11 @@ impl Sink for LocalDirSink {
     fn current_manifest<'a>(
         &'a self,
         table_dir: &'a str,
-    ) -> BoxFuture<'a, Result<Option<serde_json::Value>>> {
+    ) -> BoxFuture<'a, Result<Option<Manifest>>> {
         Box::pin(async move {
-            let path = self.root.join(table_dir).join("_manifest.json");
+            let path = self.root.join(table_dir).join(MANIFEST_FILE);
             match fs::read(&path) {
-                Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+                Ok(bytes) => Manifest::parse(&bytes, &path.display().to_string()).map(Some),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(Error::io("cannot read", &path, e)),
             }
@@ -462,7 +463,7 @@ impl Sink for LocalDirSink {
     fn publish_batch<'a>(
         &'a self,
         staged: StagedTable,
-        _previous: &'a serde_json::Value,
+        _previous: &'a Manifest,
         previous_files: &'a [String],
     ) -> BoxFuture<'a, Result<String>> {
         // The table's lock is held: nothing changed the directory since the state was read.

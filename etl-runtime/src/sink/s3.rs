@@ -28,6 +28,7 @@ use tokio::io::AsyncReadExt;
 use super::{LocalDirSink, Sink, StagedTable};
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
+use crate::layout::{MANIFEST_FILE, Manifest};
 
 /// Where and how to upload.
 #[derive(Debug, Clone)]
@@ -281,9 +282,13 @@ impl S3Sink {
     }
 
     /// The table's current manifest and its ETag, if it has one.
-    async fn get_manifest(&self, table_dir: &str) -> Result<Option<(serde_json::Value, String)>> {
-        let got = self.get_object(&self.key(table_dir, MANIFEST)).await?;
-        Ok(got.and_then(|(bytes, etag)| serde_json::from_slice(&bytes).ok().map(|v| (v, etag))))
+    async fn get_manifest(&self, table_dir: &str) -> Result<Option<(Manifest, String)>> {
+        let key = self.key(table_dir, MANIFEST_FILE);
+        let Some((bytes, etag)) = self.get_object(&key).await? else {
+            return Ok(None);
+        };
+        let url = format!("s3://{}/{key}", self.options.bucket);
+        Ok(Some((Manifest::parse(&bytes, &url)?, etag)))
     }
 
     /// The object at `key` and its ETag, if there is one.
@@ -312,15 +317,8 @@ impl S3Sink {
 
     /// Uploads an incremental batch into the version `previous` names, then makes the new
     /// manifest current, if the current one is still `previous`.
-    async fn publish_batch_now(
-        &self,
-        staged: &StagedTable,
-        previous: &serde_json::Value,
-    ) -> Result<String> {
-        let (Some(version), Some(location)) = (
-            previous.get("version").and_then(|v| v.as_str()),
-            previous.get("location").and_then(|v| v.as_str()),
-        ) else {
+    async fn publish_batch_now(&self, staged: &StagedTable, previous: &Manifest) -> Result<String> {
+        let (Some(version), Some(location)) = (&previous.version, &previous.location) else {
             return Err(Error::NotSupported {
                 what: format!(
                     "adding a batch to {}: its manifest names no version",
@@ -331,15 +329,13 @@ impl S3Sink {
         let version_dir = format!("{}/{version}", staged.table_dir);
         let mut files = Vec::new();
         staged_files(&staged.dir, "", &mut files)?;
-        files.retain(|name| name != MANIFEST);
+        files.retain(|name| name != MANIFEST_FILE);
         for name in &files {
             self.cancel.check()?;
             self.upload(&staged.dir.join(name), &self.key(&version_dir, name))
                 .await?;
         }
-        let manifest_path = staged.dir.join(MANIFEST);
-        let manifest = std::fs::read(&manifest_path)
-            .map_err(|e| Error::io("cannot read", &manifest_path, e))?;
+        let manifest = staged_manifest(&staged.dir)?;
         let current = current_manifest(&manifest, version, location)?;
         // S3 has no lock: the switch happens only if no other run switched the table since
         // this run read its state (checked, then conditional on the manifest's ETag where the
@@ -353,7 +349,7 @@ impl S3Sink {
                 });
             }
         };
-        let key = self.key(&staged.table_dir, MANIFEST);
+        let key = self.key(&staged.table_dir, MANIFEST_FILE);
         self.client
             .put_object()
             .bucket(&self.options.bucket)
@@ -374,7 +370,7 @@ impl S3Sink {
                 }
             })?;
         // The version's own manifest follows (it marks the version complete for cleanup).
-        self.put_bytes(&self.key(&version_dir, MANIFEST), current)
+        self.put_bytes(&self.key(&version_dir, MANIFEST_FILE), current)
             .await?;
         if let Err(e) = self.remove_abandoned_batches(&version_dir, &manifest).await {
             tracing::warn!(
@@ -389,21 +385,10 @@ impl S3Sink {
     /// Deletes the batch files in `version_dir` that the manifest does not list, of batches
     /// up to this one: runs that uploaded them failed or were overtaken. Later batches'
     /// files belong to runs that planned after this one published, and are left alone.
-    async fn remove_abandoned_batches(&self, version_dir: &str, manifest: &[u8]) -> Result<()> {
-        let manifest: serde_json::Value =
-            serde_json::from_slice(manifest).map_err(Error::Manifest)?;
-        let listed: std::collections::HashSet<&str> = manifest
-            .get("files")
-            .and_then(|f| f.as_array())
-            .map(|files| files.iter().filter_map(|f| f.as_str()).collect())
-            .unwrap_or_default();
-        let last = manifest
-            .pointer("/incremental/batches")
-            .and_then(|b| b.as_array())
-            .and_then(|b| b.last())
-            .and_then(|b| b.get("batch"))
-            .and_then(|n| n.as_u64())
-            .unwrap_or(0);
+    async fn remove_abandoned_batches(&self, version_dir: &str, manifest: &Manifest) -> Result<()> {
+        let listed: std::collections::HashSet<&str> =
+            manifest.files.iter().map(String::as_str).collect();
+        let last = u64::from(manifest.last_batch());
         let prefix = self.key(version_dir, "");
         let stale: Vec<String> = self
             .keys_under(&prefix)
@@ -483,7 +468,7 @@ impl S3Sink {
         let mut files = Vec::new();
         staged_files(&staged.dir, "", &mut files)?;
         // The version's own manifest last: a version without one is incomplete.
-        files.sort_by_key(|n| (n == MANIFEST, n.clone()));
+        files.sort_by_key(|n| (n == MANIFEST_FILE, n.clone()));
         for name in &files {
             self.cancel.check()?;
             let key = self.key(&version_dir, name);
@@ -495,12 +480,9 @@ impl S3Sink {
             self.key(&version_dir, "").trim_end_matches('/')
         );
         // The switch: one object names the current version.
-        let manifest_path = staged.dir.join(MANIFEST);
-        let manifest = std::fs::read(&manifest_path)
-            .map_err(|e| Error::io("cannot read", &manifest_path, e))?;
-        let current = current_manifest(&manifest, &version, &location)?;
+        let current = current_manifest(&staged_manifest(&staged.dir)?, &version, &location)?;
         self.cancel.check()?;
-        self.put_bytes(&self.key(&staged.table_dir, MANIFEST), current)
+        self.put_bytes(&self.key(&staged.table_dir, MANIFEST_FILE), current)
             .await?;
         // Old versions go only once the new one is current; a failure to delete them leaves
         // extra objects, never a wrong table, so it is a warning.
@@ -529,10 +511,10 @@ impl S3Sink {
             match rest.split_once('/') {
                 Some((version, inside)) if version.starts_with(VERSION_PREFIX) => {
                     let entry = versions.entry(version).or_default();
-                    entry.0 |= inside == MANIFEST;
+                    entry.0 |= inside == MANIFEST_FILE;
                     entry.1.push(key);
                 }
-                _ if rest == MANIFEST => {}
+                _ if rest == MANIFEST_FILE => {}
                 _ => unversioned.push(key.clone()),
             }
         }
@@ -600,7 +582,6 @@ pub fn table_root(location: &str) -> &str {
 
 /// Version directories under a table: `v=<run id>`.
 const VERSION_PREFIX: &str = "v=";
-const MANIFEST: &str = "_manifest.json";
 
 /// The files of a staged table, partition directories included, as paths relative to it.
 fn staged_files(root: &Path, relative: &str, files: &mut Vec<String>) -> Result<()> {
@@ -630,15 +611,19 @@ fn staged_files(root: &Path, relative: &str, files: &mut Vec<String>) -> Result<
     Ok(())
 }
 
+/// The manifest this run staged for the table in `dir`.
+fn staged_manifest(dir: &Path) -> Result<Manifest> {
+    let path = dir.join(MANIFEST_FILE);
+    let bytes = std::fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+    Manifest::parse(&bytes, &path.display().to_string())
+}
+
 /// The table's current manifest: the version's own, plus which version it is and where.
-fn current_manifest(version_manifest: &[u8], version: &str, location: &str) -> Result<Vec<u8>> {
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(version_manifest).map_err(Error::Manifest)?;
-    if let Some(fields) = manifest.as_object_mut() {
-        fields.insert("version".into(), version.into());
-        fields.insert("location".into(), location.into());
-    }
-    serde_json::to_vec_pretty(&manifest).map_err(Error::Manifest)
+fn current_manifest(version_manifest: &Manifest, version: &str, location: &str) -> Result<Vec<u8>> {
+    let mut manifest = version_manifest.clone();
+    manifest.version = Some(version.to_string());
+    manifest.location = Some(location.to_string());
+    manifest.render()
 }
 
 impl S3Sink {
@@ -723,14 +708,14 @@ impl Sink for S3Sink {
     fn current_manifest<'a>(
         &'a self,
         table_dir: &'a str,
-    ) -> super::BoxFuture<'a, Result<Option<serde_json::Value>>> {
+    ) -> super::BoxFuture<'a, Result<Option<Manifest>>> {
         Box::pin(async move { Ok(self.get_manifest(table_dir).await?.map(|(m, _)| m)) })
     }
 
     fn publish_batch<'a>(
         &'a self,
         staged: StagedTable,
-        previous: &'a serde_json::Value,
+        previous: &'a Manifest,
         _previous_files: &'a [String],
     ) -> super::BoxFuture<'a, Result<String>> {
         Box::pin(async move {

@@ -23,6 +23,7 @@ use etl_types::PartitionTransform;
 use super::scatter::{PIECE_ROWS, regroup};
 use super::{ParquetOptions, RollingFiles, WrittenFile};
 use crate::error::{Error, Result};
+pub use crate::layout::Partition;
 use crate::model::PartitionKey;
 
 /// Hive's name for the partition of NULL (and empty text) keys; Athena, Spark, pyarrow and
@@ -36,33 +37,6 @@ enum KeyValue {
     /// An integer, a boolean (0/1), or a date bucket: a year, months or days since 1970.
     Number(i64),
     Text(String),
-}
-
-/// A partition: its directory under the table, and its key values as text (None for NULL).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Partition {
-    pub path: String,
-    pub values: Vec<Option<String>>,
-}
-
-impl Partition {
-    /// As manifests list it: `{"path": ..., "values": [...]}`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({ "path": self.path, "values": self.values })
-    }
-
-    /// A partition as [`Partition::to_json`] wrote it.
-    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
-        Some(Partition {
-            path: value.get("path")?.as_str()?.to_string(),
-            values: value
-                .get("values")?
-                .as_array()?
-                .iter()
-                .map(|v| v.as_str().map(str::to_string))
-                .collect(),
-        })
-    }
 }
 
 /// A partition seen in the rows: its key values (for its order) and its directory.
