@@ -119,17 +119,7 @@ impl Garage {
     pub fn shared(label: &str) -> Result<Garage> {
         let node = shared_node()?;
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let label: String = label
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .take(36)
-            .collect();
+        let label = crate::name_part(label, '-', 36);
         // Unique across the test processes sharing the node.
         let bucket = format!(
             "{}-{}-{}",

@@ -67,6 +67,22 @@ pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// `label` as a name part PostgreSQL and S3 both take: ASCII letters and digits in lower
+/// case, anything else as `separator`, at most `max` characters.
+pub(crate) fn name_part(label: &str, separator: char, max: usize) -> String {
+    label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                separator
+            }
+        })
+        .take(max)
+        .collect()
+}
+
 /// A free loopback port (bound, then released).
 pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")

@@ -75,17 +75,7 @@ pub fn fresh_database(label: &str) -> Result<TestDb> {
 fn fresh_database_from(label: &str, template: Option<&str>) -> Result<TestDb> {
     let server = server()?;
     let n = DB_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let label: String = label
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .take(30)
-        .collect();
+    let label = crate::name_part(label, '_', 30);
     let name = format!("etl_{label}_{}_{n}", std::process::id());
     psql(
         &server.url,

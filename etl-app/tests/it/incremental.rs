@@ -31,6 +31,19 @@ fn run(url: &str, out: &Path, extra: &[&str]) -> (String, serde_json::Value) {
     (said, report["tables"][0].clone())
 }
 
+/// `etl-demo run --tables accounts` into `out`, which must fail (exit 1); what it said.
+fn run_failing(url: &str, out: &Path) -> String {
+    let output = etl_app()
+        .args(["run", "--tables", "accounts", "--output"])
+        .arg(out)
+        .env("DATABASE_URL", url)
+        .output()
+        .expect("run etl-app");
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    said
+}
+
 /// A psql session kept open, to hold a transaction across runs.
 struct Session {
     child: Child,
@@ -239,14 +252,7 @@ fn two_runs_of_one_table_at_once_do_not_both_advance_it() {
     lock.lock().expect("lock");
     let before = std::fs::read(out.join("accounts/_manifest.json")).expect("manifest");
     sql(&db.url, "UPDATE accounts SET balance = 1 WHERE id = 1");
-    let output = etl_app()
-        .args(["run", "--tables", "accounts", "--output"])
-        .arg(&out)
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .expect("run etl-app");
-    let said = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{said}");
+    let said = run_failing(&db.url, &out);
     assert!(said.contains("being exported by another run"), "{said}");
     let after = std::fs::read(out.join("accounts/_manifest.json")).expect("manifest");
     assert_eq!(before, after, "the state did not move");
@@ -307,14 +313,7 @@ fn a_damaged_manifest_stops_the_table_until_full_exports_it_anew() {
     // restarts its state; it fails, naming the file.
     std::fs::write(&manifest_path, &written[..written.len() / 2]).expect("damage the manifest");
     sql(&db.url, "UPDATE accounts SET balance = 3 WHERE id = 3");
-    let output = etl_app()
-        .args(["run", "--tables", "accounts", "--output"])
-        .arg(&out)
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .expect("run etl-app");
-    let said = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{said}");
+    let said = run_failing(&db.url, &out);
     assert!(said.contains("cannot read the manifest"), "{said}");
     assert!(said.contains("accounts/_manifest.json"), "{said}");
     assert!(said.contains("--full"), "the way out is named: {said}");
@@ -328,14 +327,7 @@ fn a_damaged_manifest_stops_the_table_until_full_exports_it_anew() {
     let mut newer: serde_json::Value = serde_json::from_slice(&written).expect("manifest JSON");
     newer["format_version"] = 9.into();
     std::fs::write(&manifest_path, newer.to_string()).expect("write manifest");
-    let output = etl_app()
-        .args(["run", "--tables", "accounts", "--output"])
-        .arg(&out)
-        .env("DATABASE_URL", &db.url)
-        .output()
-        .expect("run etl-app");
-    let said = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{said}");
+    let said = run_failing(&db.url, &out);
     assert!(said.contains("format 9"), "{said}");
 
     // --full exports the table anew over it.
