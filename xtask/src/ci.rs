@@ -76,6 +76,26 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
             "warnings",
         ])
     })?;
+    // The test binaries compile while Garage still may: on a new machine both take minutes,
+    // and each leaves the other's idle moments (links, one crate at a time) to fill.
+    step("build the tests (cargo nextest run --no-run)", &mut || {
+        let status = Command::new(&nextest)
+            .args([
+                "nextest",
+                "run",
+                "--workspace",
+                "--profile",
+                "ci",
+                "--no-run",
+            ])
+            .current_dir(etl_tests::workspace_root())
+            .status()
+            .with_context(|| format!("cannot run {}", nextest.display()))?;
+        if !status.success() {
+            bail!("the tests do not build ({status})");
+        }
+        Ok(())
+    })?;
     step("build Garage (waited for)", &mut || {
         let (binary, seconds) = garage_build
             .take()
