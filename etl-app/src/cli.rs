@@ -173,12 +173,12 @@ pub struct RunArgs {
     pub threads: Option<u32>,
 
     /// A row group closes at this many rows ...
-    #[arg(long, default_value_t = 1_048_576)]
-    pub row_group_rows: usize,
+    #[arg(long, default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1..))]
+    pub row_group_rows: u64,
 
     /// ... or at this many bytes (e.g. 128MB), whichever comes first. Pages are spilled to
     /// disk while a row group is open, so this does not raise memory use.
-    #[arg(long, default_value = "128MB", value_parser = parse_bytes)]
+    #[arg(long, default_value = "128MB", value_parser = parse_nonzero_bytes)]
     pub row_group_bytes: u64,
 
     /// Cancel a table's read after this many seconds (PostgreSQL statement_timeout).
@@ -340,6 +340,14 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         _ => return Err(format!("`{text}`: the unit is s, m, h or d (e.g. 15m)")),
     };
     Ok(std::time::Duration::from_secs(number * seconds))
+}
+
+/// A size that must hold something: a row group of 0 bytes has no meaning.
+fn parse_nonzero_bytes(text: &str) -> Result<u64, String> {
+    match parse_bytes(text)? {
+        0 => Err(format!("`{text}`: the size must be at least 1 byte")),
+        bytes => Ok(bytes),
+    }
 }
 
 fn parse_bytes(text: &str) -> Result<u64, String> {

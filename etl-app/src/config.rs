@@ -152,7 +152,7 @@ impl RunConfig {
                     Compression::Snappy => Codec::Snappy,
                     Compression::None => Codec::None,
                 },
-                row_group_rows: args.row_group_rows,
+                row_group_rows: usize::try_from(args.row_group_rows).unwrap_or(usize::MAX),
                 row_group_bytes: usize::try_from(args.row_group_bytes).unwrap_or(usize::MAX),
                 ..ParquetOptions::default()
             },

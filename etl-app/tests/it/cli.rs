@@ -272,6 +272,15 @@ fn a_bad_output_or_a_flag_that_does_not_apply_fails_before_connecting() {
             &["--pushgateway", "https://pgw:9091", "--output", "./x"],
             "--pushgateway",
         ),
+        // Sizes that would reach parquet as 0 (which panics there) stop at the command line.
+        (
+            &["--row-group-rows", "0", "--output", "./x"],
+            "--row-group-rows",
+        ),
+        (
+            &["--row-group-bytes", "0", "--output", "./x"],
+            "--row-group-bytes",
+        ),
     ];
     for (args, expected) in cases {
         let database = Unreachable::new();
