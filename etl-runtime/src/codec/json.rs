@@ -20,12 +20,14 @@ impl Encode<Value> for Utf8Encoder {
 
 impl FromWire for Value {
     fn from_wire(bytes: &[u8]) -> Result<Self, ValueError> {
-        // json is its text; jsonb is a version byte (1) and its text.
-        let text = match bytes.split_first() {
-            Some((1, rest)) => rest,
-            _ => bytes,
+        // JSON text never starts with a control character other than white space, and jsonb's
+        // binary form starts with its version byte: a model's field may be either.
+        let wire = match bytes.first() {
+            Some(&b) if b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r') => Scalar::Jsonb,
+            _ => Scalar::Json,
         };
-        serde_json::from_slice(text).map_err(|e| ValueError::Json(e.to_string()))
+        serde_json::from_str(super::json_text_from_wire(wire, bytes)?)
+            .map_err(|e| ValueError::Json(e.to_string()))
     }
 }
 
@@ -61,14 +63,4 @@ impl JsonElement for Value {
         }
         Ok(())
     }
-}
-
-/// The JSON text of a json (its bytes) or jsonb (a version byte, 1, then the text) value.
-pub(super) fn text_from_wire(wire: Scalar, bytes: &[u8]) -> Result<&str, ValueError> {
-    let text = match (wire, bytes.split_first()) {
-        (Scalar::Jsonb, Some((1, text))) => text,
-        (Scalar::Jsonb, _) => return Err(ValueError::Wire("unknown jsonb version".into())),
-        _ => bytes,
-    };
-    super::utf8(text)
 }

@@ -260,7 +260,7 @@ pub fn write_json_wire(out: &mut String, wire: Scalar, bytes: &[u8]) -> Result<(
         }
         Scalar::Time => datetime::write_json_time(out, i64::from_wire(bytes)?),
         Scalar::Json | Scalar::Jsonb => {
-            out.push_str(json::text_from_wire(wire, bytes)?);
+            out.push_str(json_text_from_wire(wire, bytes)?);
             Ok(())
         }
         Scalar::Bytea => {
@@ -340,6 +340,20 @@ fn utf8(bytes: &[u8]) -> Result<&str, ValueError> {
     })
 }
 
+/// The JSON text of a json (its bytes) or jsonb (a version byte, 1, then the text) value: the
+/// one reading of jsonb's version byte, for the COPY path and for models alike.
+fn json_text_from_wire(wire: Scalar, bytes: &[u8]) -> Result<&str, ValueError> {
+    let text = match (wire, bytes.split_first()) {
+        (Scalar::Jsonb, Some((1, text))) => text,
+        (Scalar::Jsonb, Some((version, _))) => {
+            return Err(ValueError::Wire(format!("unknown jsonb version {version}")));
+        }
+        (Scalar::Jsonb, None) => return Err(ValueError::Wire("empty jsonb value".into())),
+        _ => bytes,
+    };
+    utf8(text)
+}
+
 /// An encoder over one Arrow primitive builder: its field, NULL and finish, and the model push
 /// `|v| convert` for values of type `$rust`.
 macro_rules! primitive_encoder {
@@ -407,6 +421,27 @@ use from_wire_be;
 #[cfg(test)]
 mod tests {
     use super::{ValueError, utf8};
+
+    #[test]
+    fn jsonb_version_bytes_read_the_same_on_the_copy_path_and_into_models() {
+        use super::{FromWire, Scalar, write_json_wire};
+        let mut text = String::new();
+        write_json_wire(&mut text, Scalar::Jsonb, b"\x01{\"a\": 1}").expect("version 1");
+        assert_eq!(text, r#"{"a": 1}"#);
+        let value = serde_json::Value::from_wire(b"\x01{\"a\": 1}").expect("version 1");
+        assert_eq!(value, serde_json::json!({"a": 1}));
+        // json's text as it is, leading white space included.
+        let value = serde_json::Value::from_wire(b"\n[1]").expect("json text");
+        assert_eq!(value, serde_json::json!([1]));
+        // A version this build does not know is the same error on both paths.
+        let copy = write_json_wire(&mut text, Scalar::Jsonb, b"\x02{}").expect_err("version 2");
+        let model = serde_json::Value::from_wire(b"\x02{}").expect_err("version 2");
+        assert_eq!(copy.to_string(), model.to_string());
+        assert!(
+            copy.to_string().contains("unknown jsonb version 2"),
+            "{copy}"
+        );
+    }
 
     /// Valid text passes whole, short or long (the SIMD check starts at 64 bytes), ASCII or
     /// not; invalid bytes are refused with `std`'s message (their position), wherever they are.

@@ -71,7 +71,7 @@ impl Utf8Encoder {
         match wire {
             Scalar::Text | Scalar::Cast(_) => self.append_str(super::utf8(bytes)?),
             Scalar::Json | Scalar::Jsonb => {
-                self.append_str(super::json::text_from_wire(wire, bytes)?)
+                self.append_str(super::json_text_from_wire(wire, bytes)?)
             }
             Scalar::Uuid => super::uuid::push_text_wire(self, bytes)?,
             Scalar::Numeric(_) => self.append_str(&super::numeric::text_from_wire(bytes)?),
