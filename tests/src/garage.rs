@@ -155,6 +155,15 @@ impl Garage {
         }
     }
 
+    /// The value of [`SHARED_NODE_ENV`] that hands this node to child processes.
+    pub fn handed_down(&self) -> String {
+        let node = match &self.node {
+            Owner::Own(node) => node,
+            Owner::Shared(node) => node,
+        };
+        format!("{} {}", node.s3_port, node.config.display())
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.s3_port)
     }
@@ -185,7 +194,7 @@ fn shared_node() -> Result<&'static Node> {
     static SHARED: OnceLock<std::result::Result<Node, String>> = OnceLock::new();
     SHARED
         .get_or_init(|| match std::env::var(SHARED_NODE_ENV) {
-            Ok(handed) if !handed.is_empty() => Node::handed_down(&handed).map_err(|e| e.0),
+            Ok(handed) if !handed.is_empty() => Node::from_handed_down(&handed).map_err(|e| e.0),
             _ => {
                 let mut node = Node::new().map_err(|e| e.0)?;
                 node.resume().map_err(|e| e.0)?;
@@ -194,17 +203,6 @@ fn shared_node() -> Result<&'static Node> {
         })
         .as_ref()
         .map_err(|e| error(e.clone()))
-}
-
-impl Garage {
-    /// The value of [`SHARED_NODE_ENV`] that hands this node to child processes.
-    pub fn handed_down(&self) -> String {
-        let node = match &self.node {
-            Owner::Own(node) => node,
-            Owner::Shared(node) => node,
-        };
-        format!("{} {}", node.s3_port, node.config.display())
-    }
 }
 
 impl Node {
@@ -254,7 +252,7 @@ api_bind_addr = "127.0.0.1:{admin_port}"
     }
 
     /// The node a parent process started, from [`SHARED_NODE_ENV`]'s value.
-    fn handed_down(value: &str) -> Result<Node> {
+    fn from_handed_down(value: &str) -> Result<Node> {
         let bad = || {
             error(format!(
                 "{SHARED_NODE_ENV}={value:?} is not `<S3 port> <config>`"

@@ -79,16 +79,8 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
     // The test binaries compile while Garage still may: on a new machine both take minutes,
     // and each leaves the other's idle moments (links, one crate at a time) to fill.
     step("build the tests (cargo nextest run --no-run)", &mut || {
-        let status = Command::new(&nextest)
-            .args([
-                "nextest",
-                "run",
-                "--workspace",
-                "--profile",
-                "ci",
-                "--no-run",
-            ])
-            .current_dir(etl_tests::workspace_root())
+        let status = nextest_run(&nextest)
+            .arg("--no-run")
             .status()
             .with_context(|| format!("cannot run {}", nextest.display()))?;
         if !status.success() {
@@ -111,11 +103,9 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
     let url = server.url.clone();
     let garage = etl_tests::garage::Garage::start().map_err(anyhow::Error::msg)?;
     step("tests (cargo nextest run --workspace)", &mut || {
-        let status = Command::new(&nextest)
-            .args(["nextest", "run", "--workspace", "--profile", "ci"])
+        let status = nextest_run(&nextest)
             .env("DATABASE_URL", &url)
             .env(etl_tests::garage::SHARED_NODE_ENV, garage.handed_down())
-            .current_dir(etl_tests::workspace_root())
             .status()
             .with_context(|| format!("cannot run {}", nextest.display()))?;
         // nextest keeps its store in the clone's target/, whatever CARGO_TARGET_DIR says.
@@ -170,6 +160,15 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
     }
     eprintln!("{:>8.1} s  total", started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
+}
+
+/// `nextest run` over the workspace with the `ci` profile (`.config/nextest.toml`).
+fn nextest_run(nextest: &Path) -> Command {
+    let mut command = Command::new(nextest);
+    command
+        .args(["nextest", "run", "--workspace", "--profile", "ci"])
+        .current_dir(etl_tests::workspace_root());
+    command
 }
 
 /// The `cargo-nextest` to run the tests with: the machine's (`cargo nextest` answers), or one
