@@ -528,7 +528,7 @@ async fn update_catalog(
                 database,
                 &name,
                 location,
-                &(export.schema)(),
+                &export.files_schema(),
                 partitioning,
             )
             .await?;

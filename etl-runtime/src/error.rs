@@ -87,6 +87,19 @@ pub enum Error {
         found: u32,
         supported: u32,
     },
+    #[error(
+        "cannot read the key file {path} ({reason}); deleted rows cannot be found against it: \
+         export the table anew with --full"
+    )]
+    KeysUnreadable { path: String, reason: String },
+    #[error(
+        "{which} keys are not in ascending order as this tool compares them ({detail}); \
+         PostgreSQL sorts this key differently, so deleted rows cannot be found safely and \
+         nothing is published"
+    )]
+    KeyOrder { which: &'static str, detail: String },
+    #[error("deleted rows cannot be found: {reason}")]
+    NoKeyForDeletes { reason: String },
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,

@@ -8,6 +8,10 @@ For each table: the Parquet column names are the PostgreSQL names byte for byte,
 columns are REQUIRED, the row counts match, and every value equals PostgreSQL's: decimals as
 decimals (never floats), floats bit-exact (NaN, +-Infinity, -0.0), timestamps to the
 microsecond, jsonb and arrays as JSON equal to PostgreSQL's own to_json.
+
+A table with row versions (a cursor: the `_etl_batch` and `_etl_deleted` columns after its
+own; only key columns REQUIRED, deletions leave the others NULL) is read as the README says:
+each key's version of the largest `_etl_batch`, unless that version is a deletion.
 """
 
 import argparse
@@ -254,6 +258,24 @@ def check_derived_keys(qualified, names, partition_keys, arrow_table, problems):
                     return
 
 
+VERSION_COLUMNS = ["_etl_batch", "_etl_deleted"]
+
+
+def current_rows(arrow_table, key):
+    """The rows of a table with row versions, as pyarrow can compute them: per key, the
+    version of the largest `_etl_batch`, dropped if it is a deletion."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not key:
+        raise ValueError("row versions need a primary key")
+    ordered = arrow_table.sort_by([(k, "ascending") for k in key] + [("_etl_batch", "descending")])
+    keys = list(zip(*(ordered.column(k).to_pylist() for k in key)))
+    first = [i for i, k in enumerate(keys) if i == 0 or keys[i - 1] != k]
+    latest = ordered.take(pa.array(first, type=pa.int64()))
+    return latest.filter(pc.invert(latest.column("_etl_deleted")))
+
+
 def check_table(conn, directory, spec, problems):
     # `table` or `schema.table`, or `table=dir` to compare a PostgreSQL table (an oracle query's
     # result) with the Parquet files of another name.
@@ -280,13 +302,16 @@ def check_table(conn, directory, spec, problems):
         problems.append(f"{qualified}: no Parquet files in {table_dir}")
         return 0
 
-    # Schema: names byte for byte, NOT NULL -> REQUIRED.
+    # Schema: names byte for byte, NOT NULL -> REQUIRED (key columns only, with row versions).
+    versioned = pq.ParquetFile(os.path.join(table_dir, files[0])).schema_arrow.names[-2:] == VERSION_COLUMNS
     for f in files:
         schema_pq = pq.ParquetFile(os.path.join(table_dir, f)).schema_arrow
-        if schema_pq.names != names:
+        expected_names = names + VERSION_COLUMNS if versioned else names
+        if schema_pq.names != expected_names:
             problems.append(f"{qualified}/{f}: columns {schema_pq.names}, PostgreSQL has {names}")
         for (name, _, _, not_null), field in zip(kinds, schema_pq):
-            if field.nullable == not_null:
+            required = not_null and (not versioned or name in key)
+            if field.nullable == required:
                 problems.append(
                     f"{qualified}/{f}: column {name} is {'OPTIONAL' if field.nullable else 'REQUIRED'} "
                     f"but NOT NULL is {not_null} in PostgreSQL"
@@ -326,6 +351,8 @@ def check_table(conn, directory, spec, problems):
         arrow_table = ds.dataset(table_dir, format="parquet", partitioning=partitioning).to_table()
     else:
         arrow_table = ds.dataset(table_dir, format="parquet").to_table()
+    if versioned:
+        arrow_table = current_rows(arrow_table, key)
     if key:
         arrow_table = arrow_table.sort_by([(k, "ascending") for k in key])
     columns = [arrow_table.column(n).to_pylist() for n in names]
@@ -351,6 +378,13 @@ def check_table(conn, directory, spec, problems):
     else:
         glob = os.path.join(table_dir, "*.parquet").replace("'", "''")
         source = f"read_parquet('{glob}')"
+    if versioned:
+        # The README's query.
+        keys = ", ".join(quote(k) for k in key)
+        source = (
+            f"(SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _etl_batch DESC) AS _etl_rank "
+            f"FROM {source}) WHERE _etl_rank = 1 AND NOT _etl_deleted"
+        )
     duck_rows = duck.execute(f"SELECT {select} FROM {source}{order}").fetchall()
     if not key:
         duck_rows = sorted(duck_rows, key=repr)

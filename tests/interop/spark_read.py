@@ -71,9 +71,10 @@ for spec in args.table:
         ]
 
     df = spark.read.option("basePath", f"{args.dir}/{name}").parquet(f"{args.dir}/{name}")
-    if cursor:
-        latest = Window.partitionBy(key).orderBy(F.col(cursor[0]).desc())
-        df = df.withColumn("_n", F.row_number().over(latest)).where("_n = 1").drop("_n")
+    if "_etl_batch" in df.columns:
+        # The README's query: each key's latest version, unless it is a deletion.
+        latest = Window.partitionBy(key).orderBy(F.col("_etl_batch").desc())
+        df = df.withColumn("_n", F.row_number().over(latest)).where("_n = 1 AND NOT _etl_deleted").drop("_n")
     rows = df.select(*columns).orderBy(key).collect()
     got = []
     for row in rows:

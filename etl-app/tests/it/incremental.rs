@@ -98,7 +98,7 @@ fn latest_versions_equal_postgres(url: &str, table_dir: &Path) -> String {
         url,
         table_dir,
         "accounts",
-        ("id", "updated_at", "id, owner, balance::text, updated_at"),
+        ("id", "id, owner, balance::text, updated_at"),
     )
     .unwrap_or_else(|e| panic!("{e}"))
 }

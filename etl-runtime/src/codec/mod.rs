@@ -289,6 +289,42 @@ pub fn render_key_value(wire: Scalar, bytes: &[u8]) -> String {
     out
 }
 
+/// An Arrow column of `values` (wire bytes of type `wire`) of type `data_type`, written by the
+/// same encoders as a table's export writes that column with: how deletions carry their keys.
+/// None if no encoder writes `wire` as `data_type`.
+pub fn wire_array(
+    wire: Scalar,
+    data_type: &arrow_schema::DataType,
+    values: &[&[u8]],
+) -> Option<Result<ArrayRef, ValueError>> {
+    use arrow_schema::DataType as T;
+    fn fill(mut encoder: impl WireEncode, values: &[&[u8]]) -> Result<ArrayRef, ValueError> {
+        values.iter().try_for_each(|v| encoder.push_wire(v))?;
+        Ok(encoder.finish())
+    }
+    let n = values.len();
+    Some(match (wire, data_type) {
+        (Scalar::Int2, T::Int16) => fill(Int16Encoder::new(n), values),
+        (Scalar::Int4, T::Int32) => fill(Int32Encoder::new(n), values),
+        (Scalar::Int8, T::Int64) => fill(Int64Encoder::new(n), values),
+        (Scalar::Date, T::Date32) => fill(DateEncoder::new(n), values),
+        (Scalar::Time, T::Time64(_)) => fill(TimeEncoder::new(n), values),
+        (Scalar::Timestamp, T::Timestamp(_, None)) => fill(TimestampEncoder::new(n), values),
+        (Scalar::Timestamptz, T::Timestamp(_, Some(_))) => fill(TimestamptzEncoder::new(n), values),
+        (Scalar::Bool, T::Boolean) => fill(BoolEncoder::new(n), values),
+        (Scalar::Bytea, T::Binary) => fill(BytesEncoder::new(n), values),
+        (Scalar::Uuid, T::FixedSizeBinary(16)) => fill(UuidBytesEncoder::new(n), values),
+        (_, T::Utf8) => {
+            let mut encoder = Utf8Encoder::new(n);
+            values
+                .iter()
+                .try_for_each(|v| encoder.push_wire_as(wire, v))
+                .map(|()| encoder.finish())
+        }
+        _ => return None,
+    })
+}
+
 /// Reads one length-prefixed field (`-1` is NULL) off the front of `rest`.
 #[inline]
 pub fn take_field<'a>(rest: &mut &'a [u8]) -> Result<Option<&'a [u8]>, ValueError> {

@@ -17,8 +17,11 @@ use crate::error::{Error, Result};
 /// The manifest's name in a table's directory (and in each S3 version's).
 pub const MANIFEST_FILE: &str = "_manifest.json";
 
-/// The version of the manifest's format this build writes, and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The version of the manifest's format this build writes, and the newest it reads. Version 2
+/// added row versions to tables with a cursor (the `_etl_batch` and `_etl_deleted` columns,
+/// the key set `incremental.keys`, each batch's `deleted`): a build that reads only version 1
+/// would add batches without them, so it must refuse such a table instead.
+pub const FORMAT_VERSION: u32 = 2;
 
 fn first_version() -> u32 {
     1
@@ -86,6 +89,11 @@ pub struct Incremental {
     pub base_rows: u64,
     pub base_files: Vec<String>,
     pub batches: Vec<Batch>,
+    /// The key file (`_keys-00003-<time>.zst` at the table's top): every primary key of the
+    /// table at the last run's snapshot, sorted, which the next run compares with the keys it
+    /// reads to find deleted rows. None in a manifest of version 1 (the next run is then full).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys: Option<String>,
 }
 
 /// Where a watermark came from.
@@ -115,7 +123,11 @@ pub struct Batch {
     /// The batch's lower bound as a timestamp, for people; `lower_micros` is what runs read.
     pub lower: String,
     pub lower_micros: i64,
+    /// Rows in its files, deletions included.
     pub rows: u64,
+    /// Of those, deletions: keys gone since the previous run.
+    #[serde(default)]
+    pub deleted: u64,
     pub files: Vec<String>,
 }
 
@@ -211,7 +223,7 @@ mod tests {
         let message = e.to_string();
         assert!(message.contains("out/accounts/_manifest.json"), "{message}");
         assert!(message.contains("format 7"), "{message}");
-        assert!(message.contains("reads format 1"), "{message}");
+        assert!(message.contains("reads format 2"), "{message}");
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! every reader (the next incremental run, the S3 sink, `etl-app state`) reads them back
 //! through the same types.
 
+pub mod keys;
 pub mod manifest;
 mod partition;
+pub mod versions;
 
 pub use manifest::{MANIFEST_FILE, Manifest};
 pub use partition::Partition;

@@ -15,11 +15,14 @@ use tokio::sync::mpsc;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::layout::Manifest;
+use crate::layout::keys::KeyFileReader;
 use crate::model::{EtlTable, PartitionKey, RecordBatchEncoder, TableInfo, WireBatchEncoder};
-use crate::run::incremental::{IncrementalOptions, IncrementalOutcome, Plan, TableState};
+use crate::run::deletes::{self, Versioned};
+use crate::run::incremental::{IncrementalOptions, IncrementalOutcome, Plan, RunFiles, TableState};
 use crate::run::progress::ProgressObserver;
 use crate::sink::Sink;
 use crate::source::copy::TupleSplitter;
+use crate::source::keys::KeyOrder;
 use crate::source::ranges::{ReadOptions, ReadParallelism, ReadPlan, ReadRange};
 use crate::source::{ColumnStatistics, PgSource};
 use crate::write::partition::{Partition, PartitionedWriter};
@@ -396,6 +399,39 @@ pub(crate) async fn run_export(
         (None, _) => (None, None, None),
     };
     let staged = sink.stage(&dir_name)?;
+    let own_columns = source_table.display_name() == output.display_name();
+    // A table with a cursor: its files carry row versions, and a run that keeps state reads
+    // the table's keys too, for its deletions and for the next run's.
+    let mut versions = None;
+    let mut processor = processor;
+    if crate::layout::versions::has_row_versions(output) && own_columns {
+        let found = row_versions(
+            source,
+            sink,
+            options,
+            output,
+            (&dir_name, &staged.dir),
+            (plan.as_ref(), previous_manifest.as_ref()),
+            processor.schema(),
+        )
+        .await;
+        match found {
+            Ok(mut found) => {
+                let deletions = std::mem::take(&mut found.deletions);
+                processor = Box::new(Versioned::new(
+                    processor,
+                    found.schema.clone(),
+                    found.number,
+                    deletions,
+                ));
+                versions = Some(found);
+            }
+            Err(e) => {
+                sink.discard(staged);
+                return Err(e);
+            }
+        }
+    }
     let read = TableRead {
         filter: plan.as_ref().and_then(|p| p.filter(output)),
         file_prefix: match (&plan, snapshot) {
@@ -403,7 +439,7 @@ pub(crate) async fn run_export(
             _ => "part-".to_string(),
         },
         batch: matches!(plan, Some(Plan::Batch { .. })),
-        own_columns: source_table.display_name() == output.display_name(),
+        own_columns,
         ranges: None,
         write_back: sink.publishes_staged_files(),
     };
@@ -436,8 +472,14 @@ pub(crate) async fn run_export(
                 .collect();
             let (state, incremental) = match (&plan, snapshot) {
                 (Some(plan), Some(snapshot)) => {
+                    let published = RunFiles {
+                        rows,
+                        files: names.clone(),
+                        keys: versions.as_ref().and_then(|v| v.keys.clone()),
+                        deleted: versions.as_ref().map_or(0, |v| v.deleted),
+                    };
                     let (state, outcome) =
-                        plan.outcome(output, snapshot, &options.incremental, rows, names.clone());
+                        plan.outcome(output, snapshot, &options.incremental, published);
                     (state, Some(outcome))
                 }
                 _ => (None, None),
@@ -492,6 +534,73 @@ pub(crate) async fn run_export(
             Err(e)
         }
     }
+}
+
+/// The row versions of a table with a cursor, for one run.
+struct RowVersions {
+    /// The files' schema: the model's with the version columns.
+    schema: SchemaRef,
+    /// The run's `_etl_batch`.
+    number: u32,
+    /// The run's key file, and the deletions found against the previous one.
+    keys: Option<String>,
+    deleted: u64,
+    deletions: Vec<RecordBatch>,
+}
+
+/// The row versions of `info`'s run: for a run that keeps state, its keys read into a key file
+/// in `staged_dir` and the deletions since the previous run's key file.
+async fn row_versions(
+    source: &PgSource,
+    sink: &dyn Sink,
+    options: &ExportOptions,
+    info: &TableInfo,
+    (table_dir, staged_dir): (&str, &Path),
+    (plan, previous): (Option<&Plan>, Option<&Manifest>),
+    model_schema: SchemaRef,
+) -> Result<RowVersions> {
+    let schema = crate::layout::versions::versioned_schema(&model_schema, info);
+    let (Some(plan), Some(snapshot)) = (plan, source.snapshot()) else {
+        return Ok(RowVersions {
+            schema,
+            number: 0,
+            keys: None,
+            deleted: 0,
+            deletions: Vec::new(),
+        });
+    };
+    let order = KeyOrder::new(info)?;
+    let previous_keys = match (plan.previous_keys(), previous) {
+        (Some(name), Some(manifest)) => {
+            let (bytes, origin) = sink.read_published(table_dir, manifest, name).await?;
+            Some(KeyFileReader::new(bytes, &origin)?)
+        }
+        _ => None,
+    };
+    let keys = plan.keys_file(snapshot);
+    let pass = deletes::read_keys(
+        source,
+        info,
+        &order,
+        previous_keys,
+        &staged_dir.join(&keys),
+        &options.cancel,
+    )
+    .await?;
+    let deletions = deletes::deletion_batches(&order, &schema, &pass.deleted, plan.number())?;
+    tracing::debug!(
+        table = %info.display_name(),
+        "{} keys read, {} deleted since the last run",
+        pass.live,
+        pass.deleted.len()
+    );
+    Ok(RowVersions {
+        schema,
+        number: plan.number(),
+        keys: Some(keys),
+        deleted: pass.deleted.len() as u64,
+        deletions,
+    })
 }
 
 /// The partitions of `previous` (a manifest) and `added`, each once, the previous first.
@@ -554,6 +663,25 @@ struct TableRead {
     write_back: bool,
 }
 
+/// The model against the live table: an error for a difference that stops the export, the
+/// others (a column added, ...) as warnings.
+pub(crate) async fn check_drift(
+    conn: &mut sqlx::PgConnection,
+    info: &TableInfo,
+) -> Result<Vec<String>> {
+    let drift = crate::source::drift::check_table(conn, info)
+        .await
+        .map_err(Error::Query)?;
+    let (breaking, benign): (Vec<_>, Vec<_>) = drift.into_iter().partition(|d| d.is_breaking());
+    if !breaking.is_empty() {
+        return Err(Error::SchemaDrift {
+            table: info.display_name(),
+            drift: breaking,
+        });
+    }
+    Ok(benign.iter().map(ToString::to_string).collect())
+}
+
 async fn write_files(
     source: &PgSource,
     dir: &Path,
@@ -566,19 +694,9 @@ async fn write_files(
     let table = info.display_name();
     let mut tx = source.begin_read().await?;
     // On the export's own snapshot: the schema checked is the schema read.
-    let drift = crate::source::drift::check_table(&mut tx, info)
-        .await
-        .map_err(Error::Query)?;
-    let (breaking, benign): (Vec<_>, Vec<_>) = drift.into_iter().partition(|d| d.is_breaking());
-    let warnings: Vec<String> = benign.iter().map(ToString::to_string).collect();
+    let warnings = check_drift(&mut tx, info).await?;
     for warning in &warnings {
         tracing::warn!(table = %table, "{warning}");
-    }
-    if !breaking.is_empty() {
-        return Err(Error::SchemaDrift {
-            table,
-            drift: breaking,
-        });
     }
 
     // The table's size for the progress bar and for the statistics' fractions.

@@ -94,8 +94,22 @@ pub struct Batch {
     pub snapshot_taken_at: String,
     /// Its rows are those whose cursor was at or after this (microseconds since 1970, UTC).
     pub lower_micros: i64,
+    /// Rows in its files, deletions included.
+    pub rows: u64,
+    /// Deletions: keys gone since the run before.
+    pub deleted: u64,
+    pub files: Vec<String>,
+}
+
+/// What a run of a table with a cursor published: its files and rows, its key file, and the
+/// deletions among its rows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFiles {
     pub rows: u64,
     pub files: Vec<String>,
+    /// The run's key file (see `layout::keys`); None if its keys were not read.
+    pub keys: Option<String>,
+    pub deleted: u64,
 }
 
 /// A table's incremental state, as its manifest keeps it.
@@ -113,6 +127,8 @@ pub struct TableState {
     pub base_rows: u64,
     pub base_files: Vec<String>,
     pub batches: Vec<Batch>,
+    /// The key file of the last run: the keys the next run finds deletions against.
+    pub keys: Option<String>,
 }
 
 impl TableState {
@@ -155,9 +171,11 @@ impl TableState {
                     lower: render_micros(b.lower_micros),
                     lower_micros: b.lower_micros,
                     rows: b.rows,
+                    deleted: b.deleted,
                     files: b.files.clone(),
                 })
                 .collect(),
+            keys: self.keys.clone(),
         }
     }
 
@@ -185,9 +203,11 @@ impl TableState {
                     snapshot_taken_at: b.snapshot_taken_at.clone(),
                     lower_micros: b.lower_micros,
                     rows: b.rows,
+                    deleted: b.deleted,
                     files: b.files.clone(),
                 })
                 .collect(),
+            keys: state.keys.clone(),
         })
     }
 }
@@ -226,6 +246,11 @@ impl Plan {
         if previous.schema_fingerprint != schema_fingerprint(info) {
             return full("the model's columns or types changed");
         }
+        if previous.keys.is_none() {
+            return full(
+                "the state predates row versions: no key set to find deleted rows against",
+            );
+        }
         let number = previous.batches.last().map_or(1, |b| b.number + 1);
         Plan::Batch { previous, number }
     }
@@ -237,13 +262,30 @@ impl Plan {
         match self {
             Plan::Full { .. } => "part-".to_string(),
             Plan::Batch { number, .. } => {
-                let stamp: String = snapshot
-                    .taken_at
-                    .chars()
-                    .filter(|c| c.is_ascii_alphanumeric())
-                    .collect();
-                format!("batch-{number:05}-{stamp}-part-")
+                format!("batch-{number:05}-{}-part-", snapshot_stamp(snapshot))
             }
+        }
+    }
+
+    /// The run's place in the order of row versions (`_etl_batch`): 0 for a full export, the
+    /// batch's number for a batch.
+    pub fn number(&self) -> u32 {
+        match self {
+            Plan::Full { .. } => 0,
+            Plan::Batch { number, .. } => *number,
+        }
+    }
+
+    /// The name of the run's key file.
+    pub fn keys_file(&self, snapshot: &Snapshot) -> String {
+        crate::layout::versions::keys_file_name(self.number(), &snapshot_stamp(snapshot))
+    }
+
+    /// The previous run's key file, for a batch.
+    pub fn previous_keys(&self) -> Option<&str> {
+        match self {
+            Plan::Full { .. } => None,
+            Plan::Batch { previous, .. } => previous.keys.as_deref(),
         }
     }
 
@@ -255,26 +297,27 @@ impl Plan {
         info: &TableInfo,
         snapshot: &Snapshot,
         options: &IncrementalOptions,
-        rows: u64,
-        files: Vec<String>,
+        published: RunFiles,
     ) -> (Option<TableState>, IncrementalOutcome) {
+        let deleted = published.deleted;
         let watermark = Watermark::of_run(snapshot, info, options);
         match self {
             Plan::Full { reason } => (
                 watermark
                     .clone()
-                    .map(|w| self.next_state(info, snapshot, w, rows, files)),
+                    .map(|w| self.next_state(info, snapshot, w, published)),
                 IncrementalOutcome {
                     mode: "full",
                     reason: reason.clone(),
                     batch: None,
+                    deleted,
                     watermark,
                 },
             ),
             Plan::Batch { previous, number } => {
                 let watermark = watermark.unwrap_or_else(|| previous.watermark.clone());
                 (
-                    Some(self.next_state(info, snapshot, watermark.clone(), rows, files)),
+                    Some(self.next_state(info, snapshot, watermark.clone(), published)),
                     IncrementalOutcome {
                         mode: "batch",
                         reason: format!(
@@ -283,6 +326,7 @@ impl Plan {
                             render_micros(previous.watermark.micros)
                         ),
                         batch: Some(*number),
+                        deleted,
                         watermark: Some(watermark),
                     },
                 )
@@ -312,9 +356,14 @@ impl Plan {
         info: &TableInfo,
         snapshot: &Snapshot,
         watermark: Watermark,
-        rows: u64,
-        files: Vec<String>,
+        published: RunFiles,
     ) -> TableState {
+        let RunFiles {
+            rows,
+            files,
+            keys,
+            deleted,
+        } = published;
         let cursor = info
             .cursor
             .and_then(|i| info.columns.get(i))
@@ -328,6 +377,7 @@ impl Plan {
                     snapshot_taken_at: snapshot.taken_at.clone(),
                     lower_micros: previous.watermark.micros,
                     rows,
+                    deleted,
                     files,
                 });
                 (
@@ -348,8 +398,18 @@ impl Plan {
             base_rows,
             base_files,
             batches,
+            keys,
         }
     }
+}
+
+/// The snapshot's time as it goes into file names: `20240131T101500123456Z`.
+fn snapshot_stamp(snapshot: &Snapshot) -> String {
+    snapshot
+        .taken_at
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect()
 }
 
 /// What the run did with a table that has a cursor, for the report.
@@ -360,6 +420,8 @@ pub struct IncrementalOutcome {
     /// Why full; for a batch, which rows.
     pub reason: String,
     pub batch: Option<u32>,
+    /// Deletions the run published: keys gone since the run before.
+    pub deleted: u64,
     /// The next run's lower bound and where it came from; None if no state was kept.
     pub watermark: Option<Watermark>,
 }
@@ -370,6 +432,7 @@ impl IncrementalOutcome {
             "mode": self.mode,
             "reason": self.reason,
             "batch": self.batch,
+            "deleted_rows": self.deleted,
             "next_lower_bound": self.watermark.as_ref().map(|w| render_micros(w.micros)),
             "watermark_from": self.watermark.as_ref().map(|w| w.from),
         })
@@ -387,7 +450,10 @@ impl IncrementalOutcome {
             None => "no state kept: the next run is full".to_string(),
         };
         match self.batch {
-            Some(n) => format!("batch {n}: {}; {next}", self.reason),
+            Some(n) => format!(
+                "batch {n}: {}, {} deleted; {next}",
+                self.reason, self.deleted
+            ),
             None => format!("full export ({}); {next}", self.reason),
         }
     }

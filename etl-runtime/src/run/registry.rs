@@ -56,6 +56,17 @@ pub struct Export {
 }
 
 impl Export {
+    /// The Arrow schema of the files it writes: the model's, with the row-version columns
+    /// for a table with a cursor (see `layout::versions`).
+    pub fn files_schema(&self) -> SchemaRef {
+        let schema = (self.schema)();
+        if self.kind == ExportKind::Table && crate::layout::versions::has_row_versions(&self.info) {
+            crate::layout::versions::versioned_schema(&schema, &self.info)
+        } else {
+            schema
+        }
+    }
+
     /// The export of model `T`'s table.
     pub fn table<T: EtlTable>() -> Self {
         Export {

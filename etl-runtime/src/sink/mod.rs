@@ -76,6 +76,20 @@ pub trait Sink: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<Manifest>>> {
         Box::pin(async { Ok(None) })
     }
+    /// The bytes of `name`, a file of the export of `table_dir` whose manifest is `manifest`
+    /// (the key file of a table with a cursor), and where it was read, for errors.
+    fn read_published<'a>(
+        &'a self,
+        table_dir: &'a str,
+        _manifest: &'a Manifest,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(Vec<u8>, String)>> {
+        Box::pin(async move {
+            Err(Error::NotSupported {
+                what: format!("reading {name} of {table_dir}"),
+            })
+        })
+    }
     /// Publishes `staged` (an incremental batch and the table's new manifest) as an addition
     /// to the export whose manifest is `previous` and whose files are `previous_files`: the
     /// table's readers then see both. Fails, publishing no manifest, if the table's manifest
@@ -457,6 +471,19 @@ impl Sink for LocalDirSink {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(Error::io("cannot read", &path, e)),
             }
+        })
+    }
+
+    fn read_published<'a>(
+        &'a self,
+        table_dir: &'a str,
+        _manifest: &'a Manifest,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(Vec<u8>, String)>> {
+        Box::pin(async move {
+            let path = self.root.join(table_dir).join(name);
+            let bytes = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
+            Ok((bytes, path.display().to_string()))
         })
     }
 

@@ -384,10 +384,18 @@ impl S3Sink {
 
     /// Deletes the batch files in `version_dir` that the manifest does not list, of batches
     /// up to this one: runs that uploaded them failed or were overtaken. Later batches'
-    /// files belong to runs that planned after this one published, and are left alone.
+    /// files belong to runs that planned after this one published, and are left alone. Key
+    /// files likewise, but for the manifest's own: the earlier ones are superseded.
     async fn remove_abandoned_batches(&self, version_dir: &str, manifest: &Manifest) -> Result<()> {
-        let listed: std::collections::HashSet<&str> =
+        let mut listed: std::collections::HashSet<&str> =
             manifest.files.iter().map(String::as_str).collect();
+        if let Some(keys) = manifest
+            .incremental
+            .as_ref()
+            .and_then(|i| i.keys.as_deref())
+        {
+            listed.insert(keys);
+        }
         let last = u64::from(manifest.last_batch());
         let prefix = self.key(version_dir, "");
         let stale: Vec<String> = self
@@ -400,7 +408,8 @@ impl S3Sink {
                 let number = file
                     .strip_prefix("batch-")
                     .and_then(|rest| rest.split('-').next())
-                    .and_then(|n| n.parse::<u64>().ok());
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .or_else(|| crate::layout::versions::keys_file_batch(file).map(u64::from));
                 number.is_some_and(|n| n <= last) && !listed.contains(name)
             })
             .collect();
@@ -710,6 +719,31 @@ impl Sink for S3Sink {
         table_dir: &'a str,
     ) -> super::BoxFuture<'a, Result<Option<Manifest>>> {
         Box::pin(async move { Ok(self.get_manifest(table_dir).await?.map(|(m, _)| m)) })
+    }
+
+    fn read_published<'a>(
+        &'a self,
+        table_dir: &'a str,
+        manifest: &'a Manifest,
+        name: &'a str,
+    ) -> super::BoxFuture<'a, Result<(Vec<u8>, String)>> {
+        Box::pin(async move {
+            let version = manifest
+                .version
+                .as_deref()
+                .ok_or_else(|| Error::NotSupported {
+                    what: format!("reading {name} of {table_dir}: its manifest names no version"),
+                })?;
+            let key = self.key(&format!("{table_dir}/{version}"), name);
+            let url = format!("s3://{}/{key}", self.options.bucket);
+            match self.get_object(&key).await? {
+                Some((bytes, _)) => Ok((bytes, url)),
+                None => Err(Error::KeysUnreadable {
+                    path: url,
+                    reason: "it is gone".into(),
+                }),
+            }
+        })
     }
 
     fn publish_batch<'a>(

@@ -5,6 +5,7 @@
 
 pub mod copy;
 pub mod drift;
+pub mod keys;
 pub mod ranges;
 
 use std::str::FromStr;

@@ -76,11 +76,7 @@ async fn batches_of_a_partitioned_table_land_in_their_partitions_and_miss_nothin
         &db.url,
         &dir.join("events"),
         "events",
-        (
-            "id",
-            "updated_at",
-            "id, region, happened_at, note, updated_at",
-        ),
+        ("id", "id, region, happened_at, note, updated_at"),
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(report.contains("equal: 3050 rows"), "{report}");

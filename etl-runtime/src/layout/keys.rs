@@ -1,0 +1,164 @@
+//! The key file a run of a table with a cursor leaves beside its files: every primary key of
+//! the table at the run's snapshot, in ascending order, as the COPY tuples PostgreSQL sent
+//! them. The next run reads the keys again and walks both lists side by side: a key in the
+//! file and no longer in the table was deleted in between.
+//!
+//! Format: the 8 bytes `ETLKEYS1`, then a zstd stream of records, each a tuple's length (u32,
+//! big-endian) and the tuple (field count and length-prefixed fields, as COPY's binary
+//! format has them). Sorted keys compress well: the file is a small fraction of the table.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Cursor, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+const MAGIC: &[u8; 8] = b"ETLKEYS1";
+/// zstd's level: sorted keys compress almost as well at 3 as at higher levels, far faster.
+const LEVEL: i32 = 3;
+
+/// Writes a key file, tuple by tuple, in the order given.
+pub struct KeyFileWriter {
+    path: PathBuf,
+    encoder: zstd::stream::write::Encoder<'static, BufWriter<File>>,
+    keys: u64,
+}
+
+impl KeyFileWriter {
+    pub fn create(path: &Path) -> Result<Self> {
+        let io = |e| Error::io("cannot write", path, e);
+        let mut file = BufWriter::new(File::create(path).map_err(io)?);
+        file.write_all(MAGIC).map_err(io)?;
+        let encoder = zstd::stream::write::Encoder::new(file, LEVEL).map_err(io)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            encoder,
+            keys: 0,
+        })
+    }
+
+    pub fn push(&mut self, tuple: &[u8]) -> Result<()> {
+        let len = u32::try_from(tuple.len()).map_err(|_| {
+            Error::io(
+                "cannot write",
+                &self.path,
+                std::io::Error::other("a key of 4 GiB or more"),
+            )
+        })?;
+        let io = |e| Error::io("cannot write", &self.path, e);
+        self.encoder.write_all(&len.to_be_bytes()).map_err(io)?;
+        self.encoder.write_all(tuple).map_err(io)?;
+        self.keys += 1;
+        Ok(())
+    }
+
+    /// Ends the stream; returns how many keys the file holds.
+    pub fn finish(self) -> Result<u64> {
+        let io = |e| Error::io("cannot write", &self.path, e);
+        let mut file = self.encoder.finish().map_err(io)?;
+        file.flush().map_err(io)?;
+        Ok(self.keys)
+    }
+}
+
+/// Reads a key file's tuples back, in order.
+pub struct KeyFileReader {
+    /// Where the file came from, for errors.
+    origin: String,
+    decoder: zstd::stream::read::Decoder<'static, BufReader<Cursor<Vec<u8>>>>,
+    tuple: Vec<u8>,
+}
+
+impl KeyFileReader {
+    /// The key file whose bytes are `bytes`, read from `origin` (a path or URL).
+    pub fn new(bytes: Vec<u8>, origin: &str) -> Result<Self> {
+        if !bytes.starts_with(MAGIC) {
+            return Err(Error::KeysUnreadable {
+                path: origin.to_string(),
+                reason: "not a key file of this format".into(),
+            });
+        }
+        let mut cursor = Cursor::new(bytes);
+        cursor.set_position(MAGIC.len() as u64);
+        let decoder =
+            zstd::stream::read::Decoder::new(cursor).map_err(|e| Error::KeysUnreadable {
+                path: origin.to_string(),
+                reason: e.to_string(),
+            })?;
+        Ok(Self {
+            origin: origin.to_string(),
+            decoder,
+            tuple: Vec::new(),
+        })
+    }
+
+    /// The next key's tuple, or None at the end.
+    pub fn next_key(&mut self) -> Result<Option<&[u8]>> {
+        let unreadable = |origin: &str, e: std::io::Error| Error::KeysUnreadable {
+            path: origin.to_string(),
+            reason: e.to_string(),
+        };
+        let mut len = [0u8; 4];
+        let mut got = 0;
+        while got < len.len() {
+            match self.decoder.read(&mut len[got..]) {
+                Ok(0) if got == 0 => return Ok(None),
+                Ok(0) => {
+                    return Err(unreadable(
+                        &self.origin,
+                        std::io::ErrorKind::UnexpectedEof.into(),
+                    ));
+                }
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(unreadable(&self.origin, e)),
+            }
+        }
+        self.tuple.resize(u32::from_be_bytes(len) as usize, 0);
+        self.decoder
+            .read_exact(&mut self.tuple)
+            .map_err(|e| unreadable(&self.origin, e))?;
+        Ok(Some(&self.tuple))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_read_back_in_order_and_a_cut_file_is_an_error() {
+        let dir = std::env::temp_dir().join(format!("etl-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("_keys-00000-x.zst");
+        let mut writer = KeyFileWriter::create(&path).expect("create");
+        let keys: Vec<Vec<u8>> = (0u32..10_000).map(|k| k.to_be_bytes().to_vec()).collect();
+        for key in &keys {
+            writer.push(key).expect("push");
+        }
+        assert_eq!(writer.finish().expect("finish"), 10_000);
+        let bytes = std::fs::read(&path).expect("read");
+        let mut reader = KeyFileReader::new(bytes.clone(), "k").expect("open");
+        let mut read = Vec::new();
+        while let Some(key) = reader.next_key().expect("next") {
+            read.push(key.to_vec());
+        }
+        assert_eq!(read, keys);
+
+        let cut = bytes[..bytes.len() / 2].to_vec();
+        let mut reader = KeyFileReader::new(cut, "out/t/_keys-00000-x.zst").expect("open");
+        let e = loop {
+            match reader.next_key() {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("a cut file read to its end"),
+                Err(e) => break e,
+            }
+        };
+        assert!(e.to_string().contains("out/t/_keys-00000-x.zst"), "{e}");
+        let e = KeyFileReader::new(b"PAR1".to_vec(), "p")
+            .err()
+            .expect("not a key file");
+        assert!(e.to_string().contains("not a key file"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

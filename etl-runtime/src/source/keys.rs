@@ -1,0 +1,203 @@
+//! A table's primary key, read on the run's snapshot in an order this tool can check: what
+//! delete detection walks beside the previous run's key file.
+//!
+//! PostgreSQL sorts (`ORDER BY` the key, through the primary key's index when it can) and the
+//! client only compares neighbours. The comparison here must agree with PostgreSQL's order, so
+//! it is defined only for key types whose order is their bytes': integers, dates and
+//! timestamps (signed big-endian), booleans, uuids and bytea (bytewise), and text compared
+//! under the `C` collation (bytewise; `ORDER BY ... COLLATE "C"`). Both lists are checked to
+//! be strictly ascending as they are read, so a disagreement is an error, never a row wrongly
+//! taken for deleted.
+
+use std::cmp::Ordering;
+
+use crate::codec::{Scalar, ValueError, render_key_value, take_field, tuple_fields};
+use crate::error::{Error, Result};
+use crate::model::{TableInfo, quote_ident};
+
+/// How a table's key columns are read and compared.
+#[derive(Debug, Clone)]
+pub struct KeyOrder {
+    /// Per key column: its index in the model's columns, name and wire type.
+    columns: Vec<(usize, &'static str, Scalar)>,
+}
+
+/// How a key column's values compare.
+fn comparison(wire: Scalar) -> Option<fn(&[u8], &[u8]) -> Ordering> {
+    match wire {
+        Scalar::Int2
+        | Scalar::Int4
+        | Scalar::Int8
+        | Scalar::Date
+        | Scalar::Time
+        | Scalar::Timestamp
+        | Scalar::Timestamptz => Some(signed_big_endian),
+        Scalar::Bool | Scalar::Uuid | Scalar::Bytea | Scalar::Text | Scalar::Cast(_) => {
+            Some(<[u8]>::cmp)
+        }
+        Scalar::Float4 | Scalar::Float8 | Scalar::Numeric(_) | Scalar::Json | Scalar::Jsonb => None,
+    }
+}
+
+/// Two's-complement big-endian integers of one width: the sign bit flipped, then bytewise.
+fn signed_big_endian(a: &[u8], b: &[u8]) -> Ordering {
+    match (a.split_first(), b.split_first()) {
+        (Some((a0, a_rest)), Some((b0, b_rest))) => {
+            (a0 ^ 0x80, a.len(), a_rest).cmp(&(b0 ^ 0x80, b.len(), b_rest))
+        }
+        _ => a.len().cmp(&b.len()),
+    }
+}
+
+impl KeyOrder {
+    /// The key of `info`, or why its deleted rows cannot be found: no primary key, or a key
+    /// column of a type whose order this tool does not share with PostgreSQL.
+    pub fn new(info: &TableInfo) -> Result<Self> {
+        if info.primary_key.is_empty() {
+            return Err(Error::NoKeyForDeletes {
+                reason: format!(
+                    "{} has no primary key in its model; a table with a cursor needs one \
+                     (or a unique NOT NULL index declared as `primary_key(...)`)",
+                    info.display_name()
+                ),
+            });
+        }
+        let mut columns = Vec::new();
+        for key in info.primary_key {
+            let Some(index) = info.columns.iter().position(|c| c.name == *key) else {
+                return Err(Error::NoKeyForDeletes {
+                    reason: format!("the key column {key} is not among the model's columns"),
+                });
+            };
+            let column = &info.columns[index];
+            if comparison(column.wire).is_none() {
+                return Err(Error::NoKeyForDeletes {
+                    reason: format!(
+                        "the key column {key} is {}, whose order is not its bytes' (keys of \
+                         integers, dates, timestamps, text, uuid or bytea are)",
+                        column.sql_type
+                    ),
+                });
+            }
+            columns.push((index, column.name, column.wire));
+        }
+        Ok(Self { columns })
+    }
+
+    /// `COPY (SELECT <key> FROM <table> ORDER BY <key>) TO STDOUT (FORMAT binary)`.
+    pub fn copy_sql(&self, info: &TableInfo) -> String {
+        let mut select = Vec::new();
+        let mut order = Vec::new();
+        for &(index, name, wire) in &self.columns {
+            let expr = info.columns[index].select;
+            select.push(format!("{expr} AS {}", quote_ident(name)));
+            order.push(match wire {
+                Scalar::Text | Scalar::Cast(_) => format!("({expr}) COLLATE \"C\""),
+                _ => expr.to_string(),
+            });
+        }
+        format!(
+            "COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT (FORMAT binary)",
+            select.join(", "),
+            info.qualified_sql(),
+            order.join(", ")
+        )
+    }
+
+    /// Per key column, its index in the model's columns and wire type.
+    pub fn columns(&self) -> impl Iterator<Item = (usize, Scalar)> + '_ {
+        self.columns.iter().map(|&(index, _, wire)| (index, wire))
+    }
+
+    /// The values of a key tuple, column by column.
+    pub fn values<'a>(&self, tuple: &'a [u8]) -> Result<Vec<&'a [u8]>, ValueError> {
+        let mut rest = tuple_fields(tuple, self.columns.len())?;
+        let mut values = Vec::with_capacity(self.columns.len());
+        for &(_, name, _) in &self.columns {
+            match take_field(&mut rest)? {
+                Some(value) => values.push(value),
+                None => {
+                    return Err(ValueError::Wire(format!("the key column {name} is NULL")));
+                }
+            }
+        }
+        Ok(values)
+    }
+
+    /// Compares two key tuples.
+    pub fn compare(&self, a: &[u8], b: &[u8]) -> Result<Ordering, ValueError> {
+        let count = self.columns.len();
+        let (mut a, mut b) = (tuple_fields(a, count)?, tuple_fields(b, count)?);
+        for &(_, name, wire) in &self.columns {
+            let null = || ValueError::Wire(format!("the key column {name} is NULL"));
+            let x = take_field(&mut a)?.ok_or_else(null)?;
+            let y = take_field(&mut b)?.ok_or_else(null)?;
+            match comparison(wire).unwrap_or(<[u8]>::cmp)(x, y) {
+                Ordering::Equal => {}
+                other => return Ok(other),
+            }
+        }
+        Ok(Ordering::Equal)
+    }
+
+    /// A key for messages: `id=42, region="eu"`.
+    pub fn render(&self, tuple: &[u8]) -> String {
+        match self.values(tuple) {
+            Ok(values) => self
+                .columns
+                .iter()
+                .zip(values)
+                .map(|(&(_, name, wire), value)| {
+                    format!("{name}={}", render_key_value(wire, value))
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(e) => format!("(unreadable key: {e})"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tuple(fields: &[&[u8]]) -> Vec<u8> {
+        let mut out = (fields.len() as i16).to_be_bytes().to_vec();
+        for field in fields {
+            out.extend((field.len() as i32).to_be_bytes());
+            out.extend(*field);
+        }
+        out
+    }
+
+    #[test]
+    fn integers_compare_by_value_and_text_by_bytes() {
+        let order = KeyOrder {
+            columns: vec![(0, "id", Scalar::Int8), (1, "name", Scalar::Text)],
+        };
+        let key = |id: i64, name: &str| tuple(&[&id.to_be_bytes(), name.as_bytes()]);
+        let mut keys = vec![
+            key(5, "b"),
+            key(-3, "z"),
+            key(5, "a"),
+            key(i64::MIN, ""),
+            key(0, "é"),
+            key(0, "e"),
+            key(i64::MAX, "a"),
+        ];
+        keys.sort_by(|a, b| order.compare(a, b).expect("compares"));
+        let rendered: Vec<String> = keys.iter().map(|k| order.render(k)).collect();
+        assert_eq!(
+            rendered,
+            [
+                "id=-9223372036854775808, name=\"\"",
+                "id=-3, name=\"z\"",
+                "id=0, name=\"e\"",
+                "id=0, name=\"é\"",
+                "id=5, name=\"a\"",
+                "id=5, name=\"b\"",
+                "id=9223372036854775807, name=\"a\"",
+            ]
+        );
+    }
+}
