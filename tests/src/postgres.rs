@@ -231,6 +231,11 @@ pub fn psql_file(url: &str, path: &Path, vars: &[(&str, &str)]) -> Result<()> {
     }
 }
 
+/// `pgbench` of the server's installation, for workloads of concurrent writers.
+pub fn pgbench() -> Result<Command> {
+    Ok(Command::new(server_program(&pg_bin_dir()?, "pgbench")))
+}
+
 fn pg_bin_dir() -> Result<PathBuf> {
     let on_path = std::env::var_os("PATH")
         .into_iter()

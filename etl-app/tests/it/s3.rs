@@ -1017,9 +1017,11 @@ async fn incremental_batches_on_s3_miss_nothing_across_a_cut_run() {
     for change in [
         "UPDATE accounts SET balance = balance + 1 WHERE id % 10 = 0; \
          INSERT INTO accounts (id, owner, balance) SELECT i, 'new ' || i, i FROM generate_series(1001, 1100) i",
-        // A column the model does not have: the drift check lets the batch go on.
+        // A column the model does not have: the drift check lets the batch go on. And
+        // deletions, found against the key file in the version.
         "ALTER TABLE accounts ADD COLUMN note text; \
-         UPDATE accounts SET owner = 'renamed', note = 'n' WHERE id <= 5",
+         UPDATE accounts SET owner = 'renamed', note = 'n' WHERE id <= 5; \
+         DELETE FROM accounts WHERE id BETWEEN 1001 AND 1010",
     ] {
         step += 1;
         sql(change);
@@ -1032,7 +1034,11 @@ async fn incremental_batches_on_s3_miss_nothing_across_a_cut_run() {
             "{}",
             text(&run)
         );
-        assert!(verdict.contains("equal: 1100 rows"), "{verdict}");
+        let rows = if step == 1 { 1100 } else { 1090 };
+        assert!(
+            verdict.contains(&format!("equal: {rows} rows")),
+            "{verdict}"
+        );
         assert_eq!(
             current["version"], full["version"],
             "batches join the version"
@@ -1041,7 +1047,10 @@ async fn incremental_batches_on_s3_miss_nothing_across_a_cut_run() {
 
     // The store goes away exactly when the run switches the manifest: its batch is uploaded,
     // the state is not.
-    sql("UPDATE accounts SET balance = 0 WHERE id BETWEEN 500 AND 520");
+    sql(
+        "UPDATE accounts SET balance = 0 WHERE id BETWEEN 500 AND 520; \
+         DELETE FROM accounts WHERE id = 600",
+    );
     let before = manifest().await;
     let needle: &'static str = Box::leak(
         format!("PUT /{}/{PREFIX}/accounts/_manifest.json", garage.bucket).into_boxed_str(),
@@ -1070,7 +1079,20 @@ async fn incremental_batches_on_s3_miss_nothing_across_a_cut_run() {
     let rerun = etl_app(&db, &env, &args);
     assert!(rerun.status.success(), "{}", text(&rerun));
     let (current, verdict) = check(step).await;
-    assert!(verdict.contains("equal: 1100 rows"), "{verdict}");
+    assert!(verdict.contains("equal: 1089 rows"), "{verdict}");
+    assert_eq!(current["incremental"]["batches"][2]["deleted"], 1);
+    // The superseded and the cut run's key files are gone; the manifest's is the one left.
+    let key_files: Vec<String> = objects(&garage)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k.contains("/_keys-"))
+        .map(|(k, _)| k)
+        .collect();
+    let listed = current["incremental"]["keys"].as_str().expect("a key file");
+    assert!(
+        key_files.len() == 1 && key_files[0].ends_with(listed),
+        "{key_files:?}"
+    );
     let now = orphans(&objects(&garage).await);
     assert_eq!(now.len(), 1, "one batch 3: {now:?}");
     assert_ne!(

@@ -47,13 +47,17 @@ async fn batches_of_a_partitioned_table_land_in_their_partitions_and_miss_nothin
     assert_eq!(full.incremental.as_ref().map(|i| i.mode), Some("full"));
     assert_eq!(full.rows, 3000);
 
-    // Changes in old partitions, and rows in a region and a month the table never had.
+    // Changes in old partitions, rows in a region and a month the table never had, rows
+    // moved to another partition, and deletions (one of a row inserted since: never seen).
     etl_tests::postgres::psql(
         &db.url,
         "UPDATE events SET note = 'changed', updated_at = clock_timestamp() WHERE id % 10 = 0; \
          INSERT INTO events (id, region, happened_at, note) \
          SELECT i, 'latam', timestamptz '2026-11-01 12:00:00+00', 'new' \
-         FROM generate_series(3001, 3050) i",
+         FROM generate_series(3001, 3050) i; \
+         UPDATE events SET region = 'moved', happened_at = happened_at + interval '400 days', \
+                updated_at = clock_timestamp() WHERE id % 10 = 5 AND id < 1000; \
+         DELETE FROM events WHERE id % 100 = 1",
     )
     .expect("changes");
     let batch = common::export::<Event>(&db, &dir).await.expect("batch");
@@ -79,5 +83,7 @@ async fn batches_of_a_partitioned_table_land_in_their_partitions_and_miss_nothin
         ("id", "id, region, happened_at, note, updated_at"),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert!(report.contains("equal: 3050 rows"), "{report}");
+    assert!(report.contains("equal: 3019 rows"), "{report}");
+    assert!(report.contains("(30 deletions)"), "{report}");
+    assert_eq!(outcome.deleted, 30, "{outcome:?}");
 }
