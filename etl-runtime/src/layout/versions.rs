@@ -72,6 +72,15 @@ pub fn keys_file_name(batch: u32, stamp: &str) -> String {
 /// What every key file's name starts with.
 pub const KEYS_FILE_PREFIX: &str = "_keys-";
 
+/// The batch a file of a table's version belongs to, by its name: a batch's data file
+/// (`batch-00003-...`) or key file (`_keys-00003-...`); None for the full export's files.
+pub fn file_batch(name: &str) -> Option<u32> {
+    name.strip_prefix("batch-")
+        .and_then(|rest| rest.split('-').next())
+        .and_then(|n| n.parse().ok())
+        .or_else(|| keys_file_batch(name))
+}
+
 /// The batch number in a key file's name, if `name` is one.
 pub fn keys_file_batch(name: &str) -> Option<u32> {
     name.strip_prefix(KEYS_FILE_PREFIX)?
@@ -91,5 +100,8 @@ mod tests {
         assert_eq!(name, "_keys-00003-20240131T101500123456Z.zst");
         assert_eq!(keys_file_batch(&name), Some(3));
         assert_eq!(keys_file_batch("batch-00003-x-part-00000.parquet"), None);
+        assert_eq!(file_batch("batch-00003-x-part-00000.parquet"), Some(3));
+        assert_eq!(file_batch(&name), Some(3));
+        assert_eq!(file_batch("part-00000.parquet"), None);
     }
 }

@@ -382,11 +382,11 @@ pub(crate) async fn run_export(
                 read => read?,
             };
             let previous = manifest.as_ref().and_then(TableState::from_manifest);
-            (
-                Some(Plan::new(output, previous, &options.incremental)),
-                manifest,
-                Some(lock),
-            )
+            let mut plan = Plan::new(output, previous, &options.incremental);
+            if let (Plan::Batch { .. }, Some(manifest)) = (&plan, &manifest) {
+                plan.number_after(sink.last_batch_uploaded(&dir_name, manifest).await?);
+            }
+            (Some(plan), manifest, Some(lock))
         }
         (Some(_), _) => {
             warnings.push(format!(

@@ -255,6 +255,16 @@ impl Plan {
         Plan::Batch { previous, number }
     }
 
+    /// Numbers the batch after `uploaded`, the last batch whose files readers may see
+    /// (a run that uploaded and failed to publish), if that is not already so.
+    pub fn number_after(&mut self, uploaded: u32) {
+        if let Plan::Batch { number, .. } = self
+            && *number <= uploaded
+        {
+            *number = uploaded + 1;
+        }
+    }
+
     /// The prefix of the run's file names: `part-` for a full export; for a batch, its
     /// number and its snapshot's time (`batch-00003-20240131T101500123456Z-part-`), so that
     /// two runs that both planned batch 3 never write the same object.

@@ -76,6 +76,17 @@ pub trait Sink: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<Manifest>>> {
         Box::pin(async { Ok(None) })
     }
+    /// The largest batch number among the files readers of `table_dir` may see beside those
+    /// `manifest` lists: on S3, batches that runs uploaded and then failed to publish stay in
+    /// the version until a later batch removes them. A new batch takes a number after them, so
+    /// that its rows' `_etl_batch` orders after theirs. 0 where nothing is left behind.
+    fn last_batch_uploaded<'a>(
+        &'a self,
+        _table_dir: &'a str,
+        _manifest: &'a Manifest,
+    ) -> BoxFuture<'a, Result<u32>> {
+        Box::pin(async { Ok(0) })
+    }
     /// The bytes of `name`, a file of the export of `table_dir` whose manifest is `manifest`
     /// (the key file of a table with a cursor), and where it was read, for errors.
     fn read_published<'a>(

@@ -337,38 +337,24 @@ impl S3Sink {
         }
         let manifest = staged_manifest(&staged.dir)?;
         let current = current_manifest(&manifest, version, location)?;
-        // S3 has no lock: the switch happens only if no other run switched the table since
-        // this run read its state (checked, then conditional on the manifest's ETag where the
-        // store supports If-Match).
-        self.cancel.check()?;
-        let etag = match self.get_manifest(&staged.table_dir).await? {
-            Some((now, etag)) if &now == previous => etag,
-            _ => {
-                return Err(Error::StateMoved {
-                    table: staged.table_dir.clone(),
-                });
+        let switched = self
+            .switch_manifest(&staged.table_dir, previous, current.clone())
+            .await;
+        if let Err(e @ Error::StateMoved { .. }) = switched {
+            // Another run published this batch's number: this run's files would stand beside
+            // its with the same `_etl_batch` until a later batch removed them. Gone now, as far
+            // as the store lets.
+            let own = files.iter().map(|n| self.key(&version_dir, n)).collect();
+            if let Err(cleanup) = self.delete_keys(own, &version_dir).await {
+                tracing::warn!(
+                    table = %staged.table_dir,
+                    "files of the batch not published were not all removed: {}",
+                    crate::error::report(&cleanup)
+                );
             }
-        };
-        let key = self.key(&staged.table_dir, MANIFEST_FILE);
-        self.client
-            .put_object()
-            .bucket(&self.options.bucket)
-            .key(&key)
-            .body(ByteStream::from(current.clone()))
-            .if_match(etag)
-            .set_server_side_encryption(self.options.sse.clone())
-            .set_ssekms_key_id(self.options.sse_kms_key_id.clone())
-            .send()
-            .await
-            .map_err(|e| {
-                if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) {
-                    Error::StateMoved {
-                        table: staged.table_dir.clone(),
-                    }
-                } else {
-                    self.s3_error("write", &key, e)
-                }
-            })?;
+            return Err(e);
+        }
+        switched?;
         // The version's own manifest follows (it marks the version complete for cleanup).
         self.put_bytes(&self.key(&version_dir, MANIFEST_FILE), current)
             .await?;
@@ -380,6 +366,48 @@ impl S3Sink {
             );
         }
         Ok(location.to_string())
+    }
+
+    /// Makes `current` the table's manifest if the one there is still `previous`.
+    async fn switch_manifest(
+        &self,
+        table_dir: &str,
+        previous: &Manifest,
+        current: Vec<u8>,
+    ) -> Result<()> {
+        // S3 has no lock: the switch happens only if no other run switched the table since
+        // this run read its state (checked, then conditional on the manifest's ETag where the
+        // store supports If-Match).
+        self.cancel.check()?;
+        let etag = match self.get_manifest(table_dir).await? {
+            Some((now, etag)) if &now == previous => etag,
+            _ => {
+                return Err(Error::StateMoved {
+                    table: table_dir.to_string(),
+                });
+            }
+        };
+        let key = self.key(table_dir, MANIFEST_FILE);
+        self.client
+            .put_object()
+            .bucket(&self.options.bucket)
+            .key(&key)
+            .body(ByteStream::from(current))
+            .if_match(etag)
+            .set_server_side_encryption(self.options.sse.clone())
+            .set_ssekms_key_id(self.options.sse_kms_key_id.clone())
+            .send()
+            .await
+            .map_err(|e| {
+                if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) {
+                    Error::StateMoved {
+                        table: table_dir.to_string(),
+                    }
+                } else {
+                    self.s3_error("write", &key, e)
+                }
+            })?;
+        Ok(())
     }
 
     /// Deletes the batch files in `version_dir` that the manifest does not list, of batches
@@ -405,15 +433,28 @@ impl S3Sink {
             .filter(|key| {
                 let name = &key[prefix.len()..];
                 let file = name.rsplit('/').next().unwrap_or(name);
-                let number = file
-                    .strip_prefix("batch-")
-                    .and_then(|rest| rest.split('-').next())
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .or_else(|| crate::layout::versions::keys_file_batch(file).map(u64::from));
+                let number = crate::layout::versions::file_batch(file).map(u64::from);
                 number.is_some_and(|n| n <= last) && !listed.contains(name)
             })
             .collect();
         self.delete_keys(stale, version_dir).await
+    }
+
+    /// The largest batch number of any file in the version `manifest` names, published or
+    /// left by a run that failed after uploading.
+    async fn last_batch_uploaded(&self, table_dir: &str, manifest: &Manifest) -> Result<u32> {
+        let Some(version) = &manifest.version else {
+            return Ok(0);
+        };
+        let prefix = self.key(&format!("{table_dir}/{version}"), "");
+        Ok(self
+            .keys_under(&prefix)
+            .await?
+            .iter()
+            .filter_map(|key| key.rsplit('/').next())
+            .filter_map(crate::layout::versions::file_batch)
+            .max()
+            .unwrap_or(0))
     }
 
     /// Every key under `prefix` (which ends with `/`).
@@ -719,6 +760,14 @@ impl Sink for S3Sink {
         table_dir: &'a str,
     ) -> super::BoxFuture<'a, Result<Option<Manifest>>> {
         Box::pin(async move { Ok(self.get_manifest(table_dir).await?.map(|(m, _)| m)) })
+    }
+
+    fn last_batch_uploaded<'a>(
+        &'a self,
+        table_dir: &'a str,
+        manifest: &'a Manifest,
+    ) -> super::BoxFuture<'a, Result<u32>> {
+        Box::pin(self.last_batch_uploaded(table_dir, manifest))
     }
 
     fn read_published<'a>(
