@@ -154,8 +154,8 @@ async fn state(registry: &Registry, args: cli::StateArgs) -> Result<ExitCode, Fa
         )?)
     };
     println!(
-        "{:<28} {:<28} {:<40} {:>7} {:>10} {:>6}",
-        "table", "version", "next run from", "batches", "rows", "files"
+        "{:<28} {:<28} {:<40} {:>7} {:>10} {:>8} {:>6}",
+        "table", "version", "next run from", "batches", "rows", "deleted", "files"
     );
     for export in exports {
         let dir = etl_runtime::run::export::table_dir(&export.info);
@@ -167,8 +167,9 @@ async fn state(registry: &Registry, args: cli::StateArgs) -> Result<ExitCode, Fa
         let rows = manifest.rows;
         let files = manifest.files.len();
         match TableState::from_manifest(&manifest) {
+            // Rows counts every version in the files; deleted, the deletions among them.
             Some(state) => println!(
-                "{:<28} {:<28} {:<40} {:>7} {:>10} {:>6}",
+                "{:<28} {:<28} {:<40} {:>7} {:>10} {:>8} {:>6}",
                 export.name(),
                 state.version,
                 format!(
@@ -178,15 +179,17 @@ async fn state(registry: &Registry, args: cli::StateArgs) -> Result<ExitCode, Fa
                 ),
                 state.batches.len(),
                 rows,
+                state.batches.iter().map(|b| b.deleted).sum::<u64>(),
                 files
             ),
             None => println!(
-                "{:<28} {:<28} {:<40} {:>7} {:>10} {:>6}",
+                "{:<28} {:<28} {:<40} {:>7} {:>10} {:>8} {:>6}",
                 export.name(),
                 manifest.snapshot_taken_at.as_deref().unwrap_or("-"),
                 "(full exports: no cursor)",
                 "-",
                 rows,
+                "-",
                 files
             ),
         }

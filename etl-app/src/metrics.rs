@@ -17,6 +17,8 @@ use tokio::net::TcpStream;
 pub struct TableMetrics {
     pub table: String,
     pub rows: u64,
+    /// Deletions among the rows (a table with a cursor: keys gone since the run before).
+    pub deleted_rows: u64,
     pub bytes: u64,
     pub seconds: f64,
     pub success: bool,
@@ -32,11 +34,16 @@ pub fn exposition(job: &str, tables: &[TableMetrics], labels: bool) -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_secs_f64();
-    let families: [(&str, &str, Sample); 5] = [
+    let families: [(&str, &str, Sample); 6] = [
         (
             "etl_table_rows",
             "Rows exported in the last run.",
             |t, _| Some(t.rows as f64),
+        ),
+        (
+            "etl_table_deleted_rows",
+            "Deletions among the rows of the last run: keys gone since the run before.",
+            |t, _| Some(t.deleted_rows as f64),
         ),
         (
             "etl_table_bytes",

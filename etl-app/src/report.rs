@@ -16,7 +16,8 @@
 //!                 "read": null | { "connections": 2, "ranges": 118,
 //!                                  "single_stream_reason": null | "..." },
 //!                 "incremental": null | { "mode": "full" | "batch", "reason": "...",
-//!                                         "batch": 3, "next_lower_bound": "...",
+//!                                         "batch": 3, "deleted_rows": 12,
+//!                                         "next_lower_bound": "...",
 //!                                         "watermark_from": "snapshot" | "lookback" },
 //!                 "error": null | { "message": "...", "column": "...", "key": "id=42" } } ] }
 //! ```
@@ -66,6 +67,7 @@ impl RunReport {
             Ok(table) => TableMetrics {
                 table: export.name(),
                 rows: table.rows,
+                deleted_rows: table.incremental.as_ref().map_or(0, |i| i.deleted),
                 bytes: table.bytes,
                 seconds: table.seconds,
                 success: true,
@@ -73,6 +75,7 @@ impl RunReport {
             Err(_) => TableMetrics {
                 table: export.name(),
                 rows: 0,
+                deleted_rows: 0,
                 bytes: 0,
                 seconds: 0.0,
                 success: false,
@@ -136,6 +139,7 @@ impl RunReport {
                 metrics.push(TableMetrics {
                     table: name,
                     rows: 0,
+                    deleted_rows: 0,
                     bytes: 0,
                     seconds: 0.0,
                     success: false,

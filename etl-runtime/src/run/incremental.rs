@@ -218,7 +218,10 @@ pub enum Plan {
     /// A new version: every row.
     Full { reason: String },
     /// A batch of the rows changed since `previous`'s watermark.
-    Batch { previous: TableState, number: u32 },
+    Batch {
+        previous: Box<TableState>,
+        number: u32,
+    },
 }
 
 impl Plan {
@@ -252,7 +255,10 @@ impl Plan {
             );
         }
         let number = previous.batches.last().map_or(1, |b| b.number + 1);
-        Plan::Batch { previous, number }
+        Plan::Batch {
+            previous: Box::new(previous),
+            number,
+        }
     }
 
     /// Numbers the batch after `uploaded`, the last batch whose files readers may see

@@ -22,8 +22,11 @@ pub struct KeyOrder {
     columns: Vec<(usize, &'static str, Scalar)>,
 }
 
+/// How two values of a key column compare.
+type Compare = fn(&[u8], &[u8]) -> Ordering;
+
 /// How a key column's values compare.
-fn comparison(wire: Scalar) -> Option<fn(&[u8], &[u8]) -> Ordering> {
+fn comparison(wire: Scalar) -> Option<Compare> {
     match wire {
         Scalar::Int2
         | Scalar::Int4
@@ -176,7 +179,7 @@ mod tests {
             columns: vec![(0, "id", Scalar::Int8), (1, "name", Scalar::Text)],
         };
         let key = |id: i64, name: &str| tuple(&[&id.to_be_bytes(), name.as_bytes()]);
-        let mut keys = vec![
+        let mut keys = [
             key(5, "b"),
             key(-3, "z"),
             key(5, "a"),
