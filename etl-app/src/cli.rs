@@ -74,6 +74,28 @@ pub enum Command {
     /// Show each table's published state in the output: its version, and for a table with a
     /// cursor where the next incremental run starts (and why there) and its batches.
     State(StateArgs),
+    /// Fold each table's incremental batches into a new full version, without reading
+    /// PostgreSQL: the current row of each key (deletions dropped), in the table's layout,
+    /// published like an export; the next run goes on from the same state.
+    Compact(CompactArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    /// Tables to compact, comma-separated; all registered tables with a cursor when left out.
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Vec<String>,
+
+    /// The output the runs write to: a directory, or s3://bucket/prefix.
+    #[arg(long, env = "ETL_OUTPUT", default_value = "./etl-out")]
+    pub output: String,
+
+    /// Complete versions of each table kept, the new one included (as for `run`).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_versions: u32,
+
+    #[command(flatten)]
+    pub s3: S3Args,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +177,11 @@ pub struct RunArgs {
     /// from readers of `<output>/<table>/`), and the oldest are removed while the next run reads.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_versions: u32,
+
+    /// After a table with a cursor gets its batch, fold its batches into a new full version
+    /// once it has this many (see `etl-app compact`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    pub compact_after: Option<u32>,
 
     #[command(flatten)]
     pub s3: S3Args,

@@ -38,6 +38,8 @@ pub struct RunConfig {
     pub metrics: Metrics,
     /// This run's part in a sharded run, if any.
     pub shard: Option<ShardRole>,
+    /// Compact a table with a cursor once it has this many batches (`--compact-after`).
+    pub compact_after: Option<usize>,
 }
 
 /// A process of a sharded run.
@@ -227,6 +229,7 @@ impl RunConfig {
             report: args.report,
             metrics,
             shard,
+            compact_after: args.compact_after.map(|n| n as usize),
         };
         // A shard's tables come from the run's plan, not from --tables.
         if let Some(ShardRole::Shard { run_name, .. }) = &config.shard {

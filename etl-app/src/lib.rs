@@ -103,6 +103,7 @@ pub fn main(registry: Registry) -> ExitCode {
         }
         Command::Check(args) => on_one_thread(check(&registry, args)),
         Command::State(args) => on_one_thread(state(&registry, args)),
+        Command::Compact(args) => on_one_thread(compact(&registry, args)),
     };
     match result {
         Ok(code) => code,
@@ -195,6 +196,74 @@ async fn state(registry: &Registry, args: cli::StateArgs) -> Result<ExitCode, Fa
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `export`'s table compacted if it has at least `min_batches` batches.
+async fn compact_one(
+    sink: &dyn Sink,
+    export: &Export,
+    options: &etl_runtime::ExportOptions,
+    min_batches: usize,
+) -> etl_runtime::Result<Option<etl_runtime::run::compact::CompactReport>> {
+    etl_runtime::run::compact::compact_table(
+        sink,
+        &export.info,
+        (export.schema)(),
+        options,
+        min_batches,
+    )
+    .await
+}
+
+/// `etl-app compact`: each table's batches folded into a new full version.
+async fn compact(registry: &Registry, args: cli::CompactArgs) -> Result<ExitCode, Failure> {
+    let selected = registry.select(&args.tables)?;
+    let exports: Vec<Export> = if args.tables.is_empty() {
+        selected
+            .into_iter()
+            .filter(|e| e.kind == ExportKind::Table && e.info.cursor.is_some())
+            .collect()
+    } else {
+        selected
+    };
+    let run_id = format!("compact-{}", std::process::id());
+    let sink: Box<dyn Sink> = if args.output.starts_with("s3:") {
+        let options = config::s3_options(&args.output, &args.s3)?;
+        Box::new(S3Sink::new(options, &run_id).await?)
+    } else {
+        Box::new(
+            LocalDirSink::new(&args.output, &run_id)?.keeping_versions(args.keep_versions as usize),
+        )
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let options = etl_runtime::ExportOptions {
+        converters: etl_runtime::run::export::Converters::new(threads)?,
+        ..Default::default()
+    };
+    let mut failed = 0;
+    for export in exports {
+        let name = export.name();
+        match compact_one(sink.as_ref(), &export, &options, 1).await {
+            Ok(Some(done)) => log::info(
+                "table_compacted",
+                Some(&name),
+                format_args!(
+                    "{name}: {} batch(es) folded, {} current rows from {} versions, {:.2} s -> {}",
+                    done.batches_folded, done.rows, done.versions_read, done.seconds, done.location
+                ),
+            ),
+            Ok(None) => log::info(
+                "table_compacted",
+                Some(&name),
+                format_args!("{name}: no batches to fold"),
+            ),
+            Err(e) => {
+                failed += 1;
+                log::error("table_failed", Some(&name), etl_runtime::error::report(&e));
+            }
+        }
+    }
+    Ok(ExitCode::from(u8::from(failed > 0)))
 }
 
 fn list(registry: &Registry) {
@@ -386,7 +455,28 @@ async fn export_all(
                 if !progress::drawing() {
                     log::info("table_started", Some(&name), format_args!("  {name} ..."));
                 }
-                let result = export.run(source_ref, sink_ref, options_ref).await;
+                let mut result = export.run(source_ref, sink_ref, options_ref).await;
+                if let (Ok(table), Some(after)) = (&mut result, config.compact_after)
+                    && table
+                        .incremental
+                        .as_ref()
+                        .is_some_and(|i| i.batch.is_some())
+                {
+                    match compact_one(sink_ref, &export, options_ref, after).await {
+                        Ok(Some(compacted)) => {
+                            // Readers (and the catalog) now find the table where the
+                            // compacted version is.
+                            table.location = compacted.location.clone();
+                            table.partitions = compacted.partitions.clone();
+                            table.warnings.push(format!(
+                                "compacted after its batch: {} current rows from {} versions",
+                                compacted.rows, compacted.versions_read
+                            ));
+                        }
+                        Ok(None) => {}
+                        Err(e) => result = Err(e),
+                    }
+                }
                 (export, result)
             })
             .buffered(config.parallel_tables)

@@ -503,7 +503,8 @@ pub(crate) async fn run_export(
                     partitions: &partitions,
                     incremental: state.as_ref(),
                 };
-                write_manifest(&staged.dir, output, &listing, source)
+                let taken_at = source.snapshot().map(|s| s.taken_at.clone());
+                write_manifest(&staged.dir, output, &listing, taken_at)
             }) {
                 sink.discard(staged);
                 return Err(e);
@@ -958,25 +959,7 @@ fn encode_chunks(
     mut processor: Box<dyn ChunkProcessor>,
 ) -> Result<Encoded> {
     let (partition_by, file_prefix, batch) = layout;
-    let schema = processor.schema();
-    let mut out = if partition_by.is_empty() {
-        FileSequence::Plain(
-            RollingFiles::new(dir, schema, &options.parquet, options.max_file_bytes)
-                .with_prefix(file_prefix),
-        )
-    } else {
-        FileSequence::Partitioned(
-            PartitionedWriter::new(
-                dir,
-                schema,
-                partition_by,
-                &options.parquet,
-                options.max_file_bytes,
-                options.partition_buffer_bytes,
-            )
-            .with_file_prefix(file_prefix),
-        )
-    };
+    let mut out = FileSequence::new(dir, processor.schema(), partition_by, options, file_prefix);
     // A chunk is converted while the one before it is written: the pool's threads take
     // both stages' work (rows, and then columns), instead of one stage waiting for the other.
     let mut converted: Vec<RecordBatch> = Vec::new();
@@ -994,14 +977,7 @@ fn encode_chunks(
     // Inside the pool: the last batches' columns, and the last row group's, in parallel too.
     let (files, partitions, warnings) = options.converters.install(|| -> Result<_> {
         converted.iter().try_for_each(|batch| out.write(batch))?;
-        Ok(match out {
-            FileSequence::Plain(files) if batch => (files.finish()?, Vec::new(), Vec::new()),
-            FileSequence::Plain(files) => (files.finish_with_schema()?, Vec::new(), Vec::new()),
-            FileSequence::Partitioned(writer) => {
-                let written = writer.finish(options.converters.threads() > 1, !batch)?;
-                (written.files, written.partitions, written.warnings)
-            }
-        })
+        out.finish(options, batch)
     })?;
     Ok(Encoded {
         files,
@@ -1020,15 +996,62 @@ struct Encoded {
     skipped_rows: u64,
 }
 
+/// A table's files as they are written: one rolling sequence, or Hive partitions.
 // One per table being exported, on its stack: the variants' sizes do not matter.
 #[allow(clippy::large_enum_variant)]
-enum FileSequence {
+pub(crate) enum FileSequence {
     Plain(RollingFiles),
     Partitioned(PartitionedWriter),
 }
 
 impl FileSequence {
-    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+    /// Files of `schema` in `dir`, named `<file_prefix>NNNNN.parquet`, in partitions when the
+    /// table has partition keys.
+    pub(crate) fn new(
+        dir: &Path,
+        schema: SchemaRef,
+        partition_by: &'static [PartitionKey],
+        options: &ExportOptions,
+        file_prefix: &str,
+    ) -> Self {
+        if partition_by.is_empty() {
+            FileSequence::Plain(
+                RollingFiles::new(dir, schema, &options.parquet, options.max_file_bytes)
+                    .with_prefix(file_prefix),
+            )
+        } else {
+            FileSequence::Partitioned(
+                PartitionedWriter::new(
+                    dir,
+                    schema,
+                    partition_by,
+                    &options.parquet,
+                    options.max_file_bytes,
+                    options.partition_buffer_bytes,
+                )
+                .with_file_prefix(file_prefix),
+            )
+        }
+    }
+
+    /// The files written, the partitions and what was said of the data. A batch writes no
+    /// file when it has no row; an export writes one, for its schema.
+    pub(crate) fn finish(
+        self,
+        options: &ExportOptions,
+        batch: bool,
+    ) -> Result<(Vec<WrittenFile>, Vec<Partition>, Vec<String>)> {
+        Ok(match self {
+            FileSequence::Plain(files) if batch => (files.finish()?, Vec::new(), Vec::new()),
+            FileSequence::Plain(files) => (files.finish_with_schema()?, Vec::new(), Vec::new()),
+            FileSequence::Partitioned(writer) => {
+                let written = writer.finish(options.converters.threads() > 1, !batch)?;
+                (written.files, written.partitions, written.warnings)
+            }
+        })
+    }
+
+    pub(crate) fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         match self {
             FileSequence::Plain(files) => files.write(batch),
             FileSequence::Partitioned(writer) => writer.write(batch),
@@ -1049,7 +1072,7 @@ pub(crate) fn write_manifest(
     dir: &Path,
     info: &TableInfo,
     listing: &Listing<'_>,
-    source: &PgSource,
+    snapshot_taken_at: Option<String>,
 ) -> Result<()> {
     use crate::layout::manifest;
     let manifest = Manifest {
@@ -1059,7 +1082,7 @@ pub(crate) fn write_manifest(
         rows: listing.rows,
         bytes: listing.bytes,
         files: listing.files.to_vec(),
-        snapshot_taken_at: source.snapshot().map(|s| s.taken_at.clone()),
+        snapshot_taken_at,
         columns: info
             .columns
             .iter()

@@ -3,6 +3,7 @@
 //! what watches the reads ([`progress`]), the state of incremental runs ([`incremental`]), and
 //! runs split into shards across machines ([`shard`]).
 
+pub mod compact;
 pub(crate) mod deletes;
 pub mod export;
 pub mod incremental;

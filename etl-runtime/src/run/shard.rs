@@ -587,7 +587,8 @@ pub async fn publish(
             partitions: &partitions,
             incremental: None,
         };
-        write_manifest(&staged.dir, &export.info, &listing, source)?;
+        let taken_at = source.snapshot().map(|s| s.taken_at.clone());
+        write_manifest(&staged.dir, &export.info, &listing, taken_at)?;
         Ok::<_, Error>((rows, bytes, files, partitions))
     })();
     let (rows, bytes, files, partitions) = match gathered {

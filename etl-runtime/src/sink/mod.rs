@@ -87,6 +87,21 @@ pub trait Sink: Send + Sync {
     ) -> BoxFuture<'a, Result<u32>> {
         Box::pin(async { Ok(0) })
     }
+    /// A local path to read `name`, a published file of `table_dir` whose manifest is
+    /// `manifest`: where it is, locally; on S3 a download into `scratch`.
+    fn fetch_published<'a>(
+        &'a self,
+        table_dir: &'a str,
+        _manifest: &'a Manifest,
+        name: &'a str,
+        _scratch: &'a Path,
+    ) -> BoxFuture<'a, Result<PathBuf>> {
+        Box::pin(async move {
+            Err(Error::NotSupported {
+                what: format!("reading {name} of {table_dir}"),
+            })
+        })
+    }
     /// The bytes of `name`, a file of the export of `table_dir` whose manifest is `manifest`
     /// (the key file of a table with a cursor), and where it was read, for errors.
     fn read_published<'a>(
@@ -483,6 +498,16 @@ impl Sink for LocalDirSink {
                 Err(e) => Err(Error::io("cannot read", &path, e)),
             }
         })
+    }
+
+    fn fetch_published<'a>(
+        &'a self,
+        table_dir: &'a str,
+        _manifest: &'a Manifest,
+        name: &'a str,
+        _scratch: &'a Path,
+    ) -> BoxFuture<'a, Result<PathBuf>> {
+        Box::pin(async move { Ok(self.root.join(table_dir).join(name)) })
     }
 
     fn read_published<'a>(

@@ -770,6 +770,47 @@ impl Sink for S3Sink {
         Box::pin(self.last_batch_uploaded(table_dir, manifest))
     }
 
+    fn fetch_published<'a>(
+        &'a self,
+        table_dir: &'a str,
+        manifest: &'a Manifest,
+        name: &'a str,
+        scratch: &'a Path,
+    ) -> super::BoxFuture<'a, Result<std::path::PathBuf>> {
+        Box::pin(async move {
+            let version = manifest
+                .version
+                .as_deref()
+                .ok_or_else(|| Error::NotSupported {
+                    what: format!("reading {name} of {table_dir}: its manifest names no version"),
+                })?;
+            let key = self.key(&format!("{table_dir}/{version}"), name);
+            let local = scratch.join(name);
+            if let Some(dir) = local.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
+            }
+            let mut object = self
+                .client
+                .get_object()
+                .bucket(&self.options.bucket)
+                .key(&key)
+                .send()
+                .await
+                .map_err(|e| self.s3_error("read", &key, e))?;
+            let mut file = tokio::fs::File::create(&local)
+                .await
+                .map_err(|e| Error::io("cannot create", &local, e))?;
+            while let Some(chunk) = object.body.next().await {
+                self.cancel.check()?;
+                let chunk = chunk.map_err(|e| self.s3_error("read", &key, e))?;
+                tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+                    .await
+                    .map_err(|e| Error::io("cannot write", &local, e))?;
+            }
+            Ok(local)
+        })
+    }
+
     fn read_published<'a>(
         &'a self,
         table_dir: &'a str,
