@@ -1103,6 +1103,36 @@ async fn incremental_batches_on_s3_miss_nothing_across_a_cut_run() {
         "{rerun_files:?}"
     );
 
+    // Compacted on S3: a new version holding one version per current row, made current like
+    // an export, with the state carried over; the next batch adds to it.
+    step += 1;
+    let compacted = etl_demo(
+        &db,
+        &env,
+        "compact",
+        &["--tables", "accounts", "--output", s3_out.as_str()],
+    )
+    .output()
+    .expect("etl-demo compact");
+    assert!(compacted.status.success(), "{}", text(&compacted));
+    let (current, verdict) = check(step).await;
+    assert!(
+        verdict.contains("equal: 1089 rows from 1089 versions (0 deletions)"),
+        "{verdict}"
+    );
+    assert_ne!(current["version"], full["version"]);
+    assert_eq!(
+        current["incremental"]["batches"].as_array().map(Vec::len),
+        Some(0)
+    );
+    step += 1;
+    sql("DELETE FROM accounts WHERE id = 700");
+    let after = etl_app(&db, &env, &args);
+    assert!(after.status.success(), "{}", text(&after));
+    let (current, verdict) = check(step).await;
+    assert!(verdict.contains("equal: 1088 rows"), "{verdict}");
+    assert_eq!(current["incremental"]["batches"][0]["deleted"], 1);
+
     // --full: a new version whose state starts afresh.
     step += 1;
     sql("UPDATE accounts SET balance = 1 WHERE id = 1");
