@@ -190,3 +190,48 @@ fn a_killed_runs_staging_is_removed_by_the_next_run_but_never_a_live_runs() {
     assert!(staged_runs(&out).is_empty(), "{:?}", staged_runs(&out));
     assert!(!out.join("purchase_orders").exists());
 }
+
+/// A batch killed (SIGKILL) while it reads the table's keys, after rows were deleted: nothing
+/// of it is published (the files and the state stay the previous run's, byte for byte), and
+/// the next run finds the same deletions and its readers equal PostgreSQL.
+#[test]
+fn a_batch_killed_mid_key_read_publishes_nothing_and_the_next_finds_the_deletions() {
+    let db = demo_database("signal_kill_batch");
+    let out = out_dir(&db.name);
+    let sql = |statement: &str| etl_tests::postgres::psql(&db.url, statement).expect(statement);
+    // Enough keys that their read outlasts the proxy's first 64 KB of replies.
+    sql("INSERT INTO accounts (id, owner, balance) \
+         SELECT i, 'more ' || i, i FROM generate_series(1001, 40000) i");
+    let first = etl_demo(&db.url, &out, "accounts").output().expect("run");
+    assert!(first.status.success(), "{}", text(&first));
+    let before = published(&out, "accounts");
+
+    sql("DELETE FROM accounts WHERE id % 1000 = 7; UPDATE accounts SET balance = 0 WHERE id = 1");
+    let proxy = FaultyProxy::start(
+        server_port(&db.url),
+        Fault::StallRepliesAfterBytes(64 << 10),
+    )
+    .expect("proxy");
+    let mut killed = etl_demo(&through(&db.url, &proxy), &out, "accounts")
+        .spawn()
+        .expect("start etl-demo");
+    assert!(
+        proxy.wait_stalled(Duration::from_secs(60)),
+        "the batch never reached the stall"
+    );
+    killed.kill().expect("SIGKILL");
+    killed.wait().expect("reaped");
+    assert_eq!(published(&out, "accounts"), before, "nothing of the batch");
+
+    let next = etl_demo(&db.url, &out, "accounts").output().expect("run");
+    assert!(next.status.success(), "{}", text(&next));
+    assert!(text(&next).contains("40 deleted"), "{}", text(&next));
+    let verdict = etl_tests::python::latest_versions_equal_postgres(
+        &db.url,
+        &out.join("accounts"),
+        "accounts",
+        ("id", "id, owner, balance::text, updated_at"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(verdict.contains("equal: 39960 rows"), "{verdict}");
+}
