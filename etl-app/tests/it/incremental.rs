@@ -490,3 +490,47 @@ fn compact(out: &Path) {
     assert_eq!(output.status.code(), Some(0), "{said}");
     assert!(said.contains("batch(es) folded"), "{said}");
 }
+
+/// `run --compact-after 2`: the second batch's run folds the batches into a new version (and
+/// says so); the state goes on; `compact` of a table without a cursor is refused.
+#[test]
+fn compact_after_folds_the_batches_once_there_are_enough() {
+    let db = demo_database("incremental_compact_after");
+    let out = out_dir("incremental-compact-after");
+    run(&db.url, &out, &[]);
+    sql(&db.url, "UPDATE accounts SET balance = 1 WHERE id <= 10");
+    let (said, table) = run(&db.url, &out, &["--compact-after", "2"]);
+    assert_eq!(table["mode"], "batch", "{said}");
+    assert_eq!(table["warnings"], serde_json::json!([]), "{said}");
+    sql(&db.url, "DELETE FROM accounts WHERE id <= 5");
+    let (said, table) = run(&db.url, &out, &["--compact-after", "2"]);
+    assert_eq!(table["incremental"]["deleted_rows"], 5, "{said}");
+    let warnings = table["warnings"].to_string();
+    assert!(
+        warnings.contains("compacted after its batch: 995 current rows"),
+        "{warnings}"
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("accounts/_manifest.json")).expect("manifest"),
+    )
+    .expect("manifest JSON");
+    assert_eq!(manifest["incremental"]["batches"], serde_json::json!([]));
+    assert_eq!(manifest["rows"], 995);
+    let verdict = latest_versions_equal_postgres(&db.url, &out.join("accounts"));
+    assert!(
+        verdict.contains("equal: 995 rows from 995 versions"),
+        "{verdict}"
+    );
+
+    let refused = etl_app()
+        .args(["compact", "--tables", "notes", "--output"])
+        .arg(&out)
+        .output()
+        .expect("etl-app compact");
+    let said = text(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("notes") && said.contains("no cursor"),
+        "{said}"
+    );
+}
