@@ -20,11 +20,13 @@ fn spark_reads_every_output_shape_equal_to_postgres() {
         assert!(output.status.success(), "{}", text(&output));
     };
     run(&["--tables", "shipments,accounts"]);
-    // A batch of changed rows beside the full export.
+    // A batch of changed rows and deletions beside the full export, read with the README's
+    // Spark query (each key's latest version, unless it is a deletion).
     etl_tests::postgres::psql(
         &db.url,
         "UPDATE accounts SET balance = balance + 1 WHERE id % 10 = 0; \
-         INSERT INTO accounts (id, owner, balance) VALUES (100001, 'late', 0.01)",
+         INSERT INTO accounts (id, owner, balance) VALUES (100001, 'late', 0.01); \
+         DELETE FROM accounts WHERE id % 97 = 0",
     )
     .expect("changes");
     run(&["--tables", "accounts"]);
