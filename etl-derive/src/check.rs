@@ -224,6 +224,20 @@ fn check_cursor(
         );
         return None;
     }
+    for &key in primary_key {
+        let column = &columns[key];
+        let wire = column.sql.selected_scalar(column.opt).wire();
+        if let Err(why) = etl_types::check_version_key(wire) {
+            cx.error_spanned_by(
+                lit,
+                format!(
+                    "a `cursor` needs a key whose deletions can be found: `{}` ({}): {why}",
+                    column.name, column.sql_text
+                ),
+            );
+            return None;
+        }
+    }
     Some(index)
 }
 

@@ -12,7 +12,7 @@ use std::fmt;
 mod cursor;
 mod naming;
 mod partition;
-pub use cursor::check_cursor;
+pub use cursor::{check_cursor, check_version_key};
 pub use naming::{quote_ident, snake_ident};
 pub use partition::{PartitionSpec, PartitionTransform, parse_partition_by, render_partition_by};
 

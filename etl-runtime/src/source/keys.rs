@@ -73,13 +73,11 @@ impl KeyOrder {
                 });
             };
             let column = &info.columns[index];
-            if comparison(column.wire).is_none() {
+            // The rule is the type table's (the derive and `gen` apply it too);
+            // `comparison` implements it.
+            if let Err(why) = etl_types::check_version_key(column.wire) {
                 return Err(Error::NoKeyForDeletes {
-                    reason: format!(
-                        "the key column {key} is {}, whose order is not its bytes' (keys of \
-                         integers, dates, timestamps, text, uuid or bytea are)",
-                        column.sql_type
-                    ),
+                    reason: format!("the key column {key} ({}): {why}", column.sql_type),
                 });
             }
             columns.push((index, column.name, column.wire));

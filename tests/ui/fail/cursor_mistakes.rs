@@ -1,5 +1,5 @@
 //! The cursor of incremental runs must be a NOT NULL timestamp column of a table with a
-//! primary key; every mistake is one error at the attribute.
+//! primary key whose deleted rows can be found; every mistake is one error at the attribute.
 use etl_runtime::EtlTable;
 
 #[derive(EtlTable)]
@@ -27,6 +27,14 @@ pub struct NullableCursor {
 #[etl(table = "accounts", no_primary_key, cursor = "updated_at")]
 pub struct WithoutKey {
     pub id: i64,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+#[derive(EtlTable)]
+#[etl(table = "prices", primary_key(amount), cursor = "updated_at")]
+pub struct KeyThatDoesNotSortAsBytes {
+    #[etl(sql_type = "numeric(12,2)")]
+    pub amount: bigdecimal::BigDecimal,
     pub updated_at: chrono::NaiveDateTime,
 }
 

@@ -232,6 +232,22 @@ fn check_cursor(def: &TableDef, name: &str) -> Result<()> {
             def.name
         );
     }
+    for key in &def.primary_key {
+        let Some(column) = def.columns.iter().find(|c| &c.name == key) else {
+            continue;
+        };
+        let wire = SqlType::parse(&column.sql_type)?
+            .selected_scalar(column.opt)
+            .wire();
+        etl_types::check_version_key(wire).map_err(|why| {
+            anyhow!(
+                "--cursor: {}.{}'s key column `{key}` ({}): {why}",
+                def.schema,
+                def.name,
+                column.sql_type
+            )
+        })?;
+    }
     Ok(())
 }
 
