@@ -28,7 +28,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5_000_000)]
     pub partitioned_rows: u64,
     /// Rows in the incremental table (`accounts`, cursor `updated_at` with an index); each
-    /// incremental run follows an update of 1 % of them. 0 skips the incremental case.
+    /// incremental run follows an update of 0.1 % of them and a deletion of 0.01 %, and each
+    /// round ends with a compaction of its batches. 0 skips the incremental case.
     #[arg(long, default_value_t = 5_000_000)]
     pub incremental_rows: u64,
     /// Extra arguments for `etl-app run`, e.g. "--compression snappy".
@@ -288,7 +289,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The incremental case's medians: the full export, and a batch after 1 % of rows changed.
+/// The incremental case's medians: the full export, a batch after 0.1 % of rows changed
+/// (0.01 % deleted), and the compaction of a round's batches.
 struct IncrementalBench {
     rows: u64,
     changed: u64,
@@ -300,12 +302,15 @@ struct IncrementalBench {
     /// After updating a contiguous range of ids: 1 % of the pages.
     clustered: Sample,
     clustered_server_cpu: f64,
+    /// `etl-app compact` of the round's two batches (no PostgreSQL).
+    compact: Sample,
 }
 
 impl IncrementalBench {
     fn print(&self) {
         println!(
-            "\naccounts, {} rows, cursor updated_at (indexed); a batch follows an update of {} rows (1 %)",
+            "\naccounts, {} rows, cursor updated_at (indexed); a batch follows an update of {} rows (0.1 %) \
+             and a deletion of a tenth as many (each batch reads every key to find them)",
             self.rows, self.changed
         );
         println!(
@@ -314,15 +319,16 @@ impl IncrementalBench {
         for (name, sample, server) in [
             ("full export (--full)", &self.full, self.full_server_cpu),
             (
-                "batch, 1 % scattered (every 100th row: every page changed)",
+                "batch, 0.1 % scattered (every 1000th row)",
                 &self.scattered,
                 self.scattered_server_cpu,
             ),
             (
-                "batch, 1 % clustered (a range of ids)",
+                "batch, 0.1 % clustered (a range of ids)",
                 &self.clustered,
                 self.clustered_server_cpu,
             ),
+            ("compact (the full export and two batches)", &self.compact, 0.0),
         ] {
             println!(
                 "| {name} | {:.3} | {:.3} | {:.2} | {:.2} | {:.1} |",
@@ -360,7 +366,7 @@ fn bench_incremental(
             output: None,
         }
     };
-    let changed = rows / 100;
+    let changed = rows / 1000;
     // Runs `tool`, returning its sample and PostgreSQL's CPU meanwhile.
     let timed = |tool: &mut Tool| -> Result<(Sample, f64)> {
         let before = postgres_cpu_seconds();
@@ -374,14 +380,30 @@ fn bench_incremental(
         )
         .map_err(anyhow::Error::msg)
     };
-    let (mut full, mut scattered, mut clustered) = (Vec::new(), Vec::new(), Vec::new());
+    let compact = || {
+        let mut c = Command::new(etl_app);
+        c.args(["compact", "--tables", "accounts", "--output"]).arg(&dir);
+        measure(&mut Tool {
+            name: "etl-app compact",
+            command: c,
+            output: None,
+        })
+    };
+    let (mut full, mut scattered, mut clustered, mut compacted) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for n in 0..=runs as u64 {
         let full_run = timed(&mut run(&["--full"]))?;
-        update(format!("id % 100 = {}", n % 100))?;
+        update(format!("id % 1000 = {}", n % 1000))?;
+        psql(
+            url,
+            &format!("DELETE FROM accounts WHERE id % 10000 = {}", 5000 + n % 1000),
+        )
+        .map_err(anyhow::Error::msg)?;
         let scattered_run = timed(&mut run(&[]))?;
-        let first = 1 + (n % 100) * changed;
+        let first = 1 + (n % 1000) * changed;
         update(format!("id BETWEEN {first} AND {}", first + changed - 1))?;
         let clustered_run = timed(&mut run(&[]))?;
+        let compact_run = compact()?;
         // The first round warms the cache and is not counted.
         if n > 0 {
             eprintln!(
@@ -391,6 +413,7 @@ fn bench_incremental(
             full.push(full_run);
             scattered.push(scattered_run);
             clustered.push(clustered_run);
+            compacted.push(compact_run);
         }
     }
     let summary = |runs: &[(Sample, f64)]| {
@@ -411,6 +434,7 @@ fn bench_incremental(
         scattered_server_cpu,
         clustered,
         clustered_server_cpu,
+        compact: median(&compacted),
     })
 }
 
