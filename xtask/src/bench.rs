@@ -328,7 +328,11 @@ impl IncrementalBench {
                 &self.clustered,
                 self.clustered_server_cpu,
             ),
-            ("compact (the full export and two batches)", &self.compact, 0.0),
+            (
+                "compact (the full export and two batches)",
+                &self.compact,
+                0.0,
+            ),
         ] {
             println!(
                 "| {name} | {:.3} | {:.3} | {:.2} | {:.2} | {:.1} |",
@@ -382,7 +386,8 @@ fn bench_incremental(
     };
     let compact = || {
         let mut c = Command::new(etl_app);
-        c.args(["compact", "--tables", "accounts", "--output"]).arg(&dir);
+        c.args(["compact", "--tables", "accounts", "--output"])
+            .arg(&dir);
         measure(&mut Tool {
             name: "etl-app compact",
             command: c,
@@ -396,7 +401,10 @@ fn bench_incremental(
         update(format!("id % 1000 = {}", n % 1000))?;
         psql(
             url,
-            &format!("DELETE FROM accounts WHERE id % 10000 = {}", 5000 + n % 1000),
+            &format!(
+                "DELETE FROM accounts WHERE id % 10000 = {}",
+                5000 + n % 1000
+            ),
         )
         .map_err(anyhow::Error::msg)?;
         let scattered_run = timed(&mut run(&[]))?;

@@ -18,10 +18,13 @@ use futures_util::TryStreamExt;
 
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
+use crate::layout::Manifest;
 use crate::layout::keys::{KeyFileReader, KeyFileWriter};
 use crate::layout::versions;
 use crate::model::TableInfo;
-use crate::run::export::ChunkProcessor;
+use crate::run::incremental::Plan;
+use crate::run::processor::ChunkProcessor;
+use crate::sink::Sink;
 use crate::source::PgSource;
 use crate::source::copy::TupleSplitter;
 use crate::source::keys::KeyOrder;
@@ -37,6 +40,73 @@ pub(crate) struct KeyPass {
     pub(crate) live: u64,
 }
 
+/// The row versions of a table with a cursor, for one run.
+pub(crate) struct RowVersions {
+    /// The files' schema: the model's with the version columns.
+    pub(crate) schema: SchemaRef,
+    /// The run's `_etl_batch`.
+    pub(crate) number: u32,
+    /// The run's key file, and the deletions found against the previous one.
+    pub(crate) keys: Option<String>,
+    pub(crate) deleted: u64,
+    pub(crate) deletions: Vec<RecordBatch>,
+}
+
+/// The row versions of `info`'s run: for a run that keeps state, its keys read into a key file
+/// in `staged_dir` and the deletions since the previous run's key file.
+pub(crate) async fn row_versions(
+    source: &PgSource,
+    sink: &dyn Sink,
+    cancel: &Cancel,
+    info: &TableInfo,
+    (table_dir, staged_dir): (&str, &Path),
+    (plan, previous): (Option<&Plan>, Option<&Manifest>),
+    model_schema: SchemaRef,
+) -> Result<RowVersions> {
+    let schema = crate::layout::versions::versioned_schema(&model_schema, info);
+    let (Some(plan), Some(snapshot)) = (plan, source.snapshot()) else {
+        return Ok(RowVersions {
+            schema,
+            number: 0,
+            keys: None,
+            deleted: 0,
+            deletions: Vec::new(),
+        });
+    };
+    let order = KeyOrder::new(info)?;
+    let previous_keys = match (plan.previous_keys(), previous) {
+        (Some(name), Some(manifest)) => {
+            let (bytes, origin) = sink.read_published(table_dir, manifest, name).await?;
+            Some(KeyFileReader::new(bytes, &origin)?)
+        }
+        _ => None,
+    };
+    let keys = plan.keys_file(snapshot);
+    let pass = read_keys(
+        source,
+        info,
+        &order,
+        previous_keys,
+        &staged_dir.join(&keys),
+        cancel,
+    )
+    .await?;
+    let deletions = deletion_batches(&order, &schema, &pass.deleted, plan.number())?;
+    tracing::debug!(
+        table = %info.display_name(),
+        "{} keys read, {} deleted since the last run",
+        pass.live,
+        pass.deleted.len()
+    );
+    Ok(RowVersions {
+        schema,
+        number: plan.number(),
+        keys: Some(keys),
+        deleted: pass.deleted.len() as u64,
+        deletions,
+    })
+}
+
 /// Reads `info`'s keys on the run's snapshot into a new key file at `keys_path`, and, given
 /// the previous run's key file, the keys deleted since.
 pub(crate) async fn read_keys(
@@ -50,7 +120,7 @@ pub(crate) async fn read_keys(
     let mut tx = source.begin_read().await?;
     // A dropped or changed key column is the drift error the data read gives, not a failed
     // query: check first, on the same snapshot.
-    crate::run::export::check_drift(&mut tx, info).await?;
+    crate::source::drift::check(&mut tx, info).await?;
     let mut merge = Merge::new(order, previous)?;
     let mut writer = KeyFileWriter::create(keys_path)?;
     let mut tuples: Vec<Bytes> = Vec::new();

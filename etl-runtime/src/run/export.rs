@@ -15,14 +15,13 @@ use tokio::sync::mpsc;
 use crate::cancel::Cancel;
 use crate::error::{Error, Result};
 use crate::layout::Manifest;
-use crate::layout::keys::KeyFileReader;
 use crate::model::{EtlTable, PartitionKey, RecordBatchEncoder, TableInfo, WireBatchEncoder};
 use crate::run::deletes::{self, Versioned};
 use crate::run::incremental::{IncrementalOptions, IncrementalOutcome, Plan, RunFiles, TableState};
+use crate::run::processor::ChunkProcessor;
 use crate::run::progress::ProgressObserver;
 use crate::sink::Sink;
 use crate::source::copy::TupleSplitter;
-use crate::source::keys::KeyOrder;
 use crate::source::ranges::{ReadOptions, ReadParallelism, ReadPlan, ReadRange};
 use crate::source::{ColumnStatistics, PgSource};
 use crate::write::partition::{Partition, PartitionedWriter};
@@ -146,23 +145,6 @@ impl Converters {
                 })
             }
         }
-    }
-}
-
-/// What a run does with the source's COPY tuples, on the blocking side of the pipeline: a
-/// table export encodes them, a task transforms or aggregates them first.
-pub trait ChunkProcessor: Send + 'static {
-    /// The Arrow schema of what it writes.
-    fn schema(&self) -> SchemaRef;
-    /// Turns one chunk of tuples into record batches (possibly none).
-    fn process(&mut self, tuples: Vec<Bytes>) -> Result<Vec<RecordBatch>>;
-    /// Record batches to write after the last chunk (an aggregation's groups).
-    fn finish(&mut self) -> Result<Vec<RecordBatch>> {
-        Ok(Vec::new())
-    }
-    /// Rows left out on purpose (a task that skips bad rows).
-    fn skipped(&self) -> u64 {
-        0
     }
 }
 
@@ -405,10 +387,10 @@ pub(crate) async fn run_export(
     let mut versions = None;
     let mut processor = processor;
     if crate::layout::versions::has_row_versions(output) && own_columns {
-        let found = row_versions(
+        let found = deletes::row_versions(
             source,
             sink,
-            options,
+            &options.cancel,
             output,
             (&dir_name, &staged.dir),
             (plan.as_ref(), previous_manifest.as_ref()),
@@ -537,73 +519,6 @@ pub(crate) async fn run_export(
     }
 }
 
-/// The row versions of a table with a cursor, for one run.
-struct RowVersions {
-    /// The files' schema: the model's with the version columns.
-    schema: SchemaRef,
-    /// The run's `_etl_batch`.
-    number: u32,
-    /// The run's key file, and the deletions found against the previous one.
-    keys: Option<String>,
-    deleted: u64,
-    deletions: Vec<RecordBatch>,
-}
-
-/// The row versions of `info`'s run: for a run that keeps state, its keys read into a key file
-/// in `staged_dir` and the deletions since the previous run's key file.
-async fn row_versions(
-    source: &PgSource,
-    sink: &dyn Sink,
-    options: &ExportOptions,
-    info: &TableInfo,
-    (table_dir, staged_dir): (&str, &Path),
-    (plan, previous): (Option<&Plan>, Option<&Manifest>),
-    model_schema: SchemaRef,
-) -> Result<RowVersions> {
-    let schema = crate::layout::versions::versioned_schema(&model_schema, info);
-    let (Some(plan), Some(snapshot)) = (plan, source.snapshot()) else {
-        return Ok(RowVersions {
-            schema,
-            number: 0,
-            keys: None,
-            deleted: 0,
-            deletions: Vec::new(),
-        });
-    };
-    let order = KeyOrder::new(info)?;
-    let previous_keys = match (plan.previous_keys(), previous) {
-        (Some(name), Some(manifest)) => {
-            let (bytes, origin) = sink.read_published(table_dir, manifest, name).await?;
-            Some(KeyFileReader::new(bytes, &origin)?)
-        }
-        _ => None,
-    };
-    let keys = plan.keys_file(snapshot);
-    let pass = deletes::read_keys(
-        source,
-        info,
-        &order,
-        previous_keys,
-        &staged_dir.join(&keys),
-        &options.cancel,
-    )
-    .await?;
-    let deletions = deletes::deletion_batches(&order, &schema, &pass.deleted, plan.number())?;
-    tracing::debug!(
-        table = %info.display_name(),
-        "{} keys read, {} deleted since the last run",
-        pass.live,
-        pass.deleted.len()
-    );
-    Ok(RowVersions {
-        schema,
-        number: plan.number(),
-        keys: Some(keys),
-        deleted: pass.deleted.len() as u64,
-        deletions,
-    })
-}
-
 /// The partitions of `previous` (a manifest) and `added`, each once, the previous first.
 fn merge_partitions(previous: &Manifest, added: Vec<Partition>) -> Vec<Partition> {
     let mut partitions = previous.partitions.clone();
@@ -664,25 +579,6 @@ struct TableRead {
     write_back: bool,
 }
 
-/// The model against the live table: an error for a difference that stops the export, the
-/// others (a column added, ...) as warnings.
-pub(crate) async fn check_drift(
-    conn: &mut sqlx::PgConnection,
-    info: &TableInfo,
-) -> Result<Vec<String>> {
-    let drift = crate::source::drift::check_table(conn, info)
-        .await
-        .map_err(Error::Query)?;
-    let (breaking, benign): (Vec<_>, Vec<_>) = drift.into_iter().partition(|d| d.is_breaking());
-    if !breaking.is_empty() {
-        return Err(Error::SchemaDrift {
-            table: info.display_name(),
-            drift: breaking,
-        });
-    }
-    Ok(benign.iter().map(ToString::to_string).collect())
-}
-
 async fn write_files(
     source: &PgSource,
     dir: &Path,
@@ -695,7 +591,7 @@ async fn write_files(
     let table = info.display_name();
     let mut tx = source.begin_read().await?;
     // On the export's own snapshot: the schema checked is the schema read.
-    let warnings = check_drift(&mut tx, info).await?;
+    let warnings = crate::source::drift::check(&mut tx, info).await?;
     for warning in &warnings {
         tracing::warn!(table = %table, "{warning}");
     }

@@ -16,7 +16,8 @@ use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 
-use super::export::{ChunkProcessor, Converters, ExportOptions, TableReport, run_export};
+use super::export::{Converters, ExportOptions, TableReport, run_export};
+use super::processor::ChunkProcessor;
 use crate::error::{Error, Result};
 use crate::model::{EtlTable, OutputRecord, RecordBatchEncoder, TableInfo};
 use crate::sink::Sink;

@@ -7,6 +7,7 @@
 
 use sqlx::{PgConnection, Row};
 
+use crate::error::{Error, Result};
 pub use crate::model::Drift;
 use crate::model::TableInfo;
 
@@ -117,6 +118,20 @@ fn same_numeric_typmod(declared: &str, live: &str) -> bool {
         (Some(d), Some(l)) => d == l,
         _ => true,
     }
+}
+
+/// The model against the live table: an error for a difference that stops the export, the
+/// others (a column added, ...) as warnings.
+pub async fn check(conn: &mut sqlx::PgConnection, info: &TableInfo) -> Result<Vec<String>> {
+    let drift = check_table(conn, info).await.map_err(Error::Query)?;
+    let (breaking, benign): (Vec<_>, Vec<_>) = drift.into_iter().partition(|d| d.is_breaking());
+    if !breaking.is_empty() {
+        return Err(Error::SchemaDrift {
+            table: info.display_name(),
+            drift: breaking,
+        });
+    }
+    Ok(benign.iter().map(ToString::to_string).collect())
 }
 
 #[cfg(test)]
