@@ -440,6 +440,17 @@ impl S3Sink {
         self.delete_keys(stale, version_dir).await
     }
 
+    /// The key of `name`, a file of the version of `table_dir` that `manifest` makes current.
+    fn published_key(&self, table_dir: &str, manifest: &Manifest, name: &str) -> Result<String> {
+        let version = manifest
+            .version
+            .as_deref()
+            .ok_or_else(|| Error::NotSupported {
+                what: format!("reading {name} of {table_dir}: its manifest names no version"),
+            })?;
+        Ok(self.key(&format!("{table_dir}/{version}"), name))
+    }
+
     /// The largest batch number of any file in the version `manifest` names, published or
     /// left by a run that failed after uploading.
     async fn last_batch_uploaded(&self, table_dir: &str, manifest: &Manifest) -> Result<u32> {
@@ -778,13 +789,7 @@ impl Sink for S3Sink {
         scratch: &'a Path,
     ) -> super::BoxFuture<'a, Result<std::path::PathBuf>> {
         Box::pin(async move {
-            let version = manifest
-                .version
-                .as_deref()
-                .ok_or_else(|| Error::NotSupported {
-                    what: format!("reading {name} of {table_dir}: its manifest names no version"),
-                })?;
-            let key = self.key(&format!("{table_dir}/{version}"), name);
+            let key = self.published_key(table_dir, manifest, name)?;
             let local = scratch.join(name);
             if let Some(dir) = local.parent() {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io("cannot create", dir, e))?;
@@ -818,13 +823,7 @@ impl Sink for S3Sink {
         name: &'a str,
     ) -> super::BoxFuture<'a, Result<(Vec<u8>, String)>> {
         Box::pin(async move {
-            let version = manifest
-                .version
-                .as_deref()
-                .ok_or_else(|| Error::NotSupported {
-                    what: format!("reading {name} of {table_dir}: its manifest names no version"),
-                })?;
-            let key = self.key(&format!("{table_dir}/{version}"), name);
+            let key = self.published_key(table_dir, manifest, name)?;
             let url = format!("s3://{}/{key}", self.options.bucket);
             match self.get_object(&key).await? {
                 Some((bytes, _)) => Ok((bytes, url)),

@@ -25,8 +25,9 @@ pub struct KeyOrder {
 /// How two values of a key column compare.
 type Compare = fn(&[u8], &[u8]) -> Ordering;
 
-/// How a key column's values compare.
-fn comparison(wire: Scalar) -> Option<Compare> {
+/// How a key column's values compare, for the key types `etl_types::check_version_key` admits:
+/// numbers of one width as signed big-endian, the others bytewise.
+fn comparison(wire: Scalar) -> Compare {
     match wire {
         Scalar::Int2
         | Scalar::Int4
@@ -34,11 +35,8 @@ fn comparison(wire: Scalar) -> Option<Compare> {
         | Scalar::Date
         | Scalar::Time
         | Scalar::Timestamp
-        | Scalar::Timestamptz => Some(signed_big_endian),
-        Scalar::Bool | Scalar::Uuid | Scalar::Bytea | Scalar::Text | Scalar::Cast(_) => {
-            Some(<[u8]>::cmp)
-        }
-        Scalar::Float4 | Scalar::Float8 | Scalar::Numeric(_) | Scalar::Json | Scalar::Jsonb => None,
+        | Scalar::Timestamptz => signed_big_endian,
+        _ => <[u8]>::cmp,
     }
 }
 
@@ -73,8 +71,7 @@ impl KeyOrder {
                 });
             };
             let column = &info.columns[index];
-            // The rule is the type table's (the derive and `gen` apply it too);
-            // `comparison` implements it.
+            // The rule is the type table's (the derive and `gen` apply it too).
             if let Err(why) = etl_types::check_version_key(column.wire) {
                 return Err(Error::NoKeyForDeletes {
                     reason: format!("the key column {key} ({}): {why}", column.sql_type),
@@ -133,7 +130,7 @@ impl KeyOrder {
             let null = || ValueError::Wire(format!("the key column {name} is NULL"));
             let x = take_field(&mut a)?.ok_or_else(null)?;
             let y = take_field(&mut b)?.ok_or_else(null)?;
-            match comparison(wire).unwrap_or(<[u8]>::cmp)(x, y) {
+            match comparison(wire)(x, y) {
                 Ordering::Equal => {}
                 other => return Ok(other),
             }
