@@ -480,7 +480,10 @@ fn the_current_rows_equal_the_table_under_concurrent_writers_and_deletes() {
     assert_eq!(table["mode"], "batch", "{said}");
     assert_eq!(table["incremental"]["deleted_rows"], 0, "{said}");
     let verdict = latest_versions_equal_postgres(&db.url, &out.join("accounts"));
-    assert!(verdict.contains(&format!("equal: {rows} rows")), "{verdict}");
+    assert!(
+        verdict.contains(&format!("equal: {rows} rows")),
+        "{verdict}"
+    );
 }
 
 /// `etl-app compact --tables accounts` on `out`, which must succeed.

@@ -522,7 +522,7 @@ async fn glue_tables_get_exact_types_from_the_models() {
         &env,
         &[
             "--tables",
-            "purchase_orders,spend_per_day",
+            "purchase_orders,spend_per_day,accounts",
             "--output",
             s3_out.as_str(),
             "--glue-database",
@@ -585,6 +585,41 @@ async fn glue_tables_get_exact_types_from_the_models() {
         .send()
         .await
         .expect("the task's table was defined");
+    // A table with a cursor: its own columns, then the row versions readers rank by.
+    let accounts = glue
+        .get_table()
+        .database_name("procurement")
+        .name("accounts")
+        .send()
+        .await
+        .expect("the table with a cursor was defined");
+    let columns: Vec<(String, String)> = accounts
+        .table()
+        .and_then(|t| t.storage_descriptor())
+        .map(|d| {
+            d.columns()
+                .iter()
+                .map(|c| {
+                    (
+                        c.name().to_string(),
+                        c.r#type().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let last_two: Vec<(&str, &str)> = columns
+        .iter()
+        .rev()
+        .take(2)
+        .rev()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(
+        last_two,
+        [("_etl_batch", "bigint"), ("_etl_deleted", "boolean")],
+        "{columns:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
