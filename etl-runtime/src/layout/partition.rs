@@ -1,4 +1,5 @@
-//! A partition of a table's output, as manifests and shard outcomes list it.
+//! A partition of a table's output, as manifests and shard outcomes list it (serde: the
+//! manifest and the shard documents render and parse it).
 
 use serde::{Deserialize, Serialize};
 
@@ -7,16 +8,4 @@ use serde::{Deserialize, Serialize};
 pub struct Partition {
     pub path: String,
     pub values: Vec<Option<String>>,
-}
-
-impl Partition {
-    /// As manifests list it: `{"path": ..., "values": [...]}`.
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({ "path": self.path, "values": self.values })
-    }
-
-    /// A partition as [`Partition::to_json`] wrote it.
-    pub fn from_json(value: &serde_json::Value) -> Option<Self> {
-        Partition::deserialize(value).ok()
-    }
 }

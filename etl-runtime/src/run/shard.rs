@@ -11,7 +11,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::run::export::{ExportOptions, Listing, TableReport, write_manifest, write_share};
@@ -25,7 +26,7 @@ use crate::write::partition::Partition;
 const SHARDS_DIR: &str = ".etl-shards";
 
 /// What every shard of a run reads: the snapshot, and each table's ranges.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardPlan {
     pub run: String,
     /// The tables' version being written (`<snapshot time>-<run>`): the files of an object
@@ -37,7 +38,7 @@ pub struct ShardPlan {
 }
 
 /// One table of a sharded run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedTable {
     pub name: String,
     pub ranges: Vec<ReadRange>,
@@ -59,7 +60,7 @@ impl PlannedTable {
 }
 
 /// What one shard wrote: per table, its files under its own directory.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ShardOutcome {
     pub shard: usize,
     /// The snapshot it read (a coordinator restarted under the same run name has another and
@@ -68,7 +69,7 @@ pub struct ShardOutcome {
     pub tables: Vec<ShardTable>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct ShardTable {
     pub name: String,
     pub rows: u64,
@@ -201,15 +202,22 @@ impl ShardArea {
             .join(format!("shard-{shard:05}"))
     }
 
-    async fn put_json(&self, name: &str, value: &Value) -> Result<()> {
-        let text = serde_json::to_vec_pretty(value).map_err(Error::Manifest)?;
+    /// Writes `body` as the document `name`, whole, with the area's format version.
+    async fn put_json<T: Serialize>(&self, name: &str, body: &T) -> Result<()> {
+        let document = Document {
+            format_version: FORMAT_VERSION,
+            body,
+        };
+        let text = serde_json::to_vec_pretty(&document).map_err(Error::Manifest)?;
         match &self.store {
             AreaStore::Dir(dir) => write_whole(&dir.join(name), &text),
             AreaStore::Objects { store, .. } => store.put(&self.object_path(name), text).await,
         }
     }
 
-    async fn get_json(&self, name: &str) -> Result<Option<Value>> {
+    /// The document `name`, if it is there; an error naming it if it does not parse or is of
+    /// a later format (a process of a newer build in the same run).
+    async fn get_json<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
         let bytes = match &self.store {
             AreaStore::Dir(dir) => match std::fs::read(dir.join(name)) {
                 Ok(bytes) => Some(bytes),
@@ -218,9 +226,24 @@ impl ShardArea {
             },
             AreaStore::Objects { store, .. } => store.get(&self.object_path(name)).await?,
         };
-        bytes
-            .map(|b| serde_json::from_slice(&b).map_err(Error::Manifest))
-            .transpose()
+        let Some(bytes) = bytes else {
+            return Ok(None);
+        };
+        let unreadable = |reason: String| Error::ShardRun {
+            run: self.run.clone(),
+            reason: format!("its {name} cannot be read: {reason}"),
+        };
+        let version: VersionOnly =
+            serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))?;
+        if version.format_version > FORMAT_VERSION {
+            return Err(unreadable(format!(
+                "format {} is from a newer etl-toolkit (this one reads {FORMAT_VERSION})",
+                version.format_version
+            )));
+        }
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| unreadable(e.to_string()))
     }
 
     /// The names in the area starting with `prefix`.
@@ -248,20 +271,12 @@ impl ShardArea {
     }
 
     pub async fn write_plan(&self, plan: &ShardPlan) -> Result<()> {
-        self.put_json(PLAN, &plan.to_json()).await
+        self.put_json(PLAN, plan).await
     }
 
     /// The plan, once the coordinator has written it.
     pub async fn read_plan(&self) -> Result<Option<ShardPlan>> {
-        self.get_json(PLAN)
-            .await?
-            .map(|value| {
-                ShardPlan::from_json(&value).ok_or_else(|| Error::ShardRun {
-                    run: self.run.clone(),
-                    reason: format!("its {PLAN} is not a plan"),
-                })
-            })
-            .transpose()
+        self.get_json(PLAN).await
     }
 
     pub async fn write_done(&self, outcome: &ShardOutcome) -> Result<()> {
@@ -269,17 +284,14 @@ impl ShardArea {
         if let AreaStore::Dir(dir) = &self.store {
             crate::sink::make_durable(dir)?;
         }
-        self.put_json(&done_name(outcome.shard), &outcome.to_json())
-            .await
+        self.put_json(&done_name(outcome.shard), outcome).await
     }
 
     /// What `shard` wrote on `snapshot`, once it is done.
     async fn read_done(&self, shard: usize, snapshot: &str) -> Result<Option<ShardOutcome>> {
         Ok(self
-            .get_json(&done_name(shard))
+            .get_json::<ShardOutcome>(&done_name(shard))
             .await?
-            .as_ref()
-            .and_then(ShardOutcome::from_json)
             .filter(|outcome| outcome.snapshot == snapshot))
     }
 
@@ -288,7 +300,11 @@ impl ShardArea {
         let attempt = self.names(&failure_prefix(shard)).await?.len() + 1;
         self.put_json(
             &format!("{}{attempt}.json", failure_prefix(shard)),
-            &json!({ "shard": shard, "snapshot": snapshot, "error": message }),
+            &Failure {
+                shard,
+                snapshot: snapshot.to_string(),
+                error: message.to_string(),
+            },
         )
         .await
     }
@@ -297,17 +313,11 @@ impl ShardArea {
     async fn failures(&self, shard: usize, snapshot: &str) -> Result<Vec<String>> {
         let mut errors = Vec::new();
         for name in self.names(&failure_prefix(shard)).await? {
-            let Some(failure) = self.get_json(&name).await? else {
+            let Some(failure) = self.get_json::<Failure>(&name).await? else {
                 continue;
             };
-            if failure.get("snapshot").and_then(Value::as_str) == Some(snapshot) {
-                errors.push(
-                    failure
-                        .get("error")
-                        .and_then(Value::as_str)
-                        .unwrap_or("unknown error")
-                        .to_string(),
-                );
+            if failure.snapshot == snapshot {
+                errors.push(failure.error);
             }
         }
         Ok(errors)
@@ -410,6 +420,37 @@ impl ShardArea {
 }
 
 const PLAN: &str = "plan.json";
+
+/// The format of the area's documents (plan, outcomes, failures) this build writes, and the
+/// newest it reads.
+const FORMAT_VERSION: u32 = 1;
+
+/// A document of the area as written: its format version, then its body's fields.
+#[derive(Serialize)]
+struct Document<'a, T> {
+    format_version: u32,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+/// Only the version, read first: a later format may not parse as this one.
+#[derive(Deserialize)]
+struct VersionOnly {
+    #[serde(default = "first_version")]
+    format_version: u32,
+}
+
+fn first_version() -> u32 {
+    1
+}
+
+/// A failed attempt of a shard.
+#[derive(Debug, Serialize, Deserialize)]
+struct Failure {
+    shard: usize,
+    snapshot: String,
+    error: String,
+}
 
 fn done_name(shard: usize) -> String {
     format!("shard-{shard:05}.done.json")
@@ -618,124 +659,6 @@ pub async fn publish(
     })
 }
 
-impl ShardPlan {
-    fn to_json(&self) -> Value {
-        json!({
-            "run": self.run,
-            "version": self.version,
-            "shards": self.shards,
-            "snapshot": {
-                "id": self.snapshot.id,
-                "taken_at": self.snapshot.taken_at,
-                "xids": self.snapshot.xids,
-            },
-            "tables": self.tables.iter().map(|t| json!({
-                "name": t.name,
-                "single_stream_reason": t.single_stream_reason,
-                "ranges": t.ranges.iter().map(|r| json!({
-                    "relation": r.relation,
-                    "blocks": r.blocks.map(|(start, end)| json!([start, end])),
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        })
-    }
-
-    fn from_json(value: &Value) -> Option<Self> {
-        let snapshot = value.get("snapshot")?;
-        let text = |v: &Value, key: &str| v.get(key)?.as_str().map(str::to_string);
-        let tables = value
-            .get("tables")?
-            .as_array()?
-            .iter()
-            .map(|t| {
-                let ranges = t
-                    .get("ranges")?
-                    .as_array()?
-                    .iter()
-                    .map(|r| {
-                        let blocks = match r.get("blocks")? {
-                            Value::Null => None,
-                            b => {
-                                let b = b.as_array()?;
-                                Some((b.first()?.as_u64()?, b.get(1)?.as_u64()))
-                            }
-                        };
-                        Some(ReadRange {
-                            relation: text(r, "relation")?,
-                            blocks,
-                        })
-                    })
-                    .collect::<Option<Vec<_>>>()?;
-                Some(PlannedTable {
-                    name: text(t, "name")?,
-                    ranges,
-                    single_stream_reason: text(t, "single_stream_reason"),
-                })
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(Self {
-            run: text(value, "run")?,
-            version: text(value, "version")?,
-            shards: usize::try_from(value.get("shards")?.as_u64()?).ok()?,
-            snapshot: Snapshot {
-                id: text(snapshot, "id")?,
-                taken_at: text(snapshot, "taken_at")?,
-                xids: text(snapshot, "xids")?,
-                open_transactions: None,
-            },
-            tables,
-        })
-    }
-}
-
-impl ShardOutcome {
-    fn to_json(&self) -> Value {
-        json!({
-            "shard": self.shard,
-            "snapshot": self.snapshot,
-            "tables": self.tables.iter().map(|t| json!({
-                "name": t.name,
-                "rows": t.rows,
-                "bytes": t.bytes,
-                "files": t.files,
-                "partitions": t.partitions.iter().map(Partition::to_json).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        })
-    }
-
-    fn from_json(value: &Value) -> Option<Self> {
-        let tables = value
-            .get("tables")?
-            .as_array()?
-            .iter()
-            .map(|t| {
-                Some(ShardTable {
-                    name: t.get("name")?.as_str()?.to_string(),
-                    rows: t.get("rows")?.as_u64()?,
-                    bytes: t.get("bytes")?.as_u64()?,
-                    files: t
-                        .get("files")?
-                        .as_array()?
-                        .iter()
-                        .map(|f| f.as_str().map(str::to_string))
-                        .collect::<Option<_>>()?,
-                    partitions: t
-                        .get("partitions")?
-                        .as_array()?
-                        .iter()
-                        .map(Partition::from_json)
-                        .collect::<Option<_>>()?,
-                })
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(Self {
-            shard: usize::try_from(value.get("shard")?.as_u64()?).ok()?,
-            snapshot: value.get("snapshot")?.as_str()?.to_string(),
-            tables,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -764,7 +687,13 @@ mod tests {
                 single_stream_reason: None,
             }],
         };
-        assert_eq!(ShardPlan::from_json(&plan.to_json()), Some(plan.clone()));
+        let text = serde_json::to_vec(&Document {
+            format_version: FORMAT_VERSION,
+            body: &plan,
+        })
+        .expect("renders");
+        let read: ShardPlan = serde_json::from_slice(&text).expect("reads");
+        assert_eq!(read, plan);
         let mut all: Vec<ReadRange> = (0..3)
             .flat_map(|shard| plan.tables[0].share(shard, 3))
             .collect();

@@ -72,7 +72,7 @@ pub struct PgSource {
 }
 
 /// A snapshot exported with `pg_export_snapshot()`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Snapshot {
     pub id: String,
     /// The server's clock when the snapshot was taken (RFC 3339).
@@ -80,7 +80,9 @@ pub struct Snapshot {
     /// The snapshot as PostgreSQL writes it (`xmin:xmax:xip,...`), for the record.
     pub xids: String,
     /// The transactions open just before the snapshot was taken: what incremental runs'
-    /// watermarks are derived from. None if they could not be read.
+    /// watermarks are derived from. None if they could not be read (and in a shard plan,
+    /// which does not carry them: shards keep no incremental state).
+    #[serde(skip)]
     pub open_transactions: Option<OpenTransactions>,
 }
 

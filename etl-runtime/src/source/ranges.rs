@@ -55,7 +55,7 @@ impl Default for ReadOptions {
 }
 
 /// What one COPY statement reads: a relation, or a block range of it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReadRange {
     /// The relation in SQL: the model's table, or `ONLY` one leaf of a partitioned table.
     pub relation: String,
