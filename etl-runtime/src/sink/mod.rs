@@ -439,7 +439,8 @@ impl Sink for LocalDirSink {
     }
 
     fn publish<'a>(&'a self, staged: StagedTable) -> BoxFuture<'a, Result<String>> {
-        Box::pin(async move { self.publish_now(staged) })
+        let sink = self.clone();
+        Box::pin(on_blocking_thread(move || sink.publish_now(staged)))
     }
 
     fn discard(&self, mut staged: StagedTable) {
@@ -530,13 +531,14 @@ impl Sink for LocalDirSink {
         previous_files: &'a [String],
     ) -> BoxFuture<'a, Result<String>> {
         // The table's lock is held: nothing changed the directory since the state was read.
-        Box::pin(async move {
-            if let Err(e) = self.carry_over(&staged, previous_files) {
-                self.discard(staged);
+        let (sink, previous_files) = (self.clone(), previous_files.to_vec());
+        Box::pin(on_blocking_thread(move || {
+            if let Err(e) = sink.carry_over(&staged, &previous_files) {
+                sink.discard(staged);
                 return Err(e);
             }
-            self.publish_now(staged)
-        })
+            sink.publish_now(staged)
+        }))
     }
 }
 
@@ -563,6 +565,20 @@ impl LocalDirSink {
         }
         Ok(())
     }
+}
+
+/// Runs a publication's file-system work (hard links, `syncfs`, renames, the wait for the
+/// removal of old versions) on a blocking thread: on the async runtime's threads it would hold
+/// up the reads of the other tables of a `--parallel-tables` run while it lasts.
+async fn on_blocking_thread(
+    work: impl FnOnce() -> Result<String> + Send + 'static,
+) -> Result<String> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|source| Error::Thread {
+            what: "publication thread",
+            source,
+        })?
 }
 
 /// Puts on disk everything written to the file system holding `dir`: one `syncfs`, which
