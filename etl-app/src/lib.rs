@@ -145,14 +145,14 @@ impl From<etl_runtime::Error> for Failure {
 async fn state(registry: &Registry, args: cli::StateArgs) -> Result<ExitCode, Failure> {
     use etl_runtime::run::incremental::{TableState, render_micros};
     let exports = registry.select(&args.tables)?;
-    let sink: Box<dyn Sink> = if args.output.starts_with("s3:") {
+    // A local output is read where it is: `state` writes nothing there (no staging, no lock).
+    let s3: Option<Box<dyn Sink>> = if args.output.starts_with("s3:") {
         let options = config::s3_options(&args.output, &args.s3)?;
-        Box::new(S3Sink::new(options, &format!("state-{}", std::process::id())).await?)
+        Some(Box::new(
+            S3Sink::new(options, &format!("state-{}", std::process::id())).await?,
+        ))
     } else {
-        Box::new(LocalDirSink::new(
-            &args.output,
-            &format!("state-{}", std::process::id()),
-        )?)
+        None
     };
     println!(
         "{:<28} {:<28} {:<40} {:>7} {:>10} {:>8} {:>6}",
@@ -160,7 +160,10 @@ async fn state(registry: &Registry, args: cli::StateArgs) -> Result<ExitCode, Fa
     );
     for export in exports {
         let dir = etl_runtime::run::export::table_dir(&export.info);
-        let manifest = sink.current_manifest(&dir).await?;
+        let manifest = match &s3 {
+            Some(sink) => sink.current_manifest(&dir).await?,
+            None => LocalDirSink::read_manifest(std::path::Path::new(&args.output), &dir)?,
+        };
         let Some(manifest) = manifest else {
             println!("{:<28} (not exported yet)", export.name());
             continue;

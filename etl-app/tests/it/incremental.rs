@@ -169,6 +169,17 @@ fn a_late_commit_is_delivered_by_the_next_run() {
         said.contains("notes") && said.contains("not exported yet"),
         "{said}"
     );
+    // `state` only reads: an output that does not exist is not created.
+    let nowhere = out.with_extension("never-written");
+    let shown = etl_app()
+        .args(["state", "--tables", "accounts", "--output"])
+        .arg(&nowhere)
+        .output()
+        .expect("etl-app state");
+    let said = text(&shown);
+    assert_eq!(shown.status.code(), Some(0), "{said}");
+    assert!(said.contains("not exported yet"), "{said}");
+    assert!(!nowhere.exists(), "state created {}", nowhere.display());
 }
 
 #[test]

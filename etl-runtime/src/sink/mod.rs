@@ -491,14 +491,7 @@ impl Sink for LocalDirSink {
         &'a self,
         table_dir: &'a str,
     ) -> BoxFuture<'a, Result<Option<Manifest>>> {
-        Box::pin(async move {
-            let path = self.root.join(table_dir).join(MANIFEST_FILE);
-            match fs::read(&path) {
-                Ok(bytes) => Manifest::parse(&bytes, &path.display().to_string()).map(Some),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(Error::io("cannot read", &path, e)),
-            }
-        })
+        Box::pin(async move { Self::read_manifest(&self.root, table_dir) })
     }
 
     fn fetch_published<'a>(
@@ -543,6 +536,17 @@ impl Sink for LocalDirSink {
 }
 
 impl LocalDirSink {
+    /// The published manifest of `table_dir` under the output `root`, if there is one: read
+    /// without a sink, so that a reader (`etl-app state`) writes nothing to the output.
+    pub fn read_manifest(root: &Path, table_dir: &str) -> Result<Option<Manifest>> {
+        let path = root.join(table_dir).join(MANIFEST_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => Manifest::parse(&bytes, &path.display().to_string()).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("cannot read", &path, e)),
+        }
+    }
+
     /// Puts the published `files` of the table (paths under its directory) into `staged` too,
     /// as hard links: no copy, and the published files stay as they are until replaced.
     fn carry_over(&self, staged: &StagedTable, files: &[String]) -> Result<()> {
