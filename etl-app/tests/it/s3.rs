@@ -1471,3 +1471,45 @@ async fn a_sharded_run_on_s3_whose_coordinator_dies_publishes_nothing() {
     let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
     assert_readers_agree(&db, &dir, "purchase_orders");
 }
+
+/// More abandoned multipart uploads than one listing holds (1,000): every one of an old
+/// version is aborted by the next export, not only the first page.
+#[tokio::test(flavor = "multi_thread")]
+async fn abandoned_uploads_beyond_one_listing_are_all_aborted() {
+    let garage = Garage::shared("abandoned_uploads_beyond_one_listing_are").expect("garage");
+    let s3_out = output(&garage);
+    let db = database("s3_abandoned_uploads", false);
+    let env = garage.env_for(&garage.endpoint());
+    let args = ["--tables", "notes", "--output", s3_out.as_str()];
+    let first = etl_app(&db, &env, &args);
+    assert!(first.status.success(), "{}", text(&first));
+
+    let client = s3_client(&garage).await;
+    let old = format!("{PREFIX}/notes/v=0000-abandoned");
+    let started = futures_util::future::try_join_all((0..1_010).map(|i| {
+        client
+            .create_multipart_upload()
+            .bucket(&garage.bucket)
+            .key(format!("{old}/part-{i:05}.parquet"))
+            .send()
+    }))
+    .await
+    .expect("start the uploads");
+    assert_eq!(started.len(), 1_010);
+    let listed = client
+        .list_multipart_uploads()
+        .bucket(&garage.bucket)
+        .prefix(&old)
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(listed.is_truncated(), Some(true), "more than one page");
+
+    let second = etl_app(&db, &env, &args);
+    assert!(second.status.success(), "{}", text(&second));
+    assert_eq!(
+        pending_uploads(&garage).await,
+        0,
+        "every abandoned upload aborted"
+    );
+}

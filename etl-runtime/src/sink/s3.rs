@@ -600,18 +600,7 @@ impl S3Sink {
     /// and an upload whose abort could not reach the store (it went down, the process was
     /// killed) would otherwise be billed for ever.
     async fn abort_abandoned_uploads(&self, table_prefix: &str, current: &str) -> Result<()> {
-        let listed = self
-            .client
-            .list_multipart_uploads()
-            .bucket(&self.options.bucket)
-            .prefix(table_prefix)
-            .send()
-            .await
-            .map_err(|e| self.s3_error("list the multipart uploads of", table_prefix, e))?;
-        for upload in listed.uploads() {
-            let (Some(key), Some(upload_id)) = (upload.key(), upload.upload_id()) else {
-                continue;
-            };
+        for (key, upload_id) in self.multipart_uploads(table_prefix).await? {
             let version = key[table_prefix.len().min(key.len())..]
                 .split('/')
                 .next()
@@ -622,13 +611,42 @@ impl S3Sink {
             self.client
                 .abort_multipart_upload()
                 .bucket(&self.options.bucket)
-                .key(key)
+                .key(&key)
                 .upload_id(upload_id)
                 .send()
                 .await
-                .map_err(|e| self.s3_error("abort the abandoned multipart upload of", key, e))?;
+                .map_err(|e| self.s3_error("abort the abandoned multipart upload of", &key, e))?;
         }
         Ok(())
+    }
+
+    /// Every multipart upload in progress under `prefix` (key, upload id), page after page: a
+    /// listing holds at most 1,000.
+    async fn multipart_uploads(&self, prefix: &str) -> Result<Vec<(String, String)>> {
+        let mut uploads = Vec::new();
+        let (mut key_marker, mut upload_id_marker) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.options.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(upload_id_marker.take())
+                .send()
+                .await
+                .map_err(|e| self.s3_error("list the multipart uploads of", prefix, e))?;
+            uploads.extend(
+                page.uploads()
+                    .iter()
+                    .filter_map(|u| Some((u.key()?.to_string(), u.upload_id()?.to_string()))),
+            );
+            if page.is_truncated() != Some(true) || page.next_key_marker().is_none() {
+                return Ok(uploads);
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            upload_id_marker = page.next_upload_id_marker().map(str::to_string);
+        }
     }
 }
 
