@@ -8,7 +8,7 @@
 //! format has them). Sorted keys compress well: the file is a small fraction of the table.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Cursor, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -75,30 +75,27 @@ pub struct KeyFileReader {
     /// Where the file came from, for errors.
     origin: String,
     /// Buffered behind the decompressor, for the same reason as the writer.
-    decoder: BufReader<zstd::stream::read::Decoder<'static, BufReader<Cursor<Vec<u8>>>>>,
+    decoder: BufReader<zstd::stream::read::Decoder<'static, BufReader<File>>>,
     tuple: Vec<u8>,
 }
 
 impl KeyFileReader {
-    /// The key file whose bytes are `bytes`, read from `origin` (a path or URL).
-    pub fn new(bytes: Vec<u8>, origin: &str) -> Result<Self> {
-        if !bytes.starts_with(MAGIC) {
-            return Err(Error::KeysUnreadable {
-                path: origin.to_string(),
-                reason: "not a key file of this format".into(),
-            });
+    /// The key file at `path`; `origin` names it in errors (a path, or the URL it came from).
+    pub fn open(path: &Path, origin: &str) -> Result<Self> {
+        let unreadable = |reason: String| Error::KeysUnreadable {
+            path: origin.to_string(),
+            reason,
+        };
+        let mut file = File::open(path).map_err(|e| unreadable(e.to_string()))?;
+        let mut magic = [0u8; MAGIC.len()];
+        if file.read_exact(&mut magic).is_err() || &magic != MAGIC {
+            return Err(unreadable("not a key file of this format".into()));
         }
-        let mut cursor = Cursor::new(bytes);
-        cursor.set_position(MAGIC.len() as u64);
         let decoder =
-            zstd::stream::read::Decoder::new(cursor).map_err(|e| Error::KeysUnreadable {
-                path: origin.to_string(),
-                reason: e.to_string(),
-            })?;
-        let decoder = BufReader::with_capacity(BUFFER, decoder);
+            zstd::stream::read::Decoder::new(file).map_err(|e| unreadable(e.to_string()))?;
         Ok(Self {
             origin: origin.to_string(),
-            decoder,
+            decoder: BufReader::with_capacity(BUFFER, decoder),
             tuple: Vec::new(),
         })
     }
@@ -149,15 +146,16 @@ mod tests {
         }
         assert_eq!(writer.finish().expect("finish"), 10_000);
         let bytes = std::fs::read(&path).expect("read");
-        let mut reader = KeyFileReader::new(bytes.clone(), "k").expect("open");
+        let mut reader = KeyFileReader::open(&path, "k").expect("open");
         let mut read = Vec::new();
         while let Some(key) = reader.next_key().expect("next") {
             read.push(key.to_vec());
         }
         assert_eq!(read, keys);
 
-        let cut = bytes[..bytes.len() / 2].to_vec();
-        let mut reader = KeyFileReader::new(cut, "out/t/_keys-00000-x.zst").expect("open");
+        let cut = dir.join("cut.zst");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).expect("write");
+        let mut reader = KeyFileReader::open(&cut, "out/t/_keys-00000-x.zst").expect("open");
         let e = loop {
             match reader.next_key() {
                 Ok(Some(_)) => {}
@@ -166,7 +164,9 @@ mod tests {
             }
         };
         assert!(e.to_string().contains("out/t/_keys-00000-x.zst"), "{e}");
-        let e = KeyFileReader::new(b"PAR1".to_vec(), "p")
+        let parquet = dir.join("part-00000.parquet");
+        std::fs::write(&parquet, b"PAR1").expect("write");
+        let e = KeyFileReader::open(&parquet, "p")
             .err()
             .expect("not a key file");
         assert!(e.to_string().contains("not a key file"), "{e}");

@@ -23,7 +23,8 @@ pub const BATCH_COLUMN: &str = "_etl_batch";
 /// Whether the row is a deletion (the key was gone from the table at that run).
 pub const DELETED_COLUMN: &str = "_etl_deleted";
 
-/// Whether `info`'s files carry row versions: a table with a cursor does.
+/// Whether `info`'s files carry row versions: a table with a cursor does (a task's records
+/// never have one).
 pub fn has_row_versions(info: &TableInfo) -> bool {
     info.cursor.is_some()
 }

@@ -203,7 +203,7 @@ fn fold(
             let keys: Vec<ArrayRef> = (0..key_columns.len())
                 .map(|i| batch.column(i).clone())
                 .collect();
-            let keys = self::key_columns(&keys)?;
+            let keys = prepare_keys(&keys)?;
             let numbers = batch.column(key_columns.len()).as_primitive::<Int64Type>();
             for row in 0..batch.num_rows() {
                 key_bytes(&keys, row, &mut key);
@@ -231,7 +231,7 @@ fn fold(
                     .iter()
                     .map(|&i| batch.column(i).clone())
                     .collect();
-                let keys = self::key_columns(&keys)?;
+                let keys = prepare_keys(&keys)?;
                 let numbers = batch.column(batch_column).as_primitive::<Int64Type>();
                 let deleted = batch.column(deleted_column).as_boolean();
                 let mut keep = Vec::with_capacity(batch.num_rows());
@@ -292,7 +292,7 @@ enum KeyColumn {
     Other(ArrayRef),
 }
 
-fn key_columns(columns: &[ArrayRef]) -> Result<Vec<KeyColumn>> {
+fn prepare_keys(columns: &[ArrayRef]) -> Result<Vec<KeyColumn>> {
     columns
         .iter()
         .map(|column| match column.data_type() {

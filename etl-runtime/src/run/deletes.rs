@@ -74,10 +74,14 @@ pub(crate) async fn row_versions(
         });
     };
     let order = KeyOrder::new(info)?;
+    // The previous key file where it is (locally), or downloaded beside the staged table (S3).
+    let scratch = staged_dir.with_extension("inputs");
     let previous_keys = match (plan.previous_keys(), previous) {
         (Some(name), Some(manifest)) => {
-            let (bytes, origin) = sink.read_published(table_dir, manifest, name).await?;
-            Some(KeyFileReader::new(bytes, &origin)?)
+            let path = sink
+                .fetch_published(table_dir, manifest, name, &scratch)
+                .await?;
+            Some(KeyFileReader::open(&path, &path.display().to_string())?)
         }
         _ => None,
     };
@@ -90,7 +94,9 @@ pub(crate) async fn row_versions(
         &staged_dir.join(&keys),
         cancel,
     )
-    .await?;
+    .await;
+    let _ = std::fs::remove_dir_all(&scratch);
+    let pass = pass?;
     let deletions = deletion_batches(&order, &schema, &pass.deleted, plan.number())?;
     tracing::debug!(
         table = %info.display_name(),
@@ -184,17 +190,21 @@ impl<'a> Merge<'a> {
 
     /// The next previous key into `pending`, checked to come after the one before.
     fn advance(&mut self) -> Result<()> {
-        if let Some(done) = self.pending.take() {
-            self.last_previous = done;
-        }
+        // The key done with becomes the last one; the buffer of the one before takes the next
+        // (no allocation per key).
+        let mut next = match self.pending.take() {
+            Some(done) => std::mem::replace(&mut self.last_previous, done),
+            None => Vec::new(),
+        };
         let Some(reader) = self.previous.as_mut() else {
             return Ok(());
         };
-        let Some(next) = reader.next_key()? else {
+        let Some(read) = reader.next_key()? else {
             self.previous = None;
             return Ok(());
         };
-        let next = next.to_vec();
+        next.clear();
+        next.extend_from_slice(read);
         if !self.last_previous.is_empty()
             && self.compare(&self.last_previous, &next)? != Ordering::Less
         {
@@ -403,7 +413,7 @@ mod tests {
             writer.push(&key(id)).expect("push");
         }
         writer.finish().expect("finish");
-        KeyFileReader::new(std::fs::read(&path).expect("read"), "k").expect("open")
+        KeyFileReader::open(&path, "k").expect("open")
     }
 
     fn deleted(previous: &[i64], live: &[i64]) -> Result<Vec<i64>> {

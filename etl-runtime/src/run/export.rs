@@ -386,7 +386,7 @@ pub(crate) async fn run_export(
     // the table's keys too, for its deletions and for the next run's.
     let mut versions = None;
     let mut processor = processor;
-    if crate::layout::versions::has_row_versions(output) && own_columns {
+    if crate::layout::versions::has_row_versions(output) {
         let found = deletes::row_versions(
             source,
             sink,

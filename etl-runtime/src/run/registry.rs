@@ -60,7 +60,7 @@ impl Export {
     /// for a table with a cursor (see `layout::versions`).
     pub fn files_schema(&self) -> SchemaRef {
         let schema = (self.schema)();
-        if self.kind == ExportKind::Table && crate::layout::versions::has_row_versions(&self.info) {
+        if crate::layout::versions::has_row_versions(&self.info) {
             crate::layout::versions::versioned_schema(&schema, &self.info)
         } else {
             schema

@@ -102,20 +102,6 @@ pub trait Sink: Send + Sync {
             })
         })
     }
-    /// The bytes of `name`, a file of the export of `table_dir` whose manifest is `manifest`
-    /// (the key file of a table with a cursor), and where it was read, for errors.
-    fn read_published<'a>(
-        &'a self,
-        table_dir: &'a str,
-        _manifest: &'a Manifest,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<(Vec<u8>, String)>> {
-        Box::pin(async move {
-            Err(Error::NotSupported {
-                what: format!("reading {name} of {table_dir}"),
-            })
-        })
-    }
     /// Publishes `staged` (an incremental batch and the table's new manifest) as an addition
     /// to the export whose manifest is `previous` and whose files are `previous_files`: the
     /// table's readers then see both. Fails, publishing no manifest, if the table's manifest
@@ -502,19 +488,6 @@ impl Sink for LocalDirSink {
         _scratch: &'a Path,
     ) -> BoxFuture<'a, Result<PathBuf>> {
         Box::pin(async move { Ok(self.root.join(table_dir).join(name)) })
-    }
-
-    fn read_published<'a>(
-        &'a self,
-        table_dir: &'a str,
-        _manifest: &'a Manifest,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<(Vec<u8>, String)>> {
-        Box::pin(async move {
-            let path = self.root.join(table_dir).join(name);
-            let bytes = fs::read(&path).map_err(|e| Error::io("cannot read", &path, e))?;
-            Ok((bytes, path.display().to_string()))
-        })
     }
 
     fn publish_batch<'a>(

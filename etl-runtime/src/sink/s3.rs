@@ -830,26 +830,11 @@ impl Sink for S3Sink {
                     .await
                     .map_err(|e| Error::io("cannot write", &local, e))?;
             }
+            // tokio's File writes on a blocking thread: done only once flushed.
+            tokio::io::AsyncWriteExt::flush(&mut file)
+                .await
+                .map_err(|e| Error::io("cannot write", &local, e))?;
             Ok(local)
-        })
-    }
-
-    fn read_published<'a>(
-        &'a self,
-        table_dir: &'a str,
-        manifest: &'a Manifest,
-        name: &'a str,
-    ) -> super::BoxFuture<'a, Result<(Vec<u8>, String)>> {
-        Box::pin(async move {
-            let key = self.published_key(table_dir, manifest, name)?;
-            let url = format!("s3://{}/{key}", self.options.bucket);
-            match self.get_object(&key).await? {
-                Some((bytes, _)) => Ok((bytes, url)),
-                None => Err(Error::KeysUnreadable {
-                    path: url,
-                    reason: "it is gone".into(),
-                }),
-            }
         })
     }
 
