@@ -290,10 +290,16 @@ pub struct S3Args {
     #[arg(long, env = "ETL_S3_PATH_STYLE", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
     pub s3_path_style: bool,
 
-    /// Multipart part size, at least 5MB (files larger than this go up in parts, one part in
-    /// memory at a time). Default: 64MB.
+    /// Multipart part size, at least 5MB (files larger than this go up in parts, each read
+    /// from disk as it is sent). Default: 64MB.
     #[arg(long, value_parser = parse_bytes)]
     pub s3_part_size: Option<u64>,
+
+    /// Upload requests (whole files, parts of large files) in flight at once, for the whole
+    /// run. Each S3 request waits tens of milliseconds for its answer; bodies stream from the
+    /// staged files, so memory does not grow with this.
+    #[arg(long, env = "ETL_S3_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
+    pub s3_concurrency: u32,
 
     /// Server-side encryption of the uploaded objects.
     #[arg(long, value_enum)]

@@ -105,6 +105,7 @@ const S3_ONLY: &[(&str, &str)] = &[
     ("sse", "--sse"),
     ("sse_kms_key_id", "--sse-kms-key-id"),
     ("s3_part_size", "--s3-part-size"),
+    ("s3_concurrency", "--s3-concurrency"),
     ("s3_path_style", "--s3-path-style"),
     ("staging_dir", "--staging-dir"),
     ("glue_partitions", "--glue-partitions"),
@@ -355,6 +356,7 @@ pub(crate) fn s3_options(output: &str, s3: &S3Args) -> Result<S3Options, Failure
         prefix,
         path_style: s3.s3_path_style,
         part_size: usize::try_from(part_size).unwrap_or(usize::MAX),
+        concurrency: s3.s3_concurrency as usize,
         // A run's own count (`--keep-versions`) replaces it; other commands delete nothing.
         keep_versions: 1,
         sse: s3.sse.map(|sse| match sse {

@@ -15,15 +15,40 @@ use crate::report::RunReport;
 use crate::signals::Stop;
 use crate::{Failure, log};
 
-/// How often the coordinator looks for finished shards, and a shard for the plan.
+/// The first wait of the coordinator for finished shards, and of a shard for the plan.
 const POLL: Duration = Duration::from_millis(250);
 
-/// How often the coordinator looks at the shards' outcomes: one listing each time, billed
-/// per request on S3, where shards run for minutes or hours.
-fn poll_every(output: &Output) -> Duration {
-    match output {
-        Output::Local { .. } => POLL,
-        Output::S3(_) => Duration::from_secs(2),
+/// Waits that double from [`POLL`] up to a ceiling: a plan published or a shard finished
+/// soon after is seen soon, and a long wait costs few requests (each one billed on S3, where
+/// shards wait for their coordinator's pod and run for minutes or hours).
+struct Backoff {
+    next: Duration,
+    ceiling: Duration,
+}
+
+impl Backoff {
+    /// The coordinator's wait for outcomes (one listing each time), or a shard's for the plan
+    /// (one GET): longer between S3 requests than between reads of a shared directory.
+    fn new(output: &Output, waiting_for_plan: bool) -> Self {
+        Self::with_ceiling(matches!(output, Output::S3(_)), waiting_for_plan)
+    }
+
+    fn with_ceiling(object_store: bool, waiting_for_plan: bool) -> Self {
+        let ceiling = match (object_store, waiting_for_plan) {
+            (false, _) => Duration::from_secs(1),
+            (true, false) => Duration::from_secs(2),
+            (true, true) => Duration::from_secs(5),
+        };
+        Self {
+            next: POLL,
+            ceiling,
+        }
+    }
+
+    fn next_wait(&mut self) -> Duration {
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.ceiling);
+        wait
     }
 }
 
@@ -129,6 +154,7 @@ async fn coordinate_on(
     );
 
     let deadline = Instant::now() + timeout;
+    let mut backoff = Backoff::new(&config.output, false);
     let mut outcomes: Vec<Option<ShardOutcome>> = (0..shards).map(|_| None).collect();
     let outcomes: Vec<ShardOutcome> = loop {
         if cancel.is_cancelled() {
@@ -153,7 +179,7 @@ async fn coordinate_on(
             )));
         }
         tokio::select! {
-            () = tokio::time::sleep(poll_every(&config.output)) => {}
+            () = tokio::time::sleep(backoff.next_wait()) => {}
             () = cancel.cancelled() => {}
         }
     };
@@ -206,6 +232,7 @@ pub async fn run_shard(config: &RunConfig, run_name: &str, index: usize) -> Resu
     };
     log::set_run_id(run_name);
     let deadline = Instant::now() + PLAN_WAIT;
+    let mut backoff = Backoff::new(&config.output, true);
     let plan = loop {
         if let Some(plan) = area.read_plan().await? {
             break plan;
@@ -219,7 +246,7 @@ pub async fn run_shard(config: &RunConfig, run_name: &str, index: usize) -> Resu
             )));
         }
         tokio::select! {
-            () = tokio::time::sleep(POLL) => {}
+            () = tokio::time::sleep(backoff.next_wait()) => {}
             () = cancel.cancelled() => return Err(etl_runtime::Error::Cancelled.into()),
         }
     };
@@ -318,5 +345,28 @@ fn snapshot_gone(e: etl_runtime::Error, run: &str) -> etl_runtime::Error {
         }
     } else {
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ten minutes of waiting for a plan on S3 cost ~125 GETs, not 2,400; the first waits
+    /// stay short.
+    #[test]
+    fn waits_double_up_to_their_ceiling() {
+        let mut plan = Backoff::with_ceiling(true, true);
+        let waits: Vec<u128> = (0..7).map(|_| plan.next_wait().as_millis()).collect();
+        assert_eq!(waits, [250, 500, 1000, 2000, 4000, 5000, 5000]);
+        let mut outcomes = Backoff::with_ceiling(true, false);
+        let waits: Vec<u128> = (0..5).map(|_| outcomes.next_wait().as_millis()).collect();
+        assert_eq!(waits, [250, 500, 1000, 2000, 2000]);
+        let (mut polls, mut waited) = (0, Duration::ZERO);
+        while waited < PLAN_WAIT {
+            waited += plan.next_wait();
+            polls += 1;
+        }
+        assert!(polls < 130, "{polls} GETs in {PLAN_WAIT:?}");
     }
 }

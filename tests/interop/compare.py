@@ -227,12 +227,23 @@ def current_version(table_dir):
     return table_dir
 
 
-def manifest_partition_keys(table_dir):
+def manifest(table_dir):
     path = os.path.join(table_dir, "_manifest.json")
     if not os.path.exists(path):
-        return []
+        return {}
     with open(path) as f:
-        return json.load(f).get("partition_keys") or []
+        return json.load(f)
+
+
+# An identity partition key's type, from its column's declared type in the manifest: its
+# files do not hold the column (it is in the directory names only, as Hive writes it).
+KEY_TYPES = {"boolean": "bool", "smallint": "int16", "integer": "int32", "bigint": "int64"}
+DUCK_TYPES = {"bool": "BOOLEAN", "int16": "SMALLINT", "int32": "INTEGER", "int64": "BIGINT", "string": "VARCHAR"}
+
+
+def key_type(manifest, column):
+    sql_type = next((c["sql_type"] for c in manifest.get("columns", []) if c["name"] == column), "text")
+    return KEY_TYPES.get(sql_type, "string")
 
 
 def derived_key(transform, value):
@@ -291,7 +302,9 @@ def check_table(conn, directory, spec, problems):
     key_idx = [names.index(k) for k in key]
     table_dir = os.path.join(directory, dir_name or (qualified if schema != "public" else table))
     table_dir = current_version(table_dir)
-    partition_keys = manifest_partition_keys(table_dir)
+    table_manifest = manifest(table_dir)
+    partition_keys = table_manifest.get("partition_keys") or []
+    path_only = [k["column"] for k in partition_keys if k["transform"] == "identity"]
     files = sorted(
         os.path.relpath(os.path.join(root, f), table_dir)
         for root, dirs, names in os.walk(table_dir)
@@ -302,29 +315,32 @@ def check_table(conn, directory, spec, problems):
         problems.append(f"{qualified}: no Parquet files in {table_dir}")
         return 0
 
-    # Schema: names byte for byte, NOT NULL -> REQUIRED (key columns only, with row versions).
+    # Schema: names byte for byte, NOT NULL -> REQUIRED (key columns only, with row versions);
+    # an identity partition key's column is in the directory names only. (An empty partitioned
+    # table is one schema file at the root, with every column.)
     versioned = pq.ParquetFile(os.path.join(table_dir, files[0])).schema_arrow.names[-2:] == VERSION_COLUMNS
     for f in files:
         schema_pq = pq.ParquetFile(os.path.join(table_dir, f)).schema_arrow
-        expected_names = names + VERSION_COLUMNS if versioned else names
+        in_files = [n for n in names if n not in path_only or os.sep not in f]
+        expected_names = in_files + VERSION_COLUMNS if versioned else in_files
         if schema_pq.names != expected_names:
-            problems.append(f"{qualified}/{f}: columns {schema_pq.names}, PostgreSQL has {names}")
-        for (name, _, _, not_null), field in zip(kinds, schema_pq):
+            problems.append(f"{qualified}/{f}: columns {schema_pq.names}, expected {expected_names}")
+        for name, _, _, not_null in kinds:
+            if name not in schema_pq.names:
+                continue
+            field = schema_pq.field(name)
             required = not_null and (not versioned or name in key)
             if field.nullable == required:
                 problems.append(
                     f"{qualified}/{f}: column {name} is {'OPTIONAL' if field.nullable else 'REQUIRED'} "
                     f"but NOT NULL is {not_null} in PostgreSQL"
                 )
-    file_schema = pq.ParquetFile(os.path.join(table_dir, files[0])).schema_arrow
 
     expected = pg_select(conn, schema, table, kinds, key)
     # Hive has no empty partition value: an identity key's '' is in the NULL partition, and
     # Hive-partition readers read it as NULL (documented; the run warns).
     identity_text = [
-        names.index(k["column"])
-        for k in partition_keys
-        if k["transform"] == "identity" and file_schema.field(k["column"]).type == "string"
+        names.index(column) for column in path_only if key_type(table_manifest, column) == "string"
     ]
     if identity_text:
         expected = [
@@ -343,7 +359,7 @@ def check_table(conn, directory, spec, problems):
 
         partition_schema = pa.schema(
             [
-                (k["name"], file_schema.field(k["column"]).type if k["transform"] == "identity" else pa.string())
+                (k["name"], key_type(table_manifest, k["column"]) if k["transform"] == "identity" else pa.string())
                 for k in partition_keys
             ]
         )
@@ -370,9 +386,8 @@ def check_table(conn, directory, spec, problems):
     duck.execute("SET TimeZone = 'UTC'")
     if partition_keys:
         glob = os.path.join(table_dir, "**", "*.parquet").replace("'", "''")
-        duck_types = {"string": "VARCHAR", "int64": "BIGINT", "int32": "INTEGER", "int16": "SMALLINT", "bool": "BOOLEAN"}
         hive_types = ", ".join(
-            f"'{f.name}': '{duck_types.get(str(f.type), 'VARCHAR')}'" for f in partition_schema
+            f"'{f.name}': '{DUCK_TYPES.get(str(f.type), 'VARCHAR')}'" for f in partition_schema
         )
         source = f"read_parquet('{glob}', hive_partitioning = true, hive_types = {{{hive_types}}})"
     else:
@@ -389,7 +404,54 @@ def check_table(conn, directory, spec, problems):
     if not key:
         duck_rows = sorted(duck_rows, key=repr)
     compare_rows(f"{qualified} (duckdb)", kinds, key_idx, expected_sorted, duck_rows, problems)
+    if path_only:
+        check_default_reads(qualified, (table_dir, table_manifest, path_only), (kinds, key, key_idx), expected_sorted, versioned, problems)
     return len(expected)
+
+
+def check_default_reads(qualified, table, columns, expected, versioned, problems):
+    """pyarrow's and DuckDB's hive reads with no types given: each infers the identity keys'
+    types from the directory names (pyarrow: text or int32; DuckDB: its own guess), so their
+    values are cast to the columns' types before they are compared."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table_dir, table_manifest, path_only = table
+    kinds, key, key_idx = columns
+    names = [k[0] for k in kinds]
+    arrow_table = pq.read_table(table_dir)
+    for column in path_only:
+        index = arrow_table.schema.get_field_index(column)
+        values = pc.cast(pc.cast(arrow_table.column(column), pa.string()), key_type(table_manifest, column))
+        arrow_table = arrow_table.set_column(index, column, values)
+    if versioned:
+        arrow_table = current_rows(arrow_table, key)
+    if key:
+        arrow_table = arrow_table.sort_by([(k, "ascending") for k in key])
+    rows = list(zip(*(arrow_table.column(n).to_pylist() for n in names)))
+    if not key:
+        rows = sorted(rows, key=repr)
+    compare_rows(f"{qualified} (pyarrow, default hive read)", kinds, key_idx, expected, rows, problems)
+
+    glob = os.path.join(table_dir, "**", "*.parquet").replace("'", "''")
+    select = ", ".join(
+        f"CAST({quote(n)} AS {DUCK_TYPES[key_type(table_manifest, n)]}) AS {quote(n)}" if n in path_only else quote(n)
+        for n in names
+    )
+    source = f"read_parquet('{glob}', hive_partitioning = true)"
+    if versioned:
+        keys = ", ".join(quote(k) for k in key)
+        source = (
+            f"(SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _etl_batch DESC) AS _etl_rank "
+            f"FROM {source}) WHERE _etl_rank = 1 AND NOT _etl_deleted"
+        )
+    order = " ORDER BY " + ", ".join(quote(k) for k in key) if key else ""
+    duck = duckdb.connect()
+    duck.execute("SET TimeZone = 'UTC'")
+    duck_rows = duck.execute(f"SELECT {select} FROM {source}{order}").fetchall()
+    if not key:
+        duck_rows = sorted(duck_rows, key=repr)
+    compare_rows(f"{qualified} (duckdb, default hive read)", kinds, key_idx, expected, duck_rows, problems)
 
 
 def main():

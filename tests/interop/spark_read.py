@@ -75,7 +75,15 @@ for spec in args.table:
         # The README's query: each key's latest version, unless it is a deletion.
         latest = Window.partitionBy(key).orderBy(F.col("_etl_batch").desc())
         df = df.withColumn("_n", F.row_number().over(latest)).where("_n = 1 AND NOT _etl_deleted").drop("_n")
-    rows = df.select(*columns).orderBy(key).collect()
+    # An identity key is in the directory names only; Spark's discovery infers its type from
+    # the values (README, "Partitions"), so it is cast to the column's declared type.
+    spark_types = {"boolean": "boolean", "smallint": "smallint", "integer": "int", "bigint": "bigint"}
+    declared = {c["name"]: c["sql_type"] for c in manifest.get("columns", [])}
+    selected = [
+        F.col(c).cast(spark_types.get(declared.get(c), "string")).alias(c) if c in identity_keys else F.col(c)
+        for c in columns
+    ]
+    rows = df.select(*selected).orderBy(key).collect()
     got = []
     for row in rows:
         values = []

@@ -33,10 +33,15 @@ pub enum Fault {
     /// Hold the first request whose first bytes contain this text until [`FaultyProxy::release`]
     /// (a client paused at that exact step), then forward it and everything else.
     HoldRequest(&'static str),
+    /// Forward everything, each answer held this long after its request went through: a
+    /// store tens of milliseconds away (S3 in a region) instead of one on loopback. Requests
+    /// on different connections wait at the same time, as they would.
+    Latency(Duration),
 }
 
 pub struct FaultyProxy {
     pub port: u16,
+    in_flight: Arc<InFlight>,
     dead: Arc<AtomicBool>,
     requests: Arc<Mutex<Vec<u8>>>,
     stalled: Arc<(Mutex<bool>, Condvar)>,
@@ -63,6 +68,8 @@ impl FaultyProxy {
         let replied = Arc::new(AtomicUsize::new(0));
         let released = Arc::new((Mutex::new(false), Condvar::new()));
         let release = Arc::clone(&released);
+        let in_flight = Arc::new(InFlight::default());
+        let requests_in_flight = Arc::clone(&in_flight);
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -75,7 +82,8 @@ impl FaultyProxy {
                     }
                     Fault::StallRepliesAfterBytes(_)
                     | Fault::StallRequestsAfterBytes(_)
-                    | Fault::HoldRequest(_) => false,
+                    | Fault::HoldRequest(_)
+                    | Fault::Latency(_) => false,
                 };
                 if refuse {
                     let _ = client.shutdown(Shutdown::Both);
@@ -130,11 +138,20 @@ impl FaultyProxy {
                     },
                     cut_at,
                     hold,
+                    match fault {
+                        Fault::Latency(latency) => Some(Latency {
+                            latency,
+                            waiting: Arc::new(AtomicBool::new(false)),
+                            in_flight: Arc::clone(&requests_in_flight),
+                        }),
+                        _ => None,
+                    },
                 );
             }
         });
         Ok(Self {
             port,
+            in_flight,
             dead,
             requests,
             stalled,
@@ -173,6 +190,44 @@ impl FaultyProxy {
     /// Whether the cut happened.
     pub fn cut(&self) -> bool {
         self.dead.load(Ordering::SeqCst)
+    }
+
+    /// The most requests that waited for their answers at the same time
+    /// ([`Fault::Latency`]).
+    pub fn most_in_flight(&self) -> usize {
+        self.in_flight.most.load(Ordering::SeqCst)
+    }
+}
+
+/// Requests sent and not yet answered, over every connection, and the most there were.
+#[derive(Default)]
+struct InFlight {
+    now: AtomicUsize,
+    most: AtomicUsize,
+}
+
+/// One connection's latency: set when the client sent bytes that have had no answer yet.
+struct Latency {
+    latency: Duration,
+    waiting: Arc<AtomicBool>,
+    in_flight: Arc<InFlight>,
+}
+
+impl Latency {
+    /// The client sent (part of) a request.
+    fn sent(&self) {
+        if !self.waiting.swap(true, Ordering::SeqCst) {
+            let now = self.in_flight.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.in_flight.most.fetch_max(now, Ordering::SeqCst);
+        }
+    }
+
+    /// The server's answer starts: held for the latency, once per request.
+    fn answering(&self) {
+        if self.waiting.swap(false, Ordering::SeqCst) {
+            std::thread::sleep(self.latency);
+            self.in_flight.now.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -232,6 +287,7 @@ fn pump(
     stall: Stall,
     cut_at: Option<&'static str>,
     hold: Option<Hold>,
+    latency: Option<Latency>,
 ) {
     let (Ok(mut client_read), Ok(mut server_write)) = (client.try_clone(), server.try_clone())
     else {
@@ -239,6 +295,11 @@ fn pump(
     };
     let (mut server_read, mut client_write) = (server, client);
     let stall_requests = stall.requests.then(|| Arc::clone(&stall.stalled));
+    let answer_latency = latency.as_ref().map(|l| Latency {
+        latency: l.latency,
+        waiting: Arc::clone(&l.waiting),
+        in_flight: Arc::clone(&l.in_flight),
+    });
     // client -> server, counting bytes against the limit
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
@@ -276,6 +337,9 @@ fn pump(
                 }
                 break;
             }
+            if let Some(latency) = &latency {
+                latency.sent();
+            }
             if server_write.write_all(&buf[..n]).is_err() {
                 break;
             }
@@ -284,6 +348,21 @@ fn pump(
     });
     // server -> client, stalling after the reply limit
     std::thread::spawn(move || {
+        if let Some(latency) = answer_latency {
+            let mut buf = [0u8; 16 * 1024];
+            loop {
+                let n = match server_read.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                latency.answering();
+                if client_write.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = client_write.shutdown(Shutdown::Write);
+            return;
+        }
         let Some(reply_limit) = stall.limit else {
             let _ = std::io::copy(&mut server_read, &mut client_write);
             let _ = client_write.shutdown(Shutdown::Write);

@@ -204,3 +204,45 @@ pub(crate) fn http_exchange(server: &str, port: u16, request: &str) -> Result<St
     stream.read_to_string(&mut response).map_err(fail)?;
     Ok(response)
 }
+
+/// Runs `command` to its end under GNU time (Debian's `time`, installed when missing) and
+/// returns its output with its peak resident set size in KiB: the kernel's high-water mark for
+/// that one process, not a sample.
+pub fn run_with_peak_rss(command: &std::process::Command) -> Result<(std::process::Output, u64)> {
+    const TIME: &str = "/usr/bin/time";
+    if !std::path::Path::new(TIME).exists() && !apt_install("time") {
+        return Err(error(
+            "GNU time is missing and apt-get could not install it",
+        ));
+    }
+    let report =
+        std::env::temp_dir().join(format!("etl-peak-rss-{}-{}", std::process::id(), unique()));
+    let mut timed = std::process::Command::new(TIME);
+    timed
+        .args(["--format", "%M", "--output"])
+        .arg(&report)
+        .arg(command.get_program())
+        .args(command.get_args());
+    if let Some(dir) = command.get_current_dir() {
+        timed.current_dir(dir);
+    }
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => timed.env(key, value),
+            None => timed.env_remove(key),
+        };
+    }
+    let output = timed
+        .output()
+        .map_err(|e| error(format!("cannot run {TIME}: {e}")))?;
+    let text = std::fs::read_to_string(&report)
+        .map_err(|e| error(format!("{TIME} wrote no report: {e}")))?;
+    let _ = std::fs::remove_file(&report);
+    // A command that failed gets a first line "Command exited with non-zero status N".
+    let peak = text
+        .lines()
+        .last()
+        .and_then(|line| line.trim().parse().ok())
+        .ok_or_else(|| error(format!("{TIME}'s report is not a size: {text:?}")))?;
+    Ok((output, peak))
+}

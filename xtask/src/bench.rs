@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// round ends with a compaction of its batches. 0 skips the incremental case.
     #[arg(long, default_value_t = 5_000_000)]
     pub incremental_rows: u64,
+    /// Also export shipments and purchase_orders to Garage through a proxy that holds each
+    /// answer this many milliseconds (20: S3 in a region), beside a local directory.
+    #[arg(long, value_name = "MS")]
+    pub s3_latency_ms: Option<u64>,
     /// Extra arguments for `etl-app run`, e.g. "--compression snappy".
     #[arg(long, allow_hyphen_values = true)]
     pub etl_args: Option<String>,
@@ -41,20 +45,20 @@ pub struct BenchArgs {
     pub models: Option<usize>,
 }
 
-struct Tool {
-    name: &'static str,
-    command: Command,
+pub(crate) struct Tool {
+    pub(crate) name: &'static str,
+    pub(crate) command: Command,
     /// Where its output lands, to measure bytes (cleared once, before the first run).
-    output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
 }
 
 #[derive(Default, Clone)]
-struct Sample {
-    seconds: f64,
+pub(crate) struct Sample {
+    pub(crate) seconds: f64,
     /// User + system CPU seconds of the client process (PostgreSQL's own CPU is not in it).
-    cpu_seconds: f64,
-    max_rss_kb: u64,
-    bytes: u64,
+    pub(crate) cpu_seconds: f64,
+    pub(crate) max_rss_kb: u64,
+    pub(crate) bytes: u64,
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -240,6 +244,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     } else {
         None
     };
+    let s3 = match args.s3_latency_ms {
+        Some(latency) => Some(crate::bench_s3::run(
+            &etl_app, &url, &out, latency, args.runs,
+        )?),
+        None => None,
+    };
     server.stop();
 
     let medians: Vec<Sample> = samples.iter().map(|s| median(s)).collect();
@@ -285,6 +295,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     );
     if let Some(incremental) = incremental {
         incremental.print();
+    }
+    if let Some(s3) = s3 {
+        s3.print();
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -529,7 +542,7 @@ fn bench_database(server_url: &str, rows: u64) -> Result<String> {
     Ok(url)
 }
 
-fn measure(tool: &mut Tool) -> Result<Sample> {
+pub(crate) fn measure(tool: &mut Tool) -> Result<Sample> {
     if let Some(dir) = &tool.output {
         std::fs::create_dir_all(dir)?;
     }
@@ -596,7 +609,7 @@ fn dir_bytes(dir: &Path) -> u64 {
     total
 }
 
-fn median(samples: &[Sample]) -> Sample {
+pub(crate) fn median(samples: &[Sample]) -> Sample {
     let mut by_time = samples.to_vec();
     by_time.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
     let mut median = by_time[by_time.len() / 2].clone();

@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_models;
+mod bench_s3;
 pub mod ci;
 pub mod demo;
 pub mod gen_models;

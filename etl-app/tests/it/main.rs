@@ -5,6 +5,7 @@ mod common;
 
 mod cli;
 mod incremental;
+mod real_conditions;
 mod s3;
 mod shards;
 mod signals;

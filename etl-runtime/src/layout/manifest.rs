@@ -20,8 +20,13 @@ pub const MANIFEST_FILE: &str = "_manifest.json";
 /// The version of the manifest's format this build writes, and the newest it reads. Version 2
 /// added row versions to tables with a cursor (the `_etl_batch` and `_etl_deleted` columns,
 /// the key set `incremental.keys`, each batch's `deleted`): a build that reads only version 1
-/// would add batches without them, so it must refuse such a table instead.
-pub const FORMAT_VERSION: u32 = 2;
+/// would add batches without them, so it must refuse such a table instead. Version 3 writes
+/// identity partition keys in the directory names only, not in the files
+/// ([`PATH_ONLY_KEYS`]): a version-2 build would read such files by column position.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// The first format whose files hold no identity partition key's column.
+pub const PATH_ONLY_KEYS: u32 = 3;
 
 fn first_version() -> u32 {
     1
@@ -223,7 +228,10 @@ mod tests {
         let message = e.to_string();
         assert!(message.contains("out/accounts/_manifest.json"), "{message}");
         assert!(message.contains("format 7"), "{message}");
-        assert!(message.contains("reads format 2"), "{message}");
+        assert!(
+            message.contains(&format!("reads format {FORMAT_VERSION}")),
+            "{message}"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 pub mod keys;
 pub mod manifest;
-mod partition;
+pub mod partition;
 pub mod versions;
 
 pub use manifest::{MANIFEST_FILE, Manifest};

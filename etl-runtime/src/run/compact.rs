@@ -21,8 +21,9 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
+use crate::layout::partition::restore_path_columns;
 use crate::layout::{Partition, versions};
-use crate::model::TableInfo;
+use crate::model::{PartitionKey, TableInfo};
 use crate::run::export::{ExportOptions, FileSequence, Listing, table_dir, write_manifest};
 use crate::run::incremental::TableState;
 use crate::sink::Sink;
@@ -92,15 +93,34 @@ async fn compact(
     let staged = sink.stage(&dir_name)?;
     let scratch = staged.dir.with_extension("inputs");
     let result = async {
-        // The inputs, as local files: the full export's, then each batch's.
+        // The inputs, as local files: the full export's, then each batch's, each with its
+        // partition (whose directory holds the values of identity keys).
         let mut inputs = Vec::new();
         for name in state.files() {
             options.cancel.check()?;
             let path = sink
                 .fetch_published(&dir_name, &manifest, &name, &scratch)
                 .await?;
+            let directory = name.rsplit_once('/').map_or("", |(dir, _)| dir);
+            let partition = manifest
+                .partitions
+                .iter()
+                .find(|p| p.path == directory)
+                .cloned();
+            if partition.is_none() && !info.partition_by.is_empty() && !directory.is_empty() {
+                return Err(Error::NotSupported {
+                    what: format!(
+                        "compacting {}: its manifest lists no partition {directory} for {name}",
+                        info.display_name()
+                    ),
+                });
+            }
             let is_batch = !state.base_files.contains(&name);
-            inputs.push((path, is_batch));
+            inputs.push(Input {
+                path,
+                is_batch,
+                partition,
+            });
         }
         let keys_from = sink
             .fetch_published(&dir_name, &manifest, &keys_file, &scratch)
@@ -135,6 +155,8 @@ async fn compact(
             base_rows: rows,
             base_files: names.clone(),
             batches: Vec::new(),
+            // Every file written anew.
+            format_version: crate::layout::manifest::FORMAT_VERSION,
             ..state.clone()
         };
         let listing = Listing {
@@ -148,11 +170,12 @@ async fn compact(
         Ok::<_, Error>((names, rows, bytes, folded))
     }
     .await;
-    let _ = std::fs::remove_dir_all(&scratch);
+    // Off the async runtime's threads, like every tree removal (see `Sink::discard`).
+    let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&scratch)).await;
     let (names, rows, bytes, folded) = match result {
         Ok(done) => done,
         Err(e) => {
-            sink.discard(staged);
+            sink.discard(staged).await;
             return Err(e);
         }
     };
@@ -170,6 +193,15 @@ async fn compact(
     }))
 }
 
+/// A published file, fetched.
+struct Input {
+    path: PathBuf,
+    /// A batch's file (not the full export's).
+    is_batch: bool,
+    /// Its partition, if the table is partitioned.
+    partition: Option<Partition>,
+}
+
 struct Folded {
     files: Vec<crate::write::WrittenFile>,
     partitions: Vec<Partition>,
@@ -182,7 +214,7 @@ const READ_ROWS: usize = 8192;
 /// The fold itself, on a blocking thread: the batches' latest versions by key, then every
 /// input streamed through, each row kept if it is its key's current version.
 fn fold(
-    inputs: &[(PathBuf, bool)],
+    inputs: &[Input],
     dir: &Path,
     schema: &SchemaRef,
     info: &TableInfo,
@@ -195,10 +227,11 @@ fn fold(
     // The largest batch of each key changed in a batch.
     let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
     let mut key = Vec::new();
-    for (path, _) in inputs.iter().filter(|(_, is_batch)| *is_batch) {
+    let table = (schema, info.partition_by);
+    for input in inputs.iter().filter(|input| input.is_batch) {
         let mut columns = key_columns.clone();
         columns.push(batch_column);
-        for batch in read(path, Some(&columns))? {
+        for batch in read(input, table, Some(&columns))? {
             let batch = batch?;
             let keys: Vec<ArrayRef> = (0..key_columns.len())
                 .map(|i| batch.column(i).clone())
@@ -222,8 +255,8 @@ fn fold(
     let mut out = FileSequence::new(dir, schema.clone(), info.partition_by, options, "part-");
     let mut versions_read = 0u64;
     options.converters.install(|| -> Result<()> {
-        for (path, _) in inputs {
-            for batch in read(path, None)? {
+        for input in inputs {
+            for batch in read(input, table, None)? {
                 options.cancel.check()?;
                 let batch = batch?;
                 versions_read += batch.num_rows() as u64;
@@ -264,21 +297,44 @@ fn fold(
     })
 }
 
-/// The record batches of the Parquet file at `path`, of the columns `columns` (all if None).
-fn read(
-    path: &Path,
+/// The record batches of `input`, a file of a table of schema `table.0` partitioned by
+/// `table.1`, of its columns `columns` (all if None), the identity partition keys' columns
+/// filled from the file's partition.
+fn read<'a>(
+    input: &'a Input,
+    (schema, keys): (&'a SchemaRef, &'a [PartitionKey]),
     columns: Option<&[usize]>,
-) -> Result<impl Iterator<Item = Result<RecordBatch>>> {
+) -> Result<impl Iterator<Item = Result<RecordBatch>> + 'a> {
+    let path = &input.path;
+    let wanted: SchemaRef = match columns {
+        Some(columns) => SchemaRef::new(schema.project(columns).map_err(Error::Arrow)?),
+        None => schema.clone(),
+    };
     let file = std::fs::File::open(path).map_err(|e| Error::io("cannot open", path, e))?;
-    let mut builder = ParquetRecordBatchReaderBuilder::try_new(file)
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
         .map_err(Error::Parquet)?
         .with_batch_size(READ_ROWS);
-    if let Some(columns) = columns {
-        let mask = ProjectionMask::roots(builder.parquet_schema(), columns.iter().copied());
-        builder = builder.with_projection(mask);
-    }
-    let reader = builder.build().map_err(Error::Parquet)?;
-    Ok(reader.map(|batch| batch.map_err(Error::Arrow)))
+    let held: Vec<usize> = {
+        let in_file = builder.schema();
+        wanted
+            .fields()
+            .iter()
+            .filter_map(|field| in_file.index_of(field.name()).ok())
+            .collect()
+    };
+    let mask = ProjectionMask::roots(builder.parquet_schema(), held);
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(Error::Parquet)?;
+    Ok(reader.map(move |batch| {
+        let batch = batch.map_err(Error::Arrow)?;
+        match &input.partition {
+            Some(partition) => restore_path_columns(&batch, &wanted, (schema, keys), partition)
+                .map_err(Error::Arrow),
+            None => Ok(batch),
+        }
+    }))
 }
 
 /// A key column of one record batch, ready to read row by row.

@@ -129,6 +129,8 @@ pub struct TableState {
     pub batches: Vec<Batch>,
     /// The key file of the last run: the keys the next run finds deletions against.
     pub keys: Option<String>,
+    /// The manifest format its files were written in.
+    pub format_version: u32,
 }
 
 impl TableState {
@@ -208,6 +210,7 @@ impl TableState {
                 })
                 .collect(),
             keys: state.keys.clone(),
+            format_version: manifest.format_version,
         })
     }
 }
@@ -252,6 +255,16 @@ impl Plan {
         if previous.keys.is_none() {
             return full(
                 "the state predates row versions: no key set to find deleted rows against",
+            );
+        }
+        let identity_keys = info
+            .partition_by
+            .iter()
+            .any(|key| key.transform == etl_types::PartitionTransform::Identity);
+        if identity_keys && previous.format_version < crate::layout::manifest::PATH_ONLY_KEYS {
+            return full(
+                "its files hold the identity partition keys' columns, which this version \
+                 writes in the partitions' directory names only",
             );
         }
         let number = previous.batches.last().map_or(1, |b| b.number + 1);
@@ -415,6 +428,7 @@ impl Plan {
             base_files,
             batches,
             keys,
+            format_version: crate::layout::manifest::FORMAT_VERSION,
         }
     }
 }

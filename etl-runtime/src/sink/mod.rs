@@ -46,8 +46,10 @@ pub trait Sink: Send + Sync {
     /// Makes the staged files the table's current export, replacing the previous one whole.
     /// Returns where the table now lives.
     fn publish<'a>(&'a self, staged: StagedTable) -> BoxFuture<'a, Result<String>>;
-    /// Throws away a staged table after a failure.
-    fn discard(&self, staged: StagedTable);
+    /// Throws away a staged table (after a failure, or once uploaded). The tree is removed on
+    /// a blocking thread: on the async runtime's threads it would hold up the reads of the
+    /// other tables of a `--parallel-tables` run.
+    fn discard<'a>(&'a self, staged: StagedTable) -> BoxFuture<'a, ()>;
     /// The output's location for messages.
     fn location(&self) -> String;
     /// Writes a small file (the run report) at `path` under the output, whole or not at all;
@@ -114,7 +116,7 @@ pub trait Sink: Send + Sync {
     ) -> BoxFuture<'a, Result<String>> {
         Box::pin(async move {
             let what = format!("adding a batch to {}", staged.table_dir);
-            self.discard(staged);
+            self.discard(staged).await;
             Err(Error::NotSupported { what })
         })
     }
@@ -405,6 +407,14 @@ impl LocalDirSink {
         self.keep_replaced(&staged.table_dir, &previous)
     }
 
+    /// [`Sink::discard`], on the calling thread.
+    fn discard_now(&self, mut staged: StagedTable) {
+        staged.finish_retiring();
+        let _ = fs::remove_dir_all(&staged.dir);
+        let _ = fs::remove_dir(self.staging_root());
+        let _ = fs::remove_dir(self.root.join(".etl-staging"));
+    }
+
     fn staging_root(&self) -> PathBuf {
         self.root.join(".etl-staging").join(&self.run_id)
     }
@@ -429,11 +439,12 @@ impl Sink for LocalDirSink {
         Box::pin(on_blocking_thread(move || sink.publish_now(staged)))
     }
 
-    fn discard(&self, mut staged: StagedTable) {
-        staged.finish_retiring();
-        let _ = fs::remove_dir_all(&staged.dir);
-        let _ = fs::remove_dir(self.staging_root());
-        let _ = fs::remove_dir(self.root.join(".etl-staging"));
+    fn discard<'a>(&'a self, staged: StagedTable) -> BoxFuture<'a, ()> {
+        let sink = self.clone();
+        Box::pin(async move {
+            // A thread that cannot be joined has removed what it could; nothing to report.
+            let _ = tokio::task::spawn_blocking(move || sink.discard_now(staged)).await;
+        })
     }
 
     fn location(&self) -> String {
@@ -500,7 +511,7 @@ impl Sink for LocalDirSink {
         let (sink, previous_files) = (self.clone(), previous_files.to_vec());
         Box::pin(on_blocking_thread(move || {
             if let Err(e) = sink.carry_over(&staged, &previous_files) {
-                sink.discard(staged);
+                sink.discard_now(staged);
                 return Err(e);
             }
             sink.publish_now(staged)

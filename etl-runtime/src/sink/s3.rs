@@ -1,6 +1,9 @@
 //! Publishing to S3 (or any S3-compatible store): each table's files are written locally
-//! first, then uploaded, large files as multipart uploads read from disk one part at a time,
-//! every response checked.
+//! first, then uploaded, large files as multipart uploads whose parts stream from disk, every
+//! response checked. Files and parts go up concurrently, at most `concurrency` requests in
+//! flight for the whole run: on S3 each request waits tens of milliseconds for its answer,
+//! so one at a time a 1,000-partition table would be 1,000 round trips in a row. Memory does
+//! not grow with it: a body is read from its file as it is sent (and again on a retry).
 //!
 //! S3 cannot rename or swap a set of objects, so each export of a table is a **version**: its
 //! files go under `prefix/<table>/v=<run id>/` (partition directories inside), never touching
@@ -13,6 +16,7 @@
 //! is an incomplete version (no `_manifest.json` of its own), removed by a later run.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
@@ -20,10 +24,11 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::DisplayErrorContext;
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, Length};
 pub use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
-use tokio::io::AsyncReadExt;
+use futures_util::StreamExt;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::{LocalDirSink, Sink, StagedTable};
 use crate::cancel::Cancel;
@@ -42,6 +47,8 @@ pub struct S3Options {
     pub keep_versions: usize,
     /// Multipart part size; files larger than one part go up in parts.
     pub part_size: usize,
+    /// Upload requests (whole files and parts) in flight at once, for the whole run.
+    pub concurrency: usize,
     pub sse: Option<ServerSideEncryption>,
     pub sse_kms_key_id: Option<String>,
     /// Local directory for the files before upload.
@@ -70,6 +77,8 @@ pub struct S3Sink {
     cancel: Cancel,
     /// Names the version each table is written to.
     run_id: String,
+    /// One permit per upload request in flight ([`S3Options::concurrency`]).
+    requests: Arc<Semaphore>,
 }
 
 impl S3Sink {
@@ -104,6 +113,7 @@ impl S3Sink {
         let staging = LocalDirSink::new(&options.staging_dir, run_id)?;
         Ok(Self {
             client: Client::from_conf(config),
+            requests: Arc::new(Semaphore::new(options.concurrency.max(1))),
             options,
             staging,
             cancel: Cancel::default(),
@@ -160,6 +170,7 @@ impl S3Sink {
             .len();
         let part_size = (self.options.part_size.max(MIN_PART) as u64).max(size.div_ceil(MAX_PARTS));
         if size <= part_size {
+            let _permit = self.permit().await?;
             let body = ByteStream::from_path(path)
                 .await
                 .map_err(|e| self.s3_error("read for upload", key, e))?;
@@ -180,6 +191,7 @@ impl S3Sink {
             };
             return Ok(());
         }
+        let permit = self.permit().await?;
         let created = self
             .client
             .create_multipart_upload()
@@ -190,9 +202,10 @@ impl S3Sink {
             .send()
             .await
             .map_err(|e| self.s3_error("start the multipart upload of", key, e))?;
+        drop(permit);
         let upload_id = created.upload_id().unwrap_or_default().to_string();
         match self
-            .upload_parts(path, key, &upload_id, part_size as usize)
+            .upload_parts(path, key, &upload_id, (size, part_size))
             .await
         {
             Ok(()) => Ok(()),
@@ -217,54 +230,48 @@ impl S3Sink {
         }
     }
 
+    /// Waits for a request slot; a cancelled run stops waiting.
+    async fn permit(&self) -> Result<SemaphorePermit<'_>> {
+        tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => Err(Error::Cancelled),
+            // The semaphore is never closed.
+            permit = self.requests.acquire() => permit.map_err(|_| Error::Cancelled),
+        }
+    }
+
+    /// Uploads `path`'s parts of `part_size` bytes (the last one shorter), as many at once as
+    /// there are request slots, and completes the upload. The first failure stops the parts
+    /// not yet started; the caller aborts the upload.
     async fn upload_parts(
         &self,
         path: &Path,
         key: &str,
         upload_id: &str,
-        part_size: usize,
+        (size, part_size): (u64, u64),
     ) -> Result<()> {
-        let mut file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| Error::io("cannot open", path, e))?;
-        let mut parts = Vec::new();
-        let mut part_number = 1;
-        loop {
-            // One part in memory at a time.
-            let mut buf = Vec::with_capacity(part_size);
-            (&mut file)
-                .take(part_size as u64)
-                .read_to_end(&mut buf)
-                .await
-                .map_err(|e| Error::io("cannot read", path, e))?;
-            if buf.is_empty() {
-                break;
-            }
-            let part = self
-                .client
-                .upload_part()
-                .bucket(&self.options.bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(part_number)
-                .body(ByteStream::from(buf))
-                .send();
-            // Cancelled: the caller aborts the upload, parts sent or not.
-            let uploaded = tokio::select! {
-                biased;
-                () = self.cancel.cancelled() => return Err(Error::Cancelled),
-                part = part => part.map_err(|e| self.s3_error("upload a part of", key, e))?,
-            };
-            // The ETag only: copying a part's checksum here fails completion on stores that
-            // computed none at creation.
-            parts.push(
-                CompletedPart::builder()
-                    .set_e_tag(uploaded.e_tag().map(str::to_string))
-                    .part_number(part_number)
-                    .build(),
-            );
-            part_number += 1;
+        let count = size.div_ceil(part_size);
+        // The futures are made up front (not by a closure of the stream: a Send future that
+        // borrows through such a closure does not type-check); each waits for its slot.
+        let parts: Vec<_> = (0..count)
+            .map(|index| {
+                let offset = index * part_size;
+                let length = part_size.min(size - offset);
+                // Part numbers start at 1; at most MAX_PARTS, so they fit.
+                let number = i32::try_from(index + 1).unwrap_or(i32::MAX);
+                self.upload_part(path, (key, upload_id), number, (offset, length))
+            })
+            .collect();
+        let mut uploads =
+            futures_util::stream::iter(parts).buffer_unordered(self.options.concurrency.max(1));
+        let mut parts = Vec::with_capacity(count as usize);
+        while let Some(part) = uploads.next().await {
+            parts.push(part?);
         }
+        drop(uploads);
+        // Completion lists the parts in order.
+        parts.sort_by_key(|part| part.part_number());
+        let _permit = self.permit().await?;
         self.client
             .complete_multipart_upload()
             .bucket(&self.options.bucket)
@@ -279,6 +286,68 @@ impl S3Sink {
             .await
             .map_err(|e| self.s3_error("complete the multipart upload of", key, e))?;
         Ok(())
+    }
+
+    /// One part, `length` bytes of `path` from `offset`, streamed from the file (reopened by
+    /// the SDK's retries).
+    async fn upload_part(
+        &self,
+        path: &Path,
+        (key, upload_id): (&str, &str),
+        number: i32,
+        (offset, length): (u64, u64),
+    ) -> Result<CompletedPart> {
+        let _permit = self.permit().await?;
+        let body = ByteStream::read_from()
+            .path(path)
+            .offset(offset)
+            .length(Length::Exact(length))
+            .build()
+            .await
+            .map_err(|e| self.s3_error("read for upload", key, e))?;
+        let part = self
+            .client
+            .upload_part()
+            .bucket(&self.options.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(body)
+            .send();
+        // Cancelled: the caller aborts the upload, parts sent or not.
+        let uploaded = tokio::select! {
+            biased;
+            () = self.cancel.cancelled() => return Err(Error::Cancelled),
+            part = part => part.map_err(|e| self.s3_error("upload a part of", key, e))?,
+        };
+        // The ETag only: copying a part's checksum here fails completion on stores that
+        // computed none at creation.
+        Ok(CompletedPart::builder()
+            .set_e_tag(uploaded.e_tag().map(str::to_string))
+            .part_number(number)
+            .build())
+    }
+
+    /// Uploads `dir/name` as `version_dir/name`, unless the run is cancelled.
+    async fn upload_named(&self, dir: &Path, version_dir: &str, name: &str) -> Result<()> {
+        self.cancel.check()?;
+        self.upload(&dir.join(name), &self.key(version_dir, name))
+            .await
+    }
+
+    /// Uploads `names` (relative to `dir`) under `version_dir`, as many at once as there are
+    /// request slots. Every upload runs to its end (a multipart upload that fails aborts
+    /// itself), then the first failure is returned.
+    async fn upload_files(&self, dir: &Path, version_dir: &str, names: &[String]) -> Result<()> {
+        let uploads: Vec<_> = names
+            .iter()
+            .map(|name| self.upload_named(dir, version_dir, name))
+            .collect();
+        let results: Vec<Result<()>> = futures_util::stream::iter(uploads)
+            .buffer_unordered(self.options.concurrency.max(1))
+            .collect()
+            .await;
+        results.into_iter().collect()
     }
 
     /// The table's current manifest and its ETag, if it has one.
@@ -330,11 +399,7 @@ impl S3Sink {
         let mut files = Vec::new();
         staged_files(&staged.dir, "", &mut files)?;
         files.retain(|name| name != MANIFEST_FILE);
-        for name in &files {
-            self.cancel.check()?;
-            self.upload(&staged.dir.join(name), &self.key(&version_dir, name))
-                .await?;
-        }
+        self.upload_files(&staged.dir, &version_dir, &files).await?;
         let manifest = staged_manifest(&staged.dir)?;
         let current = current_manifest(&manifest, version, location)?;
         let switched = self
@@ -528,13 +593,13 @@ impl S3Sink {
         let version_dir = format!("{}/{version}", staged.table_dir);
         let mut files = Vec::new();
         staged_files(&staged.dir, "", &mut files)?;
-        // The version's own manifest last: a version without one is incomplete.
-        files.sort_by_key(|n| (n == MANIFEST_FILE, n.clone()));
-        for name in &files {
-            self.cancel.check()?;
-            let key = self.key(&version_dir, name);
-            self.upload(&staged.dir.join(name), &key).await?;
-        }
+        // The version's own manifest last, once every other file is in: a version without
+        // one is incomplete.
+        let (manifest, data): (Vec<String>, Vec<String>) =
+            files.into_iter().partition(|n| n == MANIFEST_FILE);
+        self.upload_files(&staged.dir, &version_dir, &data).await?;
+        self.upload_files(&staged.dir, &version_dir, &manifest)
+            .await?;
         let location = format!(
             "s3://{}/{}",
             self.options.bucket,
@@ -767,13 +832,13 @@ impl Sink for S3Sink {
         Box::pin(async move {
             let result = self.publish_table(&staged).await;
             // The local copy is not needed once uploaded, nor after a failure.
-            self.staging.discard(staged);
+            self.staging.discard(staged).await;
             result
         })
     }
 
-    fn discard(&self, staged: StagedTable) {
-        self.staging.discard(staged);
+    fn discard<'a>(&'a self, staged: StagedTable) -> super::BoxFuture<'a, ()> {
+        self.staging.discard(staged)
     }
 
     fn location(&self) -> String {
@@ -846,7 +911,7 @@ impl Sink for S3Sink {
     ) -> super::BoxFuture<'a, Result<String>> {
         Box::pin(async move {
             let result = self.publish_batch_now(&staged, previous).await;
-            self.staging.discard(staged);
+            self.staging.discard(staged).await;
             result
         })
     }

@@ -34,7 +34,9 @@ pub const NULL_PARTITION: &str = "__HIVE_DEFAULT_PARTITION__";
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum KeyValue {
     Null,
-    /// An integer, a boolean (0/1), or a date bucket: a year, months or days since 1970.
+    /// Written `false`/`true`, as Hive, Spark and Athena write and read a boolean.
+    Bool(bool),
+    /// An integer, or a date bucket: a year, months or days since 1970.
     Number(i64),
     Text(String),
 }
@@ -57,7 +59,14 @@ pub struct PartitionedFiles {
 
 pub struct PartitionedWriter {
     dir: PathBuf,
+    /// The table's schema, as batches come.
+    table_schema: SchemaRef,
+    /// The files' schema: the table's but for the identity keys' columns, which are in the
+    /// directory names only (`layout::partition`). Rows are buffered, spilled and written in
+    /// it.
     schema: SchemaRef,
+    /// The table's columns that the files hold.
+    file_columns: Vec<usize>,
     keys: &'static [PartitionKey],
     parquet: ParquetOptions,
     max_file_bytes: Option<u64>,
@@ -102,9 +111,12 @@ impl PartitionedWriter {
         max_file_bytes: Option<u64>,
         memory_budget: usize,
     ) -> Self {
+        let (file_schema, file_columns) = crate::layout::partition::file_schema(&schema, keys);
         Self {
             dir: dir.to_path_buf(),
-            schema,
+            table_schema: schema,
+            schema: file_schema,
+            file_columns,
             keys,
             parquet: parquet.clone(),
             max_file_bytes,
@@ -165,8 +177,9 @@ impl PartitionedWriter {
         for (count, column) in self.empty_as_null.iter_mut().zip(&columns) {
             *count += column.empty_text.get();
         }
-        self.buffered_bytes += batch.get_array_memory_size();
-        self.buffered.push((batch.clone(), row_ids));
+        let stored = batch.project(&self.file_columns).map_err(Error::Arrow)?;
+        self.buffered_bytes += stored.get_array_memory_size();
+        self.buffered.push((stored, row_ids));
         if self.buffered_bytes > self.memory_budget {
             self.spill_buffered()?;
             // The buffer and its regrouped copy were freed in the arenas of the threads that
@@ -419,8 +432,9 @@ impl PartitionedWriter {
                 files.extend(partition_files);
             }
         }
+        // With no partition directory to read the keys from, the schema file holds them all.
         if files.is_empty() && schema_file_when_empty {
-            files = RollingFiles::new(&self.dir, self.schema.clone(), &self.parquet, None)
+            files = RollingFiles::new(&self.dir, self.table_schema.clone(), &self.parquet, None)
                 .with_prefix(&self.file_prefix)
                 .finish_with_schema()?;
         }
@@ -432,8 +446,7 @@ impl PartitionedWriter {
             .map(|(key, count)| {
                 format!(
                     "{count} row(s) have '' in partition key {}: Hive has no empty partition \
-                     value, so they are in {NULL_PARTITION} and Hive-partition readers see NULL \
-                     (the files keep '')",
+                     value, so they are in {NULL_PARTITION} and readers see NULL",
                     key.name
                 )
             })
@@ -628,7 +641,7 @@ impl<'a> KeyColumn<'a> {
             TypedValues::Int16(a) => KeyValue::Number(a.value(row).into()),
             TypedValues::Int32(a) => KeyValue::Number(a.value(row).into()),
             TypedValues::Int64(a) => KeyValue::Number(a.value(row)),
-            TypedValues::Boolean(a) => KeyValue::Number(a.value(row).into()),
+            TypedValues::Boolean(a) => KeyValue::Bool(a.value(row)),
             TypedValues::Text(a) => match a.value(row) {
                 "" => KeyValue::Null,
                 text => KeyValue::Text(text.to_string()),
@@ -819,6 +832,7 @@ fn render(value: &KeyValue, transform: PartitionTransform) -> Option<String> {
     match (value, transform) {
         (KeyValue::Null, _) => None,
         (KeyValue::Text(text), _) => Some(text.clone()),
+        (KeyValue::Bool(value), _) => Some(value.to_string()),
         (KeyValue::Number(n), PartitionTransform::Identity) => Some(n.to_string()),
         (KeyValue::Number(year), PartitionTransform::Year) => Some(format!("{year:04}")),
         (KeyValue::Number(months), PartitionTransform::Month) => Some(format!(
@@ -917,7 +931,9 @@ mod tests {
             )
             .expect("batch")
         };
-        let budget = (budget * batch(0).get_array_memory_size() as f64) as usize;
+        // In batches as buffered: without the key column, which is in the path only.
+        let buffered = batch(0).project(&[1]).expect("v").get_array_memory_size();
+        let budget = (budget * buffered as f64) as usize;
         let mut writer = PartitionedWriter::new(&dir, schema.clone(), &KEYS, parquet, None, budget);
         for first in (0..43 * 500).step_by(500) {
             writer.write(&batch(first)).expect("write");
@@ -941,16 +957,20 @@ mod tests {
                         File::open(&file.path).expect("open"),
                     )
                     .expect("reader");
+                // The key `k` is in the directory's name only.
+                let names: Vec<&String> =
+                    builder.schema().fields().iter().map(|f| f.name()).collect();
+                assert_eq!(names, ["v"], "{}", file.path.display());
                 dictionaries.push(
                     builder.metadata().row_groups()[0]
-                        .column(1)
+                        .column(0)
                         .dictionary_page_offset()
                         .is_some(),
                 );
                 let reader = builder.build().expect("reader");
                 for batch in reader {
                     let batch = batch.expect("batch");
-                    values.extend(batch.column(1).as_primitive::<Int64Type>().values());
+                    values.extend(batch.column(0).as_primitive::<Int64Type>().values());
                 }
             }
             read.push((partition.path.clone(), values, dictionaries));

@@ -1,0 +1,125 @@
+//! `cargo xtask bench --s3-latency-ms N`: the same exports to a local directory and to Garage
+//! through a proxy that holds each answer N ms (a stand-in for S3 in a region, where every
+//! request waits tens of milliseconds), with the run's default upload concurrency and with one
+//! request at a time (`--s3-concurrency 1`, how uploads went before they were concurrent).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Result;
+use etl_tests::faulty_proxy::{Fault, FaultyProxy};
+use etl_tests::garage::Garage;
+
+use crate::bench::{Sample, Tool, measure, median};
+
+/// One table's case: its local export, and its S3 exports.
+pub(crate) struct S3Case {
+    table: &'static str,
+    local: Sample,
+    concurrent: Sample,
+    serial: Sample,
+}
+
+pub(crate) struct S3Bench {
+    latency_ms: u64,
+    cases: Vec<S3Case>,
+}
+
+/// Exports `shipments` (many partitions) and `purchase_orders` (one large file) `runs` times
+/// each way, interleaved.
+pub(crate) fn run(
+    etl_app: &Path,
+    url: &str,
+    out: &Path,
+    latency_ms: u64,
+    runs: usize,
+) -> Result<S3Bench> {
+    let garage = Garage::start().map_err(anyhow::Error::msg)?;
+    let proxy = FaultyProxy::start(
+        garage.s3_port,
+        Fault::Latency(Duration::from_millis(latency_ms)),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let env = garage.env_for(&format!("http://127.0.0.1:{}", proxy.port));
+    let staging = out.join("s3-staging");
+    let command = |table: &str, output: String, extra: &[&str]| {
+        let mut c = Command::new(etl_app);
+        c.args(["run", "--tables", table, "--output", &output])
+            .args(extra)
+            .env("DATABASE_URL", url)
+            .env("ETL_STAGING_DIR", &staging)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        c
+    };
+    let s3 = |table: &str| format!("s3://{}/bench-{table}", garage.bucket);
+    let mut cases = Vec::new();
+    for table in ["shipments", "purchase_orders"] {
+        let local_dir = out.join(format!("s3-local-{table}"));
+        let mut tools = [
+            Tool {
+                name: "local directory",
+                command: command(table, local_dir.display().to_string(), &[]),
+                output: Some(local_dir),
+            },
+            Tool {
+                name: "Garage + latency, default concurrency",
+                command: command(table, s3(table), &["--keep-versions", "1"]),
+                output: None,
+            },
+            Tool {
+                name: "Garage + latency, --s3-concurrency 1",
+                command: command(
+                    table,
+                    s3(table),
+                    &["--keep-versions", "1", "--s3-concurrency", "1"],
+                ),
+                output: None,
+            },
+        ];
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); tools.len()];
+        for run in 0..=runs {
+            for (i, tool) in tools.iter_mut().enumerate() {
+                let sample = measure(tool)?;
+                eprintln!(
+                    "s3 run {run}/{runs} {table}: {:<40} {:>7.2} s",
+                    tool.name, sample.seconds
+                );
+                // The first pass warms the page cache and the binaries.
+                if run > 0 {
+                    samples[i].push(sample);
+                }
+            }
+        }
+        cases.push(S3Case {
+            table,
+            local: median(&samples[0]),
+            concurrent: median(&samples[1]),
+            serial: median(&samples[2]),
+        });
+    }
+    Ok(S3Bench { latency_ms, cases })
+}
+
+impl S3Bench {
+    pub(crate) fn print(&self) {
+        println!(
+            "\nS3 (Garage) through a proxy holding each answer {} ms, medians\n\
+             | table | local (s) | S3, default concurrency (s) | x local | S3, one request at a time (s) | x local | peak RSS S3 (MB) |\n\
+             |---|---|---|---|---|---|---|",
+            self.latency_ms
+        );
+        for case in &self.cases {
+            println!(
+                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
+                case.table,
+                case.local.seconds,
+                case.concurrent.seconds,
+                case.concurrent.seconds / case.local.seconds,
+                case.serial.seconds,
+                case.serial.seconds / case.local.seconds,
+                case.concurrent.max_rss_kb as f64 / 1024.0
+            );
+        }
+    }
+}
