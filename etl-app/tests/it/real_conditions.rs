@@ -31,6 +31,7 @@ fn wide_rows_are_exported_within_a_fixed_memory_budget() {
     let (output, peak_kib) = etl_tests::run_with_peak_rss(&run).expect("run etl-app");
     assert!(output.status.success(), "{}", text(&output));
     let peak_mib = peak_kib / 1024;
+    eprintln!("peak RSS of the export: {peak_mib} MiB");
     assert!(
         peak_mib < 256,
         "peak RSS {peak_mib} MiB for 1,200 rows of ~400 KB"
