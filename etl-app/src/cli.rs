@@ -149,10 +149,29 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct Database {
-    /// The source database, e.g. postgres://user:password@host:5432/db?sslmode=verify-full.
-    /// Its password is never printed.
+    /// The source database, e.g. postgres://user@host:5432/db?sslmode=verify-full. Its
+    /// password is never printed, but one written on the command line is visible to other
+    /// processes (`ps`): give it in DATABASE_URL, a file (below), or libpq's ~/.pgpass
+    /// (PGPASSFILE).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// A file holding the source database's URL (a mounted secret), instead of DATABASE_URL;
+    /// read at start, one trailing newline ignored.
+    #[arg(long, env = "DATABASE_URL_FILE", value_name = "PATH")]
+    pub database_url_file: Option<std::path::PathBuf>,
+
+    /// A file holding the password of the URL's user (a mounted secret); read at start, one
+    /// trailing newline ignored. The URL then carries no password of its own.
+    #[arg(long, env = "DATABASE_PASSWORD_FILE", value_name = "PATH")]
+    pub database_password_file: Option<std::path::PathBuf>,
+
+    /// Log in with RDS / Aurora IAM database authentication: each new connection gives a token
+    /// signed with the AWS default chain's credentials (region from AWS_REGION or the host)
+    /// instead of a password. The URL must verify the server: sslmode=verify-full and
+    /// sslrootcert=<the RDS CA bundle>.
+    #[arg(long, env = "ETL_RDS_IAM", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub rds_iam: bool,
 }
 
 #[derive(Debug, Args)]

@@ -13,9 +13,9 @@ use etl_runtime::sink::glue::PartitionDiscovery;
 use etl_runtime::sink::s3::{S3Options, ServerSideEncryption};
 use etl_runtime::source::SourceOptions;
 use etl_runtime::source::ranges::{ReadOptions, ReadParallelism};
-use etl_runtime::sqlx::postgres::PgConnectOptions;
+use etl_runtime::sqlx::postgres::{PgConnectOptions, PgSslMode};
 use etl_runtime::write::{Codec, ParquetOptions};
-use etl_runtime::{Export, Registry, redact_url};
+use etl_runtime::{Export, PgSource, Registry, redact_url};
 
 use crate::Failure;
 use crate::cli::{Compression, Database, GluePartitionsArg, RunArgs, S3Args, Sse};
@@ -26,7 +26,7 @@ const DEFAULT_PART_SIZE: u64 = 64 << 20;
 /// Everything `etl-app run` needs, checked.
 pub struct RunConfig {
     /// The connection string as given (password included): never print it.
-    pub database_url: String,
+    pub database: SourceDb,
     pub exports: Vec<Export>,
     pub output: Output,
     pub export: ExportOptions,
@@ -123,7 +123,7 @@ impl RunConfig {
         given: impl Fn(&str) -> bool,
         registry: &Registry,
     ) -> Result<Self, Failure> {
-        let database_url = checked_database_url(&args.database)?;
+        let database = checked_database_url(&args.database, given("database_url"))?;
         require_exports(registry)?;
         let exports = registry.select(&args.tables)?;
         let output = if args.output.starts_with("s3:") {
@@ -220,7 +220,7 @@ impl RunConfig {
             (None, _) => None,
         };
         let config = Self {
-            database_url,
+            database,
             exports,
             output,
             export,
@@ -307,29 +307,148 @@ pub fn require_exports(registry: &Registry) -> Result<(), Failure> {
 }
 
 /// `DATABASE_URL` / `--database-url`, present and parseable as a PostgreSQL connection string.
-pub fn checked_database_url(database: &Database) -> Result<String, Failure> {
-    let url = database
-        .database_url
-        .as_deref()
-        .filter(|u| !u.is_empty())
-        .ok_or_else(|| {
-            usage(
-                "no source database: set DATABASE_URL (or pass --database-url), e.g.\n  \
-                 DATABASE_URL=postgres://user:password@host:5432/db etl-app run\n\
-                 To try etl-app on a throwaway database, run `cargo xtask demo`.",
-            )
-        })?;
-    match PgConnectOptions::from_str(url) {
-        Ok(_) => Ok(url.to_string()),
-        Err(e) => {
-            let redacted = redact_url(url);
-            // The parser's message could quote the string; only ever show it redacted.
-            let reason = e.to_string().replace(url, &redacted);
-            Err(usage(format!(
-                "DATABASE_URL (or --database-url) `{redacted}` is not a PostgreSQL connection string: {reason}"
-            )))
+/// The source database's URL, from `--database-url` / `DATABASE_URL` or a file, with the
+/// password of `--database-password-file` in it, checked before any connection. Nothing read
+/// from a secret's file is ever printed; a password written on the command line
+/// (`url_on_command_line`) gets a warning.
+pub fn checked_database_url(
+    database: &Database,
+    url_on_command_line: bool,
+) -> Result<SourceDb, Failure> {
+    let from_file = match &database.database_url_file {
+        Some(path) => Some(read_secret(
+            path,
+            "--database-url-file / DATABASE_URL_FILE",
+        )?),
+        None => None,
+    };
+    let given = database.database_url.as_deref().filter(|u| !u.is_empty());
+    let url = match (given, from_file) {
+        (Some(_), Some(_)) => {
+            return Err(usage(
+                "both DATABASE_URL (or --database-url) and DATABASE_URL_FILE (or \
+                 --database-url-file) name the source database: keep one",
+            ));
         }
+        (Some(url), None) => url.to_string(),
+        (None, Some(url)) => url,
+        (None, None) => {
+            return Err(usage(
+                "no source database: set DATABASE_URL (or pass --database-url, or \
+                 --database-url-file with a mounted secret), e.g.\n  \
+                 DATABASE_URL=postgres://user@host:5432/db etl-app run\n\
+                 To try etl-app on a throwaway database, run `cargo xtask demo`.",
+            ));
+        }
+    };
+    if let Err(e) = PgConnectOptions::from_str(&url) {
+        let redacted = redact_url(&url);
+        // The parser's message could quote the string; only ever show it redacted.
+        let reason = e.to_string().replace(&url, &redacted);
+        return Err(usage(format!(
+            "DATABASE_URL (or --database-url) `{redacted}` is not a PostgreSQL connection string: {reason}"
+        )));
     }
+    let has_password = url_password(&url).is_some();
+    if database.rds_iam {
+        check_rds_iam(
+            &url,
+            has_password || database.database_password_file.is_some(),
+        )?;
+        return Ok(SourceDb { url, rds_iam: true });
+    }
+    if url_on_command_line && has_password {
+        crate::log::warn(
+            "password_on_command_line",
+            "the password in --database-url is visible to other processes (ps, /proc); give \
+             it in DATABASE_URL, --database-password-file or ~/.pgpass instead",
+        );
+    }
+    let Some(path) = &database.database_password_file else {
+        return Ok(SourceDb {
+            url,
+            rds_iam: false,
+        });
+    };
+    if has_password {
+        return Err(usage(
+            "the database URL carries a password and --database-password-file \
+             (DATABASE_PASSWORD_FILE) gives another: keep one",
+        ));
+    }
+    let password = read_secret(path, "--database-password-file / DATABASE_PASSWORD_FILE")?;
+    let url = etl_runtime::source::with_password(&url, &password)
+        .map_err(|reason| usage(format!("--database-password-file: {reason}")))?;
+    Ok(SourceDb {
+        url,
+        rds_iam: false,
+    })
+}
+
+/// The source database, checked: its URL (password included, never printed) and whether
+/// each connection logs in with an RDS IAM token instead.
+pub struct SourceDb {
+    pub url: String,
+    pub rds_iam: bool,
+}
+
+impl SourceDb {
+    /// Connects with `options`, and with a token source when IAM authentication is asked for.
+    pub async fn connect(&self, options: &SourceOptions) -> etl_runtime::Result<PgSource> {
+        let mut options = options.clone();
+        if self.rds_iam {
+            let auth = etl_runtime::source::iam::RdsIamAuth::from_default_chain(&self.url).await?;
+            options.password = Some(std::sync::Arc::new(auth));
+        }
+        PgSource::connect(&self.url, &options).await
+    }
+}
+
+/// IAM authentication replaces the password and needs TLS that checks the server: a token is a
+/// bearer credential for 15 minutes.
+fn check_rds_iam(url: &str, has_password: bool) -> Result<(), Failure> {
+    if has_password {
+        return Err(usage(
+            "--rds-iam makes a token in place of the password: leave the password out of the \
+             URL and --database-password-file",
+        ));
+    }
+    let verify_full = PgConnectOptions::from_str(url)
+        .is_ok_and(|o| matches!(o.get_ssl_mode(), PgSslMode::VerifyFull));
+    let root_cert = url
+        .split_once('?')
+        .is_some_and(|(_, query)| query.split('&').any(|p| p.starts_with("sslrootcert=")));
+    if !verify_full || !root_cert {
+        return Err(usage(
+            "--rds-iam sends a token that admits anyone who holds it for 15 minutes: the URL \
+             must verify the server, with sslmode=verify-full&sslrootcert=/path/to/global-bundle.pem \
+             (the RDS CA bundle)",
+        ));
+    }
+    Ok(())
+}
+
+/// The text of a mounted secret at `path`, less one trailing newline (`\n` or `\r\n`, as
+/// `echo` and editors leave). The error names the flag and the file, never the content.
+fn read_secret(path: &std::path::Path, flag: &str) -> Result<String, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage(format!("{flag}: cannot read {}: {e}", path.display())))?;
+    let text = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    if text.is_empty() {
+        return Err(usage(format!("{flag}: {} is empty", path.display())));
+    }
+    Ok(text.to_string())
+}
+
+/// The password of a `postgres://user:password@host/db` URL, if it has one.
+fn url_password(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    userinfo.split_once(':').map(|(_, password)| password)
 }
 
 pub(crate) fn s3_options(output: &str, s3: &S3Args) -> Result<S3Options, Failure> {

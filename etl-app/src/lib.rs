@@ -24,7 +24,7 @@ use etl_runtime::sink::s3::S3Sink;
 use etl_runtime::source::SourceOptions;
 use etl_runtime::source::drift::Drift;
 use etl_runtime::write::partition::Partition;
-use etl_runtime::{Export, LocalDirSink, PgSource, Registry, Sink, TableReport};
+use etl_runtime::{Export, LocalDirSink, Registry, Sink, TableReport};
 use futures_util::StreamExt;
 
 use crate::cli::{CheckArgs, Cli, Command};
@@ -101,7 +101,10 @@ pub fn main(registry: Registry) -> ExitCode {
             RunConfig::coordinator(*args, given_in(&matches, "coordinate"), &registry)
                 .and_then(run_blocking)
         }
-        Command::Check(args) => on_one_thread(check(&registry, args)),
+        Command::Check(args) => {
+            let url_given = given_in(&matches, "check")("database_url");
+            on_one_thread(check(&registry, args, url_given))
+        }
         Command::State(args) => on_one_thread(state(&registry, args)),
         Command::Compact(args) => on_one_thread(compact(&registry, args)),
     };
@@ -290,11 +293,15 @@ fn list(registry: &Registry) {
     }
 }
 
-async fn check(registry: &Registry, args: CheckArgs) -> Result<ExitCode, Failure> {
-    let url = config::checked_database_url(&args.database)?;
+async fn check(
+    registry: &Registry,
+    args: CheckArgs,
+    url_on_command_line: bool,
+) -> Result<ExitCode, Failure> {
+    let database = config::checked_database_url(&args.database, url_on_command_line)?;
     config::require_exports(registry)?;
     let exports = registry.select(&args.tables)?;
-    let source = PgSource::connect(&url, &SourceOptions::default()).await?;
+    let source = database.connect(&SourceOptions::default()).await?;
     let mut differences = 0;
     for export in &exports {
         if export.kind == ExportKind::Task {
@@ -408,7 +415,7 @@ async fn export_all(
     let started = Instant::now();
     let cancel = &config.export.cancel;
     let connect = async {
-        let mut source = PgSource::connect(&config.database_url, &config.source).await?;
+        let mut source = config.database.connect(&config.source).await?;
         let snapshot = source.export_snapshot().await?;
         Ok::<_, etl_runtime::Error>((source, snapshot))
     };

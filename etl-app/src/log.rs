@@ -67,6 +67,15 @@ pub fn info(event: &'static str, table: Option<&str>, message: impl Display) {
     }
 }
 
+/// A warning about how etl-app was called; people read `warning: ...`.
+pub fn warn(event: &'static str, message: impl Display) {
+    if json() {
+        tracing::warn!(target: "etl_app", event, run_id = run_id(), "{message}");
+    } else {
+        let _ = crate::progress::write_stderr(format!("warning: {message}\n").as_bytes());
+    }
+}
+
 /// An error of the run; people read `error: ...`.
 pub fn error(event: &'static str, table: Option<&str>, message: impl Display) {
     if json() {

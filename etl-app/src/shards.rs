@@ -87,7 +87,7 @@ pub async fn coordinate(
     stop: &Stop,
     report: &mut RunReport,
 ) -> Result<u8, Failure> {
-    let mut source = PgSource::connect(&config.database_url, &config.source).await?;
+    let mut source = config.database.connect(&config.source).await?;
     let snapshot = source.export_snapshot().await?;
     // Held until the end: the area goes when this does (and, in a directory, the next
     // coordinator removes it if this process dies).
@@ -309,7 +309,7 @@ async fn read_share(
                 })
         })
         .collect::<Result<_, _>>()?;
-    let mut source = PgSource::connect(&config.database_url, &config.source).await?;
+    let mut source = config.database.connect(&config.source).await?;
     source.import_snapshot(plan.snapshot.clone());
     let mut tables = Vec::new();
     for export in exports {

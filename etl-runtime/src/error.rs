@@ -31,6 +31,19 @@ pub enum Error {
         #[source]
         source: sqlx::Error,
     },
+    #[error(
+        "cannot connect to PostgreSQL at {url} with {with} (a password it made was refused, or the server is unreachable): {source}"
+    )]
+    ConnectWith {
+        /// The connection string with its password replaced by `***`.
+        url: String,
+        /// How the password was made ("RDS IAM authentication").
+        with: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{with}: {reason}")]
+    Token { with: &'static str, reason: String },
     #[error("{context}: {source}")]
     Database {
         context: &'static str,

@@ -296,6 +296,12 @@ fn as_server_user(program: &Path, root: bool) -> Command {
 }
 
 fn start_cluster(tls: bool) -> Result<PgServer> {
+    start_cluster_with(tls, false)
+}
+
+/// `passwords`: connections over TCP as any role but `postgres` must give the role's password
+/// (scram-sha-256), as a managed database asks; the harness's own `postgres` is trusted.
+fn start_cluster_with(tls: bool, passwords: bool) -> Result<PgServer> {
     let bin = pg_bin_dir()?;
     let root = running_as_root();
     let dir = cluster_dir(root)?;
@@ -320,7 +326,29 @@ fn start_cluster(tls: bool) -> Result<PgServer> {
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
+    if passwords {
+        // Rewritten in place, so that the file keeps its owner (the server's user).
+        let hba = data.join("pg_hba.conf");
+        fs::write(
+            &hba,
+            "local all all trust\n\
+             host all postgres 127.0.0.1/32 trust\n\
+             host all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .map_err(|e| error(format!("cannot write {}: {e}", hba.display())))?;
+    }
     start_server(&bin, root, &dir, tls)
+}
+
+static PASSWORD_SERVER: OnceLock<std::result::Result<PgServer, String>> = OnceLock::new();
+
+/// A cluster of this process's own where every role but `postgres` logs in over TCP with its
+/// password (scram-sha-256), whatever `DATABASE_URL` says: what a password must get right.
+pub fn password_server() -> Result<&'static PgServer> {
+    PASSWORD_SERVER
+        .get_or_init(|| start_cluster_with(false, true).map_err(|e| e.0))
+        .as_ref()
+        .map_err(|e| error(e.clone()))
 }
 
 /// A new directory for a cluster under `$TMPDIR/etl-pg-harness/` (not under `target/`, which

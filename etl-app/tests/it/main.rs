@@ -7,6 +7,7 @@ mod cli;
 mod incremental;
 mod real_conditions;
 mod s3;
+mod secrets;
 mod shards;
 mod signals;
 mod spark;

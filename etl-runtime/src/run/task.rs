@@ -149,7 +149,7 @@ async fn load_lookups<L: Send + 'static>(
     task: &'static str,
     load: fn(&mut PgConnection) -> Result<L, TaskError>,
 ) -> Result<L> {
-    let url = source.connection_url().to_string();
+    let url = source.url_for_new_connection().await?;
     let setup = source.session_setup_sql();
     let failed = move |cause: LookupError| Error::Task {
         task: task.to_string(),

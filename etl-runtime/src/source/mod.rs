@@ -5,11 +5,14 @@
 
 pub mod copy;
 pub mod drift;
+#[cfg(feature = "s3")]
+pub mod iam;
 pub mod keys;
 pub mod ranges;
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, ConnectOptions, Postgres, Transaction};
@@ -27,7 +30,23 @@ pub struct SourceOptions {
     pub statement_timeout: Duration,
     /// Connections in the pool: one per table exported at once, plus the snapshot holder.
     pub max_connections: u32,
+    /// Gives each new connection its password instead of the URL (RDS IAM authentication).
+    pub password: Option<Arc<dyn PasswordSource>>,
 }
+
+/// What gives new connections their password, instead of the URL: RDS IAM authentication
+/// ([`iam::RdsIamAuth`]), whose tokens admit connections for 15 minutes, so that a run that
+/// opens connections later (block ranges, shards, long runs, the tasks' lookups) asks again.
+pub trait PasswordSource: Send + Sync + std::fmt::Debug {
+    /// What the password is, for errors ("RDS IAM authentication").
+    fn name(&self) -> &'static str;
+    /// A password good for a connection opened now.
+    fn password(&self) -> crate::sink::BoxFuture<'_, Result<String>>;
+}
+
+/// A password from a [`PasswordSource`] is asked for again once it is this old: well inside an
+/// IAM token's 15 minutes.
+const PASSWORD_RENEWED_AFTER: Duration = Duration::from_secs(5 * 60);
 
 /// Opens a transaction that reads one snapshot and cannot write.
 const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
@@ -55,6 +74,7 @@ impl Default for SourceOptions {
             application_name: "etl-app".into(),
             statement_timeout: Duration::from_secs(6 * 3600),
             max_connections: 2,
+            password: None,
         }
     }
 }
@@ -69,6 +89,8 @@ pub struct PgSource {
     snapshot_holder: Mutex<Option<Transaction<'static, Postgres>>>,
     snapshot: Option<Snapshot>,
     options: SourceOptions,
+    /// When the pool's connect options last got a password from `options.password`.
+    password_issued: std::sync::Mutex<Instant>,
 }
 
 /// A snapshot exported with `pg_export_snapshot()`.
@@ -125,7 +147,7 @@ impl PgSource {
             source,
         };
         let settings = options.session_settings();
-        let connect = PgConnectOptions::from_str(url)
+        let mut connect = PgConnectOptions::from_str(url)
             .map_err(connect_err)?
             .application_name(&options.application_name)
             .options(
@@ -135,6 +157,17 @@ impl PgSource {
                     .map(|(name, value)| (*name, value.as_str())),
             )
             .log_statements(tracing::log::LevelFilter::Debug);
+        if let Some(password) = &options.password {
+            connect = connect.password(&password.password().await?);
+        }
+        let connect_err = |source| match &options.password {
+            Some(password) => Error::ConnectWith {
+                url: redacted.clone(),
+                with: password.name(),
+                source,
+            },
+            None => connect_err(source),
+        };
         // One direct connection first: it fails at once with the server's own reason (refused,
         // bad password, unknown database), where the pool would retry until its timeout.
         let probe = connect.connect().await.map_err(connect_err)?;
@@ -152,18 +185,50 @@ impl PgSource {
             snapshot_holder: Mutex::new(None),
             snapshot: None,
             options: options.clone(),
+            password_issued: std::sync::Mutex::new(Instant::now()),
         })
+    }
+
+    /// Gives the pool a fresh password for the connections it opens from now on, if the one
+    /// it has is getting old (a [`PasswordSource`]'s).
+    async fn renew_password(&self) -> Result<()> {
+        let Some(source) = &self.options.password else {
+            return Ok(());
+        };
+        let due = self
+            .password_issued
+            .lock()
+            .map_or(true, |issued| issued.elapsed() >= PASSWORD_RENEWED_AFTER);
+        if due {
+            let password = source.password().await?;
+            let options = (*self.pool.connect_options()).clone().password(&password);
+            self.pool.set_connect_options(options);
+            if let Ok(mut issued) = self.password_issued.lock() {
+                *issued = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection string for another library's connection (the tasks' Diesel lookups),
+    /// with a fresh password from the source's [`PasswordSource`] if it has one. Never log it.
+    pub async fn url_for_new_connection(&self) -> Result<String> {
+        match &self.options.password {
+            Some(source) => {
+                let password = source.password().await?;
+                with_password(&self.connection_url, &password).map_err(|reason| {
+                    Error::NotSupported {
+                        what: format!("{} for {}: {reason}", source.name(), self.url),
+                    }
+                })
+            }
+            None => Ok(self.connection_url.clone()),
+        }
     }
 
     /// The connection string with its password replaced by `***`.
     pub fn display_url(&self) -> &str {
         &self.url
-    }
-
-    /// The connection string as given (with its password): for connections of other
-    /// libraries (the tasks' Diesel lookups). Never log it; use [`Self::display_url`].
-    pub fn connection_url(&self) -> &str {
-        &self.connection_url
     }
 
     /// Opens the REPEATABLE READ, READ ONLY transaction whose snapshot every table of the run
@@ -187,6 +252,7 @@ impl PgSource {
                 )
                 .inspect_err(|e| tracing::warn!("cannot read pg_stat_activity: {e}"))
                 .ok();
+        self.renew_password().await?;
         let mut tx = self.pool.begin_with(BEGIN_READ).await.map_err(db)?;
         let (id, taken_at, xids): (String, String, String) = sqlx::query_as(
             "SELECT pg_export_snapshot(), to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), txid_current_snapshot()::text",
@@ -228,6 +294,7 @@ impl PgSource {
             context: "cannot open a read transaction",
             source,
         };
+        self.renew_password().await?;
         let mut tx = self.pool.begin_with(BEGIN_READ).await.map_err(db)?;
         if let Some(sql) = self.join_snapshot_sql() {
             sqlx::query(AssertSqlSafe(sql))
@@ -393,6 +460,29 @@ const LEAF_STATISTICS_SQL: &str = "WITH leaves AS ( \
 
 /// Replaces the password of a PostgreSQL URL (`postgres://user:secret@host/db`) or key/value
 /// connection string (`password=secret`) with `***`.
+/// `url` (`postgres://user@host/db...`) with `password`, percent-encoded, after its user name.
+pub fn with_password(url: &str, password: &str) -> std::result::Result<String, String> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("a password needs a postgres://user@host/db URL")?;
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return Err("a password needs a user in the URL (postgres://user@host/db)".into());
+    };
+    let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+    let mut encoded = String::with_capacity(password.len() * 3);
+    for byte in password.bytes() {
+        // RFC 3986's unreserved characters stay; everything else is escaped.
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Ok(format!("{scheme}://{user}:{encoded}@{host}{tail}"))
+}
+
 pub fn redact_url(url: &str) -> String {
     if let Some(scheme_end) = url.find("://") {
         let rest_start = scheme_end + 3;
