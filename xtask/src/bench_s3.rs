@@ -17,7 +17,10 @@ use crate::bench::{Sample, Tool, measure, median};
 pub(crate) struct S3Case {
     table: &'static str,
     local: Sample,
+    /// Straight to Garage, no latency added: what the store itself costs.
+    direct: Sample,
     concurrent: Sample,
+    wide: Sample,
     serial: Sample,
 }
 
@@ -42,8 +45,9 @@ pub(crate) fn run(
     )
     .map_err(anyhow::Error::msg)?;
     let env = garage.env_for(&format!("http://127.0.0.1:{}", proxy.port));
+    let direct_env = garage.env_for(&garage.endpoint());
     let staging = out.join("s3-staging");
-    let command = |table: &str, output: String, extra: &[&str]| {
+    let command_to = |env: &[(String, String)], table: &str, output: String, extra: &[&str]| {
         let mut c = Command::new(etl_app);
         c.args(["run", "--tables", table, "--output", &output])
             .args(extra)
@@ -52,6 +56,8 @@ pub(crate) fn run(
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         c
     };
+    let command =
+        |table: &str, output: String, extra: &[&str]| command_to(&env, table, output, extra);
     let s3 = |table: &str| format!("s3://{}/bench-{table}", garage.bucket);
     let mut cases = Vec::new();
     for table in ["shipments", "purchase_orders"] {
@@ -63,8 +69,22 @@ pub(crate) fn run(
                 output: Some(local_dir),
             },
             Tool {
+                name: "Garage, no latency, default concurrency",
+                command: command_to(&direct_env, table, s3(table), &["--keep-versions", "1"]),
+                output: None,
+            },
+            Tool {
                 name: "Garage + latency, default concurrency",
                 command: command(table, s3(table), &["--keep-versions", "1"]),
+                output: None,
+            },
+            Tool {
+                name: "Garage + latency, --s3-concurrency 64",
+                command: command(
+                    table,
+                    s3(table),
+                    &["--keep-versions", "1", "--s3-concurrency", "64"],
+                ),
                 output: None,
             },
             Tool {
@@ -94,8 +114,10 @@ pub(crate) fn run(
         cases.push(S3Case {
             table,
             local: median(&samples[0]),
-            concurrent: median(&samples[1]),
-            serial: median(&samples[2]),
+            direct: median(&samples[1]),
+            concurrent: median(&samples[2]),
+            wide: median(&samples[3]),
+            serial: median(&samples[4]),
         });
     }
     Ok(S3Bench { latency_ms, cases })
@@ -105,19 +127,23 @@ impl S3Bench {
     pub(crate) fn print(&self) {
         println!(
             "\nS3 (Garage) through a proxy holding each answer {} ms, medians\n\
-             | table | local (s) | S3, default concurrency (s) | x local | S3, one request at a time (s) | x local | peak RSS S3 (MB) |\n\
-             |---|---|---|---|---|---|---|",
+             | table | local (s) | Garage, no latency (s) | + latency, 16 at once (s) | x local | + latency, 64 at once (s) | x local | + latency, one at a time (s) | x local | peak RSS, 16 (MB) |\n\
+             |---|---|---|---|---|---|---|---|---|---|",
             self.latency_ms
         );
         for case in &self.cases {
+            let local = case.local.seconds;
             println!(
-                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
+                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
                 case.table,
-                case.local.seconds,
+                local,
+                case.direct.seconds,
                 case.concurrent.seconds,
-                case.concurrent.seconds / case.local.seconds,
+                case.concurrent.seconds / local,
+                case.wide.seconds,
+                case.wide.seconds / local,
                 case.serial.seconds,
-                case.serial.seconds / case.local.seconds,
+                case.serial.seconds / local,
                 case.concurrent.max_rss_kb as f64 / 1024.0
             );
         }
