@@ -317,7 +317,7 @@ pub struct S3Args {
     /// Upload requests (whole files, parts of large files) in flight at once, for the whole
     /// run. Each S3 request waits tens of milliseconds for its answer; bodies stream from the
     /// staged files, so memory does not grow with this.
-    #[arg(long, env = "ETL_S3_CONCURRENCY", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
+    #[arg(long, env = "ETL_S3_CONCURRENCY", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=256), value_name = "N")]
     pub s3_concurrency: u32,
 
     /// Server-side encryption of the uploaded objects.

@@ -27,6 +27,11 @@ pub struct BenchArgs {
     /// Rows in the partitioned table (`shipments`, ~1,000 day partitions).
     #[arg(long, default_value_t = 5_000_000)]
     pub partitioned_rows: u64,
+    /// Spread the partitioned table's rows over this many regions each day, for ~1,000 x N
+    /// partitions (10: 10,000 partitions of ~500 rows of the default 5M); by default one
+    /// region per day.
+    #[arg(long, value_name = "N")]
+    pub partition_regions: Option<u64>,
     /// Rows in the incremental table (`accounts`, cursor `updated_at` with an index); each
     /// incremental run follows an update of 0.1 % of them and a deletion of 0.01 %, and each
     /// round ends with a compaction of its batches. 0 skips the incremental case.
@@ -83,7 +88,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         &url,
         "shipments",
         "bench_shipments.sql",
-        args.partitioned_rows,
+        (args.partitioned_rows, args.partition_regions),
     )?;
     let out = etl_tests::target_dir().join("bench-out");
 
@@ -368,7 +373,7 @@ fn bench_incremental(
     rows: u64,
     runs: usize,
 ) -> Result<IncrementalBench> {
-    seed_table(url, "accounts", "bench_accounts.sql", rows)?;
+    seed_table(url, "accounts", "bench_accounts.sql", (rows, None))?;
     let dir = out.join("etl-app-incremental");
     let _ = std::fs::remove_dir_all(&dir);
     let run = |extra: &[&str]| {
@@ -500,17 +505,28 @@ fn copy_to_null(url: &str, table: &str) -> Command {
 
 /// Seeds `table` with `rows` rows by `xtask/sql/<script>` unless it already holds exactly that
 /// (the script leaves the row count in the table's comment).
-fn seed_table(url: &str, table: &str, script: &str, rows: u64) -> Result<()> {
+fn seed_table(
+    url: &str,
+    table: &str,
+    script: &str,
+    (rows, regions): (u64, Option<u64>),
+) -> Result<()> {
     let marker = psql(
         url,
         &format!("SELECT coalesce(obj_description(to_regclass('{table}'), 'pg_class'), '')"),
     )
     .map_err(anyhow::Error::msg)?;
-    if marker != format!("etl-bench v1 rows={rows}") {
+    let wanted = match regions {
+        Some(regions) => format!("etl-bench v1 rows={rows} regions={regions}"),
+        None => format!("etl-bench v1 rows={rows}"),
+    };
+    if marker != wanted {
         eprintln!("seeding {table} with {rows} rows ...");
         let started = Instant::now();
         let seed = etl_tests::workspace_root().join("xtask/sql").join(script);
-        psql_file(url, &seed, &[("rows", &rows.to_string())]).map_err(anyhow::Error::msg)?;
+        let (rows, regions) = (rows.to_string(), regions.unwrap_or(0).to_string());
+        psql_file(url, &seed, &[("rows", &rows), ("regions", &regions)])
+            .map_err(anyhow::Error::msg)?;
         eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
     }
     Ok(())

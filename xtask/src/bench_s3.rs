@@ -19,8 +19,10 @@ pub(crate) struct S3Case {
     local: Sample,
     /// Straight to Garage, no latency added: what the store itself costs.
     direct: Sample,
+    /// The default concurrency (64).
     concurrent: Sample,
-    wide: Sample,
+    /// 16 requests at once.
+    narrow: Sample,
     serial: Sample,
 }
 
@@ -74,16 +76,16 @@ pub(crate) fn run(
                 output: None,
             },
             Tool {
-                name: "Garage + latency, default concurrency",
+                name: "Garage + latency, 64 at once (default)",
                 command: command(table, s3(table), &["--keep-versions", "1"]),
                 output: None,
             },
             Tool {
-                name: "Garage + latency, --s3-concurrency 64",
+                name: "Garage + latency, --s3-concurrency 16",
                 command: command(
                     table,
                     s3(table),
-                    &["--keep-versions", "1", "--s3-concurrency", "64"],
+                    &["--keep-versions", "1", "--s3-concurrency", "16"],
                 ),
                 output: None,
             },
@@ -116,7 +118,7 @@ pub(crate) fn run(
             local: median(&samples[0]),
             direct: median(&samples[1]),
             concurrent: median(&samples[2]),
-            wide: median(&samples[3]),
+            narrow: median(&samples[3]),
             serial: median(&samples[4]),
         });
     }
@@ -127,7 +129,7 @@ impl S3Bench {
     pub(crate) fn print(&self) {
         println!(
             "\nS3 (Garage) through a proxy holding each answer {} ms, medians\n\
-             | table | local (s) | Garage, no latency (s) | + latency, 16 at once (s) | x local | + latency, 64 at once (s) | x local | + latency, one at a time (s) | x local | peak RSS, 16 (MB) |\n\
+             | table | local (s) | Garage, no latency (s) | + latency, 64 at once (s) | x local | + latency, 16 at once (s) | x local | + latency, one at a time (s) | x local | peak RSS, 64 (MB) |\n\
              |---|---|---|---|---|---|---|---|---|---|",
             self.latency_ms
         );
@@ -140,8 +142,8 @@ impl S3Bench {
                 case.direct.seconds,
                 case.concurrent.seconds,
                 case.concurrent.seconds / local,
-                case.wide.seconds,
-                case.wide.seconds / local,
+                case.narrow.seconds,
+                case.narrow.seconds / local,
                 case.serial.seconds,
                 case.serial.seconds / local,
                 case.concurrent.max_rss_kb as f64 / 1024.0
