@@ -119,7 +119,7 @@ pub fn unique() -> usize {
 
 /// Installs a Debian package with apt-get (as root, which CI is), updating the package lists
 /// first if the package is not found; whether it worked.
-pub(crate) fn apt_install(package: &str) -> bool {
+pub fn apt_install(package: &str) -> bool {
     let install = || {
         std::process::Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends", package])

@@ -125,6 +125,10 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
         &mut || interop(&url),
     )?;
     step(
+        "image: etl-demo's container image exports tables, read back by pyarrow and DuckDB",
+        &mut || image_check(&url),
+    )?;
+    step(
         "gen --check: the demo's committed models match the demo schema",
         &mut || {
             let args = crate::gen_models::GenArgs {
@@ -249,6 +253,40 @@ fn slowest_tests(junit: &Path, count: usize) {
 
 /// Exports the demo tables with the real binary and compares every value with PostgreSQL
 /// through two independent readers.
+/// The image built as `cargo xtask image` builds it, run in a container against the interop
+/// step's database: the tables it writes to a mounted directory read back equal.
+fn image_check(server_url: &str) -> Result<()> {
+    let image = crate::image::build("etl-demo", None)?;
+    let db_url = etl_tests::with_database(server_url, "etl_ci_interop");
+    let out = etl_tests::target_dir().join("ci-image-out");
+    let _ = std::fs::remove_dir_all(&out);
+    let output = crate::image::run_container(
+        &image,
+        &[
+            "run",
+            "--tables",
+            "notes,purchase_orders,shipments",
+            "--output",
+            "/data/out",
+        ],
+        &[("DATABASE_URL", &db_url)],
+        &out,
+    )?;
+    if !output.status.success() {
+        bail!(
+            "etl-demo's image failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let report =
+        etl_tests::python::compare_with_postgres(&db_url, &out, "notes,purchase_orders,shipments")
+            .map_err(anyhow::Error::msg)?;
+    print!("{report}");
+    Ok(())
+}
+
 fn interop(server_url: &str) -> Result<()> {
     let db_url = create_demo_database(server_url, "etl_ci_interop")?;
     let etl_app = build_etl_demo()?;

@@ -7,3 +7,4 @@ mod bench_s3;
 pub mod ci;
 pub mod demo;
 pub mod gen_models;
+pub mod image;

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use xtask::{bench, ci, demo, gen_models};
+use xtask::{bench, ci, demo, gen_models, image};
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +26,9 @@ enum Command {
     /// Time etl-app against COPY BINARY (and pg2parquet when installed) on purchase_orders;
     /// with `--models N`, time the build with N generated models instead.
     Bench(bench::BenchArgs),
+    /// Build the container image of etl-app from Debian's packages (an OCI layout, and its
+    /// root filesystem), without pulling a base image.
+    Image(image::ImageArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +38,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Ci(args) => ci::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Image(args) => image::run(args),
     };
     match result {
         Ok(code) => code,
