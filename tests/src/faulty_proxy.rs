@@ -23,8 +23,9 @@ pub enum Fault {
     /// server while keeping every connection open (a server that hangs mid-answer).
     StallRepliesAfterBytes(usize),
     /// Forward until `n` bytes went from client to server, then forward nothing more on the
-    /// connections open at that moment, keeping them open (a request that hangs mid-upload);
-    /// later connections go through.
+    /// connection whose request crossed that mark, keeping it open (a request that hangs
+    /// mid-upload); every other connection goes through (a client's idle pooled connections
+    /// and its new ones, as after one bad request).
     StallRequestsAfterBytes(usize),
     /// Forward until a request whose first bytes contain this text (`PUT /bucket/key`), then
     /// close every connection without forwarding it, and every later one (the store went away
@@ -320,15 +321,18 @@ fn pump(
                     .windows(needle.len())
                     .any(|w| w == needle.as_bytes())
             });
-            let total = sent.fetch_add(n, Ordering::SeqCst) + n;
+            let before = sent.fetch_add(n, Ordering::SeqCst);
+            let total = before + n;
             if let (Some(stalled), Some(limit)) = (&stall_requests, limit)
+                && before <= limit
                 && total > limit
             {
                 // Hang: nothing more goes to the server; the proxy keeps the connection open.
                 set_stalled(stalled);
                 return;
             }
-            if cut_here || limit.is_some_and(|limit| total > limit) {
+            // (A stall's limit stalls one request; it cuts nothing.)
+            if cut_here || (stall_requests.is_none() && limit.is_some_and(|limit| total > limit)) {
                 dead.store(true, Ordering::SeqCst);
                 if let Ok(open) = open.lock() {
                     for stream in open.iter() {

@@ -68,6 +68,8 @@ impl S3Options {
 const MAX_PARTS: u64 = 10_000;
 /// S3's smallest part (but the last).
 const MIN_PART: usize = 5 * 1024 * 1024;
+/// How long a failed or stopped upload waits for its abort.
+const ABORT_WITHIN: Duration = Duration::from_secs(10);
 
 pub struct S3Sink {
     client: Client,
@@ -211,19 +213,26 @@ impl S3Sink {
             Ok(()) => Ok(()),
             Err(e) => {
                 // No orphaned parts: the upload is aborted (once: a second abort is NoSuchUpload).
-                if let Err(abort) = self
+                // Within a bound: a stopped run must end within a scheduler's grace period, and
+                // an upload left behind is aborted by the table's next publication anyway.
+                let abort = self
                     .client
                     .abort_multipart_upload()
                     .bucket(&self.options.bucket)
                     .key(key)
                     .upload_id(&upload_id)
-                    .send()
-                    .await
-                {
-                    tracing::warn!(
+                    .send();
+                match tokio::time::timeout(ABORT_WITHIN, abort).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(abort)) => tracing::warn!(
                         "cannot abort the multipart upload of {key}: {}",
                         DisplayErrorContext(abort)
-                    );
+                    ),
+                    Err(_) => tracing::warn!(
+                        "the multipart upload of {key} was not aborted within {} s; the \
+                         table's next publication aborts it",
+                        ABORT_WITHIN.as_secs()
+                    ),
                 }
                 Err(e)
             }
