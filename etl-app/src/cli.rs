@@ -67,7 +67,7 @@ pub enum Command {
     /// the coordinator dies.
     Coordinate(Box<CoordinateArgs>),
     /// List the registered tables with their columns.
-    List,
+    List(ListArgs),
     /// Compare every registered model with the live database; exit 1 listing each difference
     /// (column added, dropped, retyped, nullability changed).
     Check(CheckArgs),
@@ -80,10 +80,25 @@ pub enum Command {
     Compact(CompactArgs),
 }
 
+/// How `list`, `check` and `state` print: a table for people, or one JSON document for
+/// scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// `json`: one JSON document on stdout (an array of tables and tasks).
+    #[arg(long, env = "ETL_FORMAT", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
 #[derive(Debug, Args)]
 pub struct CompactArgs {
     /// Tables to compact, comma-separated; all registered tables with a cursor when left out.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, env = "ETL_TABLES", value_delimiter = ',')]
     pub tables: Vec<String>,
 
     /// The output the runs write to: a directory, or s3://bucket/prefix.
@@ -91,7 +106,7 @@ pub struct CompactArgs {
     pub output: String,
 
     /// Complete versions of each table kept, the new one included (as for `run`).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "ETL_KEEP_VERSIONS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_versions: u32,
 
     #[command(flatten)]
@@ -105,7 +120,7 @@ pub struct CoordinateArgs {
 
     /// Shards that read the run, each a process (a pod of an Indexed Job with this many
     /// completions). Each reads every K-th block range of every table.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "K")]
+    #[arg(long, env = "ETL_SHARDS", value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "K")]
     pub shards: u32,
 
     /// The run's name, which every shard is given as --shard-of (letters, digits, `.`, `_`,
@@ -115,23 +130,27 @@ pub struct CoordinateArgs {
 
     /// A shard whose attempts failed this many times fails the run (with Kubernetes:
     /// backoffLimitPerIndex + 1).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, env = "ETL_SHARD_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub shard_attempts: u32,
 
     /// Fail the run if the shards have not all finished after this long (e.g. 90m, 6h).
-    #[arg(long, default_value = "6h", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "ETL_SHARD_TIMEOUT", default_value = "6h", value_parser = parse_duration, value_name = "DURATION")]
     pub shard_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
 pub struct StateArgs {
     /// Tables to show, comma-separated; all registered tables when left out.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, env = "ETL_TABLES", value_delimiter = ',')]
     pub tables: Vec<String>,
 
     /// The output the runs write to: a directory, or s3://bucket/prefix.
     #[arg(long, env = "ETL_OUTPUT", default_value = "./etl-out")]
     pub output: String,
+
+    /// `json`: one JSON document on stdout (an array, one object per table).
+    #[arg(long, env = "ETL_FORMAT", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 
     #[command(flatten)]
     pub s3: S3Args,
@@ -143,8 +162,13 @@ pub struct CheckArgs {
     pub database: Database,
 
     /// Tables to check, comma-separated; all registered tables when left out.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, env = "ETL_TABLES", value_delimiter = ',')]
     pub tables: Vec<String>,
+
+    /// `json`: one JSON document on stdout (the tables and their differences); the exit
+    /// status is the same.
+    #[arg(long, env = "ETL_FORMAT", value_enum, default_value_t = Format::Text)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -181,7 +205,7 @@ pub struct RunArgs {
 
     /// Tables to export, comma-separated (`notes,sales.orders`); all registered tables when
     /// left out.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, env = "ETL_TABLES", value_delimiter = ',')]
     pub tables: Vec<String>,
 
     /// Where to write: a directory, or s3://bucket/prefix. Each table goes to <output>/<table>/,
@@ -194,55 +218,55 @@ pub struct RunArgs {
     /// `<table>/v=<run id>/`, made current by `<table>/_manifest.json` and the Glue location. In
     /// a directory, the exports replaced are kept in `<output>/.etl-versions/<table>/` (hidden
     /// from readers of `<output>/<table>/`), and the oldest are removed while the next run reads.
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "ETL_KEEP_VERSIONS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_versions: u32,
 
     /// After a table with a cursor gets its batch, fold its batches into a new full version
     /// once it has this many (see `etl-app compact`).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    #[arg(long, env = "ETL_COMPACT_AFTER", value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
     pub compact_after: Option<u32>,
 
     #[command(flatten)]
     pub s3: S3Args,
 
     /// Parquet compression.
-    #[arg(long, value_enum, default_value_t = Compression::Zstd)]
+    #[arg(long, env = "ETL_COMPRESSION", value_enum, default_value_t = Compression::Zstd)]
     pub compression: Compression,
 
     /// zstd level (1-22); 1 is both the fastest and, on typical tables, as small as 3.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=22))]
+    #[arg(long, env = "ETL_ZSTD_LEVEL", default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=22))]
     pub zstd_level: i32,
 
     /// Threads converting rows to Arrow (default: the number of CPUs). Each table being
     /// written uses one more thread for Parquet encoding and compression.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    #[arg(long, env = "ETL_THREADS", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub threads: Option<u32>,
 
     /// A row group closes at this many rows ...
-    #[arg(long, default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "ETL_ROW_GROUP_ROWS", default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1..))]
     pub row_group_rows: u64,
 
     /// ... or at this many bytes (e.g. 128MB), whichever comes first. Pages are spilled to
     /// disk while a row group is open, so this does not raise memory use.
-    #[arg(long, default_value = "128MB", value_parser = parse_nonzero_bytes)]
+    #[arg(long, env = "ETL_ROW_GROUP_BYTES", default_value = "128MB", value_parser = parse_nonzero_bytes)]
     pub row_group_bytes: u64,
 
-    /// Cancel a table's read after this many seconds (PostgreSQL statement_timeout).
-    #[arg(long, default_value_t = 6 * 3600)]
-    pub statement_timeout: u64,
+    /// Cancel a table's read after this long (PostgreSQL statement_timeout).
+    #[arg(long, env = "ETL_STATEMENT_TIMEOUT", default_value = "6h", value_parser = parse_duration, value_name = "DURATION")]
+    pub statement_timeout: std::time::Duration,
 
     /// Connections reading one table at once, each on a range of its blocks, all on the run's
     /// snapshot (PostgreSQL 14 or later; a standby, an older server or a view is read on one
     /// stream, and the run says why). Default: one per two --threads, at most 4 (so 1 on two
     /// cores), fewer for a small table. Each connection is a backend busy on the server: on a
     /// busy primary keep 1; against a server with cores to spare, try 2 or more.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64), value_name = "N")]
+    #[arg(long, env = "ETL_READ_PARALLELISM", value_parser = clap::value_parser!(u32).range(1..=64), value_name = "N")]
     pub read_parallelism: Option<u32>,
 
     /// Pages (8 KB each) per block range of a parallel or sharded read: ranges are handed out
     /// one at a time, so smaller ones share a bloated region out more evenly, at a statement
     /// per range.
-    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..), value_name = "PAGES")]
+    #[arg(long, env = "ETL_RANGE_PAGES", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..), value_name = "PAGES")]
     pub range_pages: u64,
 
     /// Read one shard of the sharded run NAME (opened by `etl-app coordinate --run-name NAME`
@@ -256,7 +280,7 @@ pub struct RunArgs {
     pub shard: Option<u32>,
 
     /// Tables exported at the same time (each uses --read-parallelism database connections).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, env = "ETL_PARALLEL_TABLES", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub parallel_tables: u32,
 
     /// Tables with a cursor (`#[etl(cursor = "updated_at")]`) are exported in full by their
@@ -269,19 +293,19 @@ pub struct RunArgs {
     /// from clients' clocks; and when the role cannot see other sessions' transactions (no
     /// pg_read_all_stats), the watermark is the snapshot's time minus this (default 15m)
     /// instead of the start of the oldest open transaction.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "ETL_LOOKBACK", value_parser = parse_duration, value_name = "DURATION")]
     pub lookback: Option<std::time::Duration>,
 
     /// Start a new file once a file reaches this many bytes: Athena's sweet spot by default,
     /// and what keeps memory flat however large the table (a file's page index is held until
     /// it is closed). 0: one file per table (per partition).
-    #[arg(long, value_parser = parse_bytes, default_value = "512MB")]
+    #[arg(long, env = "ETL_MAX_FILE_BYTES", value_parser = parse_bytes, default_value = "512MB")]
     pub max_file_bytes: u64,
 
     /// Also write the run report (JSON: every table's outcome, rows, bytes, errors; see the
     /// README) to this file, whatever the outcome. It is always written beside the data, as
     /// <output>/_runs/<run id>.json, once the run reached the output.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "ETL_REPORT", value_name = "FILE")]
     pub report: Option<PathBuf>,
 
     /// At the end of the run, failed or not, push per-table metrics (rows, bytes, duration,
@@ -292,11 +316,16 @@ pub struct RunArgs {
 
     /// Write the same metrics to this file for node-exporter's textfile collector (replaced
     /// whole; name it *.prom).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, env = "ETL_METRICS_FILE", value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
 
     /// The job label of the metrics.
-    #[arg(long, default_value = "etl", value_name = "NAME")]
+    #[arg(
+        long,
+        env = "ETL_METRICS_JOB",
+        default_value = "etl",
+        value_name = "NAME"
+    )]
     pub metrics_job: String,
 }
 
@@ -311,7 +340,7 @@ pub struct S3Args {
 
     /// Multipart part size, at least 5MB (files larger than this go up in parts, each read
     /// from disk as it is sent). Default: 64MB.
-    #[arg(long, value_parser = parse_bytes)]
+    #[arg(long, env = "ETL_S3_PART_SIZE", value_parser = parse_bytes)]
     pub s3_part_size: Option<u64>,
 
     /// Upload requests (whole files, parts of large files) in flight at once, for the whole
@@ -321,11 +350,11 @@ pub struct S3Args {
     pub s3_concurrency: u32,
 
     /// Server-side encryption of the uploaded objects.
-    #[arg(long, value_enum)]
+    #[arg(long, env = "ETL_SSE", value_enum)]
     pub sse: Option<Sse>,
 
     /// The KMS key for --sse aws:kms (default: the bucket's AWS managed key).
-    #[arg(long, requires = "sse")]
+    #[arg(long, env = "ETL_SSE_KMS_KEY_ID", requires = "sse")]
     pub sse_kms_key_id: Option<String>,
 
     /// Local directory for files before they are uploaded (default: the system's temp dir).
@@ -334,22 +363,23 @@ pub struct S3Args {
 
     /// After every upload succeeded, create or update each table's definition in this Glue
     /// database, with exact types from the model (decimal(p,s), timestamp, array<...>).
-    #[arg(long, requires = "output")]
+    #[arg(long, env = "ETL_GLUE_DATABASE", requires = "output")]
     pub glue_database: Option<String>,
 
     /// How Athena finds a partitioned table's partitions: `projection` writes partition
     /// projection on the Glue table (no crawler, no MSCK REPAIR); `register` registers every
     /// partition (BatchCreatePartition) for engines without projection.
-    #[arg(long, value_enum, default_value_t = GluePartitionsArg::Projection, requires = "glue_database")]
+    #[arg(long, env = "ETL_GLUE_PARTITIONS", value_enum, default_value_t = GluePartitionsArg::Projection, requires = "glue_database")]
     pub glue_partitions: GluePartitionsArg,
 
     /// After every upload succeeded, point this Glue crawler at the exported prefixes and start it.
-    #[arg(long)]
+    #[arg(long, env = "ETL_GLUE_CRAWLER")]
     pub glue_crawler: Option<String>,
 
-    /// Wait for the crawler to finish (up to this many seconds) and report how it ended.
-    #[arg(long, requires = "glue_crawler", num_args = 0..=1, default_missing_value = "900")]
-    pub wait: Option<u64>,
+    /// Wait for the crawler to finish (up to this long; 15m when given alone) and report how
+    /// it ended.
+    #[arg(long, requires = "glue_crawler", num_args = 0..=1, default_missing_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
+    pub wait: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -373,8 +403,7 @@ pub enum Compression {
     None,
 }
 
-/// `512MB`, `1GiB`, `1048576`.
-/// `90s`, `15m`, `2h`, `1d`.
+/// `90s`, `15m`, `2h`, `1d`; a bare number is seconds.
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
     let split = text
@@ -385,7 +414,8 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         .parse()
         .map_err(|_| format!("`{text}` is not a duration such as 90s, 15m, 2h or 1d"))?;
     let seconds = match unit {
-        "s" => 1,
+        // A bare number is seconds, as these flags once took them.
+        "" | "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
@@ -402,6 +432,7 @@ fn parse_nonzero_bytes(text: &str) -> Result<u64, String> {
     }
 }
 
+/// `512MB`, `1GiB`, `1048576`.
 fn parse_bytes(text: &str) -> Result<u64, String> {
     let text = text.trim();
     let split = text
@@ -438,5 +469,35 @@ mod tests {
         assert_eq!(parse_bytes("512MB"), Ok(512 << 20));
         assert_eq!(parse_bytes("1024"), Ok(1024));
         assert!(parse_bytes("12 parsecs").is_err());
+    }
+
+    /// Every duration flag reads the same syntax; a bare number is seconds.
+    #[test]
+    fn durations_read_like_people_write_them() {
+        let secs = |s: &str| parse_duration(s).map(|d| d.as_secs());
+        assert_eq!(secs("90s"), Ok(90));
+        assert_eq!(secs("15m"), Ok(900));
+        assert_eq!(secs("6h"), Ok(21_600));
+        assert_eq!(secs("1d"), Ok(86_400));
+        assert_eq!(secs("3600"), Ok(3600));
+        assert!(parse_duration("15 minutes").is_err());
+        let cli = Cli::try_parse_from([
+            "etl-app",
+            "run",
+            "--statement-timeout",
+            "30m",
+            "--output",
+            "s3://bucket/x",
+            "--glue-crawler",
+            "c",
+            "--wait",
+            "2m",
+        ])
+        .expect("parses");
+        let Command::Run(run) = cli.command else {
+            panic!("run")
+        };
+        assert_eq!(run.statement_timeout.as_secs(), 1800);
+        assert_eq!(run.s3.wait.map(|d| d.as_secs()), Some(120));
     }
 }

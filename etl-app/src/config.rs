@@ -186,7 +186,7 @@ impl RunConfig {
         let per_table = u32::try_from(export.read.parallelism.max()).unwrap_or(64);
         let source = SourceOptions {
             max_connections: args.parallel_tables * per_table + 1,
-            statement_timeout: Duration::from_secs(args.statement_timeout),
+            statement_timeout: args.statement_timeout,
             ..SourceOptions::default()
         };
         if let Some(url) = &args.pushgateway {
@@ -197,10 +197,13 @@ impl RunConfig {
             file: args.metrics_file.clone(),
             job: args.metrics_job.clone(),
         };
+        // Only for S3 output: an S3-only setting from the environment (a scheduler's, for
+        // every job) means nothing for a local directory, as the command line's would be refused.
+        let on_s3 = matches!(output, Output::S3(_));
         let catalog = Catalog {
-            database: args.s3.glue_database,
-            crawler: args.s3.glue_crawler,
-            wait: args.s3.wait.map(Duration::from_secs),
+            database: args.s3.glue_database.filter(|_| on_s3),
+            crawler: args.s3.glue_crawler.filter(|_| on_s3),
+            wait: args.s3.wait,
             partitions: match args.s3.glue_partitions {
                 GluePartitionsArg::Projection => PartitionDiscovery::Projection,
                 GluePartitionsArg::Register => PartitionDiscovery::Register,

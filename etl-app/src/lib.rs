@@ -89,8 +89,8 @@ pub fn main(registry: Registry) -> ExitCode {
     });
     log::init(cli.log_format);
     let result = match cli.command {
-        Command::List => {
-            list(&registry);
+        Command::List(args) => {
+            list(&registry, args.format);
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => {
@@ -157,10 +157,14 @@ async fn state(registry: &Registry, args: cli::StateArgs) -> Result<ExitCode, Fa
     } else {
         None
     };
-    println!(
-        "{:<28} {:<28} {:<40} {:>7} {:>10} {:>8} {:>6}",
-        "table", "version", "next run from", "batches", "rows", "deleted", "files"
-    );
+    let json = args.format == cli::Format::Json;
+    if !json {
+        println!(
+            "{:<28} {:<28} {:<40} {:>7} {:>10} {:>8} {:>6}",
+            "table", "version", "next run from", "batches", "rows", "deleted", "files"
+        );
+    }
+    let mut tables = Vec::new();
     for export in exports {
         let dir = etl_runtime::run::export::table_dir(&export.info);
         let manifest = match &s3 {
@@ -168,12 +172,38 @@ async fn state(registry: &Registry, args: cli::StateArgs) -> Result<ExitCode, Fa
             None => LocalDirSink::read_manifest(std::path::Path::new(&args.output), &dir)?,
         };
         let Some(manifest) = manifest else {
-            println!("{:<28} (not exported yet)", export.name());
+            if json {
+                tables.push(serde_json::json!({ "table": export.name(), "exported": false }));
+            } else {
+                println!("{:<28} (not exported yet)", export.name());
+            }
             continue;
         };
         let rows = manifest.rows;
         let files = manifest.files.len();
-        match TableState::from_manifest(&manifest) {
+        let state = TableState::from_manifest(&manifest);
+        if json {
+            let mut table = serde_json::json!({
+                "table": export.name(),
+                "exported": true,
+                "snapshot_taken_at": manifest.snapshot_taken_at,
+                "rows": rows,
+                "files": files,
+                "location": manifest.location,
+            });
+            if let Some(state) = &state {
+                table["incremental"] = serde_json::json!({
+                    "version": state.version,
+                    "next_run_from": render_micros(state.watermark.micros),
+                    "next_run_from_because": state.watermark.from,
+                    "batches": state.batches.len(),
+                    "deleted_rows": state.batches.iter().map(|b| b.deleted).sum::<u64>(),
+                });
+            }
+            tables.push(table);
+            continue;
+        }
+        match state {
             // Rows counts every version in the files; deleted, the deletions among them.
             Some(state) => println!(
                 "{:<28} {:<28} {:<40} {:>7} {:>10} {:>8} {:>6}",
@@ -200,6 +230,9 @@ async fn state(registry: &Registry, args: cli::StateArgs) -> Result<ExitCode, Fa
                 files
             ),
         }
+    }
+    if json {
+        println!("{}", serde_json::Value::Array(tables));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -272,7 +305,23 @@ async fn compact(registry: &Registry, args: cli::CompactArgs) -> Result<ExitCode
     Ok(ExitCode::from(u8::from(failed > 0)))
 }
 
-fn list(registry: &Registry) {
+fn list(registry: &Registry, format: cli::Format) {
+    if format == cli::Format::Json {
+        let exports: Vec<serde_json::Value> = registry
+            .all()
+            .iter()
+            .map(|export| {
+                serde_json::json!({
+                    "name": export.name(),
+                    "kind": export.kind.to_string(),
+                    "columns": export.info.columns.iter().map(|c| c.name).collect::<Vec<_>>(),
+                    "primary_key": export.info.primary_key,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(exports));
+        return;
+    }
     if registry.all().is_empty() {
         println!("{}", config::NO_MODELS);
         return;
@@ -302,7 +351,9 @@ async fn check(
     config::require_exports(registry)?;
     let exports = registry.select(&args.tables)?;
     let source = database.connect(&SourceOptions::default()).await?;
+    let json = args.format == cli::Format::Json;
     let mut differences = 0;
+    let mut tables = Vec::new();
     for export in &exports {
         if export.kind == ExportKind::Task {
             // A task's source table is registered (and checked) as a table of its own.
@@ -312,6 +363,18 @@ async fn check(
         let drift = etl_runtime::source::drift::check_table(&mut tx, &export.info)
             .await
             .with_context(|| format!("cannot read the schema of {}", export.name()))?;
+        if json {
+            differences += drift.len();
+            tables.push(serde_json::json!({
+                "table": export.name(),
+                "matches": drift.is_empty(),
+                "differences": drift.iter().map(|change| serde_json::json!({
+                    "difference": change.to_string(),
+                    "breaks_the_export": change.is_breaking() || *change == Drift::TableMissing,
+                })).collect::<Vec<_>>(),
+            }));
+            continue;
+        }
         if drift.is_empty() {
             println!("{}: matches its model", export.name());
         }
@@ -331,14 +394,17 @@ async fn check(
         }
     }
     source.close().await;
-    if differences > 0 {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "tables": tables, "differences": differences })
+        );
+    } else if differences > 0 {
         eprintln!(
             "{differences} difference(s); regenerate the models with `cargo xtask gen --table NAME`"
         );
-        Ok(ExitCode::FAILURE)
-    } else {
-        Ok(ExitCode::SUCCESS)
     }
+    Ok(ExitCode::from(u8::from(differences > 0)))
 }
 
 async fn run(config: RunConfig) -> Result<ExitCode, Failure> {

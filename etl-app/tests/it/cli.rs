@@ -73,6 +73,20 @@ fn list_shows_every_registered_table() {
         listing.contains("purchase_orders_usd") && listing.contains("task"),
         "{listing}"
     );
+    // For scripts: one JSON document.
+    let json = etl_app()
+        .args(["list", "--format", "json"])
+        .output()
+        .expect("run etl-app");
+    assert!(json.status.success(), "{}", text(&json));
+    let listed: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    let notes = listed
+        .as_array()
+        .and_then(|all| all.iter().find(|t| t["name"] == "notes"))
+        .expect("notes listed");
+    assert_eq!(notes["kind"], "table");
+    assert_eq!(notes["primary_key"], serde_json::json!(["id"]));
+    assert!(notes["columns"].as_array().is_some_and(|c| !c.is_empty()));
 }
 
 #[test]
@@ -214,6 +228,29 @@ fn check_lists_each_kind_of_drift() {
             "`{expected}` missing from: {message}"
         );
     }
+    // The same as one JSON document, with the same exit status.
+    let json = etl_app()
+        .args(["check", "--format", "json"])
+        .env("DATABASE_URL", &db.url)
+        .output()
+        .expect("run etl-app");
+    assert_eq!(json.status.code(), Some(1), "{}", text(&json));
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(report["differences"], 6, "{report}");
+    let notes = report["tables"]
+        .as_array()
+        .and_then(|all| all.iter().find(|t| t["table"] == "notes"))
+        .expect("notes");
+    assert_eq!(notes["matches"], false);
+    assert!(
+        notes["differences"]
+            .as_array()
+            .is_some_and(|d| d
+                .iter()
+                .any(|d| d["difference"] == "column body was dropped"
+                    && d["breaks_the_export"] == true)),
+        "{notes}"
+    );
 }
 
 /// A "database" that records whether anything connected to it: a listening socket nobody

@@ -169,6 +169,30 @@ fn a_late_commit_is_delivered_by_the_next_run() {
         said.contains("notes") && said.contains("not exported yet"),
         "{said}"
     );
+    // The same for scripts, as one JSON document.
+    let json = etl_app()
+        .args([
+            "state",
+            "--format",
+            "json",
+            "--tables",
+            "accounts,notes",
+            "--output",
+        ])
+        .arg(&out)
+        .output()
+        .expect("etl-app state");
+    assert_eq!(json.status.code(), Some(0), "{}", text(&json));
+    let tables: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    let accounts = &tables[0];
+    assert_eq!(accounts["table"], "accounts", "{tables}");
+    assert_eq!(accounts["incremental"]["batches"], 2, "{tables}");
+    assert_eq!(
+        accounts["incremental"]["next_run_from"], watermark,
+        "{tables}"
+    );
+    assert_eq!(accounts["incremental"]["next_run_from_because"], "snapshot");
+    assert_eq!(tables[1]["exported"], false, "{tables}");
     // `state` only reads: an output that does not exist is not created.
     let nowhere = out.with_extension("never-written");
     let shown = etl_app()
