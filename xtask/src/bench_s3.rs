@@ -11,7 +11,7 @@ use anyhow::Result;
 use etl_tests::faulty_proxy::{Fault, FaultyProxy};
 use etl_tests::garage::Garage;
 
-use crate::bench::{Sample, Tool, measure, median};
+use crate::measure::{Sample, Tool, measure, median};
 
 /// One table's case: its local export, and its S3 exports.
 pub(crate) struct S3Case {

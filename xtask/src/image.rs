@@ -34,6 +34,8 @@ pub struct Image {
     pub rootfs: PathBuf,
     /// The OCI image layout (`oci:<layout>:etl-app`).
     pub layout: PathBuf,
+    /// The same as one OCI archive (`podman load -i`, `skopeo copy oci-archive:...`).
+    pub archive: PathBuf,
 }
 
 /// The user the image runs as.
@@ -44,14 +46,17 @@ const PACKAGES: &str = "ca-certificates,libpq5";
 pub fn run(args: ImageArgs) -> Result<std::process::ExitCode> {
     let image = build(&args.bin, args.out)?;
     println!(
-        "image: {} (root filesystem {}, {} MB)",
+        "image: {} (an OCI layout; as one archive {}; root filesystem {}, {} MB)",
         image.layout.display(),
+        image.archive.display(),
         image.rootfs.display(),
         dir_bytes(&image.rootfs) / 1_000_000
     );
     println!(
-        "load it: skopeo copy oci:{}:etl-app docker://registry.example.com/etl-app:1.0",
-        image.layout.display()
+        "push it: skopeo copy oci-archive:{} docker://registry.example.com/etl-app:1.0\n\
+         or run it: podman load -i {}",
+        image.archive.display(),
+        image.archive.display()
     );
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -127,7 +132,20 @@ pub fn build(bin: &str, out: Option<PathBuf>) -> Result<Image> {
     ]))?;
     run_tool(Command::new("umoci").args(["gc", "--layout"]).arg(&layout))?;
     let _ = std::fs::remove_dir_all(&bundle);
-    Ok(Image { rootfs, layout })
+    let archive = out.join("etl-app.oci.tar");
+    run_tool(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&layout)
+            .arg("-cf")
+            .arg(&archive)
+            .arg("."),
+    )?;
+    Ok(Image {
+        rootfs,
+        layout,
+        archive,
+    })
 }
 
 /// User `etl` (10001) and its working directory `/data`.
@@ -190,9 +208,11 @@ pub fn run_container(
             bail!("{package} is missing and `apt-get install {package}` failed");
         }
     }
+    // The archive, not the layout directory: podman names an image loaded from a directory
+    // after its path, which is no valid name under ~/.cache; the archive carries `etl-app`.
     let loaded = Command::new("podman")
         .args(["load", "--input"])
-        .arg(&image.layout)
+        .arg(&image.archive)
         .output()
         .context("cannot run podman load")?;
     let text = String::from_utf8_lossy(&loaded.stdout).to_string();

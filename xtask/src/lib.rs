@@ -8,3 +8,4 @@ pub mod ci;
 pub mod demo;
 pub mod gen_models;
 pub mod image;
+mod measure;
