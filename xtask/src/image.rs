@@ -233,14 +233,15 @@ pub fn run_container(
     let mut command = Command::new("podman");
     command
         .args(["--runtime", "runc", "run", "--rm", "--network", "host"])
-        // podman's default limits are above what this machine lets a process raise them to.
+        // podman's default limits are above what this machine lets a container raise them to
+        // (setrlimit: EPERM); these are within the host's and ample for etl-app.
         .args([
             "--ulimit",
-            &format!("nofile={0}:{0}", limit("Max open files")?),
+            &format!("nofile={0}:{0}", limit("Max open files")?.min(65_536)),
         ])
         .args([
             "--ulimit",
-            &format!("nproc={0}:{0}", limit("Max processes")?),
+            &format!("nproc={0}:{0}", limit("Max processes")?.min(4096)),
         ])
         .arg("--volume")
         .arg(format!("{}:/data/out", out.display()));
