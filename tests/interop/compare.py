@@ -394,12 +394,7 @@ def check_table(conn, directory, spec, problems):
         glob = os.path.join(table_dir, "*.parquet").replace("'", "''")
         source = f"read_parquet('{glob}')"
     if versioned:
-        # The README's query.
-        keys = ", ".join(quote(k) for k in key)
-        source = (
-            f"(SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _etl_batch DESC) AS _etl_rank "
-            f"FROM {source}) WHERE _etl_rank = 1 AND NOT _etl_deleted"
-        )
+        source = latest_versions(source, key)
     duck_rows = duck.execute(f"SELECT {select} FROM {source}{order}").fetchall()
     if not key:
         duck_rows = sorted(duck_rows, key=repr)
@@ -407,6 +402,15 @@ def check_table(conn, directory, spec, problems):
     if path_only:
         check_default_reads(qualified, (table_dir, table_manifest, path_only), (kinds, key, key_idx), expected_sorted, versioned, problems)
     return len(expected)
+
+
+def latest_versions(source, key):
+    """The README's query: each key's version of the largest `_etl_batch`, unless a deletion."""
+    keys = ", ".join(quote(k) for k in key)
+    return (
+        f"(SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _etl_batch DESC) AS _etl_rank "
+        f"FROM {source}) WHERE _etl_rank = 1 AND NOT _etl_deleted"
+    )
 
 
 def check_default_reads(qualified, table, columns, expected, versioned, problems):
@@ -444,11 +448,7 @@ def check_default_reads(qualified, table, columns, expected, versioned, problems
     )
     source = f"read_parquet('{glob}', hive_partitioning = true)"
     if versioned:
-        keys = ", ".join(quote(k) for k in key)
-        source = (
-            f"(SELECT *, row_number() OVER (PARTITION BY {keys} ORDER BY _etl_batch DESC) AS _etl_rank "
-            f"FROM {source}) WHERE _etl_rank = 1 AND NOT _etl_deleted"
-        )
+        source = latest_versions(source, key)
     order = " ORDER BY " + ", ".join(quote(k) for k in key) if key else ""
     duck = duckdb.connect()
     duck.execute("SET TimeZone = 'UTC'")

@@ -126,7 +126,7 @@ pub fn token(
         .build()
         .map_err(|e| token_error(format!("cannot sign: {e}")))?
         .into();
-    let query = format!("Action=connect&DBUser={}", encode(user));
+    let query = format!("Action=connect&DBUser={}", super::percent_encode(user));
     let url = format!("https://{host}:{port}/?{query}");
     let request = SignableRequest::new("GET", &url, std::iter::empty(), SignableBody::Bytes(&[]))
         .map_err(|e| token_error(format!("cannot sign: {e}")))?;
@@ -138,7 +138,7 @@ pub fn token(
         token.push('&');
         token.push_str(name);
         token.push('=');
-        token.push_str(&encode(value));
+        token.push_str(&super::percent_encode(value));
     }
     Ok(token)
 }
@@ -162,19 +162,6 @@ fn region_of_host(host: &str) -> Option<String> {
     let labels: Vec<&str> = host.split('.').collect();
     let rds = labels.iter().position(|l| *l == "rds")?;
     (rds >= 1 && labels.get(rds + 1) == Some(&"amazonaws")).then(|| labels[rds - 1].to_string())
-}
-
-/// Percent-encoding of a query value: RFC 3986's unreserved characters stay.
-fn encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 fn token_error(reason: String) -> Error {

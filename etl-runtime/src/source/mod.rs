@@ -471,16 +471,24 @@ pub fn with_password(url: &str, password: &str) -> std::result::Result<String, S
         return Err("a password needs a user in the URL (postgres://user@host/db)".into());
     };
     let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
-    let mut encoded = String::with_capacity(password.len() * 3);
-    for byte in password.bytes() {
-        // RFC 3986's unreserved characters stay; everything else is escaped.
+    Ok(format!(
+        "{scheme}://{user}:{}@{host}{tail}",
+        percent_encode(password)
+    ))
+}
+
+/// `text` percent-encoded for a URL: RFC 3986's unreserved characters stay, every other byte
+/// is `%XX`.
+pub(crate) fn percent_encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len() * 3);
+    for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             encoded.push(char::from(byte));
         } else {
             encoded.push_str(&format!("%{byte:02X}"));
         }
     }
-    Ok(format!("{scheme}://{user}:{encoded}@{host}{tail}"))
+    encoded
 }
 
 pub fn redact_url(url: &str) -> String {
