@@ -1,0 +1,54 @@
+//! The manifest a table's export leaves beside its files.
+
+use super::*;
+
+/// What a table's export wrote, for its manifest.
+pub(crate) struct Listing<'a> {
+    pub(crate) rows: u64,
+    pub(crate) bytes: u64,
+    pub(crate) files: &'a [String],
+    pub(crate) partitions: &'a [Partition],
+    pub(crate) incremental: Option<&'a TableState>,
+}
+
+pub(crate) fn write_manifest(
+    dir: &Path,
+    info: &TableInfo,
+    listing: &Listing<'_>,
+    snapshot_taken_at: Option<String>,
+) -> Result<()> {
+    use crate::layout::manifest;
+    let manifest = Manifest {
+        format_version: manifest::FORMAT_VERSION,
+        table: info.display_name(),
+        schema: info.schema.to_string(),
+        rows: listing.rows,
+        bytes: listing.bytes,
+        files: listing.files.to_vec(),
+        snapshot_taken_at,
+        columns: info
+            .columns
+            .iter()
+            .map(|c| manifest::Column {
+                name: c.name.to_string(),
+                sql_type: c.sql_type.to_string(),
+                nullable: c.nullable,
+            })
+            .collect(),
+        partition_keys: info
+            .partition_by
+            .iter()
+            .map(|k| manifest::PartitionKey {
+                name: k.name.to_string(),
+                column: info.columns.get(k.column).map(|c| c.name.to_string()),
+                transform: k.transform.granularity().unwrap_or("identity").to_string(),
+            })
+            .collect(),
+        partitions: listing.partitions.to_vec(),
+        incremental: listing.incremental.map(TableState::to_section),
+        tool: concat!("etl-toolkit ", env!("CARGO_PKG_VERSION")).to_string(),
+        version: None,
+        location: None,
+    };
+    manifest.write_into(dir)
+}
