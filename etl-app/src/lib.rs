@@ -4,8 +4,11 @@
 //! that `cargo xtask gen` writes and the tasks, so regenerating a model rebuilds those and
 //! nothing else.
 
+mod catalog;
 mod cli;
+mod compact;
 mod config;
+mod inspect;
 mod log;
 mod metrics;
 mod progress;
@@ -18,17 +21,12 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow};
 use clap::{CommandFactory, FromArgMatches};
-use etl_runtime::run::registry::ExportKind;
-use etl_runtime::sink::glue::GluePartitions;
 use etl_runtime::sink::s3::S3Sink;
-use etl_runtime::source::SourceOptions;
-use etl_runtime::source::drift::Drift;
-use etl_runtime::write::partition::Partition;
 use etl_runtime::{Export, LocalDirSink, Registry, Sink, TableReport};
 use futures_util::StreamExt;
 
-use crate::cli::{CheckArgs, Cli, Command};
-use crate::config::{Catalog, Output, RunConfig, ShardRole};
+use crate::cli::{Cli, Command};
+use crate::config::{Output, RunConfig, ShardRole};
 use crate::report::RunReport;
 use crate::signals::Stop;
 
@@ -90,7 +88,7 @@ pub fn main(registry: Registry) -> ExitCode {
     log::init(cli.log_format);
     let result = match cli.command {
         Command::List(args) => {
-            list(&registry, args.format);
+            inspect::list(&registry, args.format);
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => {
@@ -103,10 +101,10 @@ pub fn main(registry: Registry) -> ExitCode {
         }
         Command::Check(args) => {
             let url_given = given_in(&matches, "check")("database_url");
-            on_one_thread(check(&registry, args, url_given))
+            on_one_thread(inspect::check(&registry, args, url_given))
         }
-        Command::State(args) => on_one_thread(state(&registry, args)),
-        Command::Compact(args) => on_one_thread(compact(&registry, args)),
+        Command::State(args) => on_one_thread(inspect::state(&registry, args)),
+        Command::Compact(args) => on_one_thread(compact::compact(&registry, args)),
     };
     match result {
         Ok(code) => code,
@@ -142,269 +140,6 @@ impl From<etl_runtime::Error> for Failure {
             e => Failure::Runtime(anyhow!(etl_runtime::error::report(&e))),
         }
     }
-}
-
-/// `etl-app state`: what each table's manifest says, without connecting to PostgreSQL.
-async fn state(registry: &Registry, args: cli::StateArgs) -> Result<ExitCode, Failure> {
-    use etl_runtime::run::incremental::{TableState, render_micros};
-    let exports = registry.select(&args.tables)?;
-    // A local output is read where it is: `state` writes nothing there (no staging, no lock).
-    let s3: Option<Box<dyn Sink>> = if args.output.starts_with("s3:") {
-        let options = config::s3_options(&args.output, &args.s3)?;
-        Some(Box::new(
-            S3Sink::new(options, &format!("state-{}", std::process::id())).await?,
-        ))
-    } else {
-        None
-    };
-    let json = args.format == cli::Format::Json;
-    if !json {
-        println!(
-            "{:<28} {:<28} {:<40} {:>7} {:>10} {:>8} {:>6}",
-            "table", "version", "next run from", "batches", "rows", "deleted", "files"
-        );
-    }
-    let mut tables = Vec::new();
-    for export in exports {
-        let dir = etl_runtime::run::export::table_dir(&export.info);
-        let manifest = match &s3 {
-            Some(sink) => sink.current_manifest(&dir).await?,
-            None => LocalDirSink::read_manifest(std::path::Path::new(&args.output), &dir)?,
-        };
-        let Some(manifest) = manifest else {
-            if json {
-                tables.push(serde_json::json!({ "table": export.name(), "exported": false }));
-            } else {
-                println!("{:<28} (not exported yet)", export.name());
-            }
-            continue;
-        };
-        let rows = manifest.rows;
-        let files = manifest.files.len();
-        let state = TableState::from_manifest(&manifest);
-        if json {
-            let mut table = serde_json::json!({
-                "table": export.name(),
-                "exported": true,
-                "snapshot_taken_at": manifest.snapshot_taken_at,
-                "rows": rows,
-                "files": files,
-                "location": manifest.location,
-            });
-            if let Some(state) = &state {
-                table["incremental"] = serde_json::json!({
-                    "version": state.version,
-                    "next_run_from": render_micros(state.watermark.micros),
-                    "next_run_from_because": state.watermark.from,
-                    "batches": state.batches.len(),
-                    "deleted_rows": state.batches.iter().map(|b| b.deleted).sum::<u64>(),
-                });
-            }
-            tables.push(table);
-            continue;
-        }
-        match state {
-            // Rows counts every version in the files; deleted, the deletions among them.
-            Some(state) => println!(
-                "{:<28} {:<28} {:<40} {:>7} {:>10} {:>8} {:>6}",
-                export.name(),
-                state.version,
-                format!(
-                    "{} ({})",
-                    render_micros(state.watermark.micros),
-                    state.watermark.from
-                ),
-                state.batches.len(),
-                rows,
-                state.batches.iter().map(|b| b.deleted).sum::<u64>(),
-                files
-            ),
-            None => println!(
-                "{:<28} {:<28} {:<40} {:>7} {:>10} {:>8} {:>6}",
-                export.name(),
-                manifest.snapshot_taken_at.as_deref().unwrap_or("-"),
-                "(full exports: no cursor)",
-                "-",
-                rows,
-                "-",
-                files
-            ),
-        }
-    }
-    if json {
-        println!("{}", serde_json::Value::Array(tables));
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// `export`'s table compacted if it has at least `min_batches` batches.
-async fn compact_one(
-    sink: &dyn Sink,
-    export: &Export,
-    options: &etl_runtime::ExportOptions,
-    min_batches: usize,
-) -> etl_runtime::Result<Option<etl_runtime::run::compact::CompactReport>> {
-    etl_runtime::run::compact::compact_table(
-        sink,
-        &export.info,
-        (export.schema)(),
-        options,
-        min_batches,
-    )
-    .await
-}
-
-/// `etl-app compact`: each table's batches folded into a new full version.
-async fn compact(registry: &Registry, args: cli::CompactArgs) -> Result<ExitCode, Failure> {
-    let selected = registry.select(&args.tables)?;
-    let exports: Vec<Export> = if args.tables.is_empty() {
-        selected
-            .into_iter()
-            .filter(|e| e.kind == ExportKind::Table && e.info.cursor.is_some())
-            .collect()
-    } else {
-        selected
-    };
-    let run_id = format!("compact-{}", std::process::id());
-    let sink: Box<dyn Sink> = if args.output.starts_with("s3:") {
-        let options = config::s3_options(&args.output, &args.s3)?;
-        Box::new(S3Sink::new(options, &run_id).await?)
-    } else {
-        Box::new(
-            LocalDirSink::new(&args.output, &run_id)?.keeping_versions(args.keep_versions as usize),
-        )
-    };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let options = etl_runtime::ExportOptions {
-        converters: etl_runtime::run::export::Converters::new(threads)?,
-        ..Default::default()
-    };
-    let mut failed = 0;
-    for export in exports {
-        let name = export.name();
-        match compact_one(sink.as_ref(), &export, &options, 1).await {
-            Ok(Some(done)) => log::info(
-                "table_compacted",
-                Some(&name),
-                format_args!(
-                    "{name}: {} batch(es) folded, {} current rows from {} versions, {:.2} s -> {}",
-                    done.batches_folded, done.rows, done.versions_read, done.seconds, done.location
-                ),
-            ),
-            Ok(None) => log::info(
-                "table_compacted",
-                Some(&name),
-                format_args!("{name}: no batches to fold"),
-            ),
-            Err(e) => {
-                failed += 1;
-                log::error("table_failed", Some(&name), etl_runtime::error::report(&e));
-            }
-        }
-    }
-    Ok(ExitCode::from(u8::from(failed > 0)))
-}
-
-fn list(registry: &Registry, format: cli::Format) {
-    if format == cli::Format::Json {
-        let exports: Vec<serde_json::Value> = registry
-            .all()
-            .iter()
-            .map(|export| {
-                serde_json::json!({
-                    "name": export.name(),
-                    "kind": export.kind.to_string(),
-                    "columns": export.info.columns.iter().map(|c| c.name).collect::<Vec<_>>(),
-                    "primary_key": export.info.primary_key,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(exports));
-        return;
-    }
-    if registry.all().is_empty() {
-        println!("{}", config::NO_MODELS);
-        return;
-    }
-    println!("{:<32} {:<6} {:>7}  primary key", "name", "kind", "columns");
-    for export in registry.all() {
-        let key = if export.info.primary_key.is_empty() {
-            "(none)".to_string()
-        } else {
-            export.info.primary_key.join(", ")
-        };
-        println!(
-            "{:<32} {:<6} {:>7}  {key}",
-            export.name(),
-            export.kind,
-            export.info.columns.len()
-        );
-    }
-}
-
-async fn check(
-    registry: &Registry,
-    args: CheckArgs,
-    url_on_command_line: bool,
-) -> Result<ExitCode, Failure> {
-    let database = config::checked_database_url(&args.database, url_on_command_line)?;
-    config::require_exports(registry)?;
-    let exports = registry.select(&args.tables)?;
-    let source = database.connect(&SourceOptions::default()).await?;
-    let json = args.format == cli::Format::Json;
-    let mut differences = 0;
-    let mut tables = Vec::new();
-    for export in &exports {
-        if export.kind == ExportKind::Task {
-            // A task's source table is registered (and checked) as a table of its own.
-            continue;
-        }
-        let mut tx = source.begin_read().await?;
-        let drift = etl_runtime::source::drift::check_table(&mut tx, &export.info)
-            .await
-            .with_context(|| format!("cannot read the schema of {}", export.name()))?;
-        if json {
-            differences += drift.len();
-            tables.push(serde_json::json!({
-                "table": export.name(),
-                "matches": drift.is_empty(),
-                "differences": drift.iter().map(|change| serde_json::json!({
-                    "difference": change.to_string(),
-                    "breaks_the_export": change.is_breaking() || *change == Drift::TableMissing,
-                })).collect::<Vec<_>>(),
-            }));
-            continue;
-        }
-        if drift.is_empty() {
-            println!("{}: matches its model", export.name());
-        }
-        for change in &drift {
-            differences += 1;
-            let severity = if *change == Drift::TableMissing {
-                format!(
-                    "breaks the export; if it was dropped, remove its model: cargo xtask gen --remove {}",
-                    export.name()
-                )
-            } else if change.is_breaking() {
-                "breaks the export".to_string()
-            } else {
-                "note".to_string()
-            };
-            println!("{}: {change} ({severity})", export.name());
-        }
-    }
-    source.close().await;
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({ "tables": tables, "differences": differences })
-        );
-    } else if differences > 0 {
-        eprintln!(
-            "{differences} difference(s); regenerate the models with `cargo xtask gen --table NAME`"
-        );
-    }
-    Ok(ExitCode::from(u8::from(differences > 0)))
 }
 
 async fn run(config: RunConfig) -> Result<ExitCode, Failure> {
@@ -538,7 +273,7 @@ async fn export_all(
                         .as_ref()
                         .is_some_and(|i| i.batch.is_some())
                 {
-                    match compact_one(sink_ref, &export, options_ref, after).await {
+                    match compact::compact_one(sink_ref, &export, options_ref, after).await {
                         Ok(Some(compacted)) => {
                             // Readers (and the catalog) now find the table where the
                             // compacted version is.
@@ -600,7 +335,7 @@ async fn export_all(
         );
         stop.exit_code()
     } else {
-        catalog_then_exit_code(config, report, failed, &published).await
+        catalog::catalog_then_exit_code(config, report, failed, &published).await
     };
     leave_run_report(
         sink.as_ref(),
@@ -649,96 +384,6 @@ fn record_table(
             None
         }
     }
-}
-
-/// Updates the Glue catalog (if the run has one) once every table is published, and returns
-/// the run's exit code: 1 if a table failed (the catalog is then left as it was) or the
-/// catalog could not be updated.
-async fn catalog_then_exit_code(
-    config: &RunConfig,
-    report: &mut RunReport,
-    failed: usize,
-    published: &[(Export, String, Vec<Partition>)],
-) -> u8 {
-    let catalog = !config.catalog.is_empty();
-    if catalog && failed > 0 {
-        log::info(
-            "catalog_skipped",
-            None,
-            format_args!("the Glue catalog was not updated, because {failed} table(s) failed"),
-        );
-        1
-    } else if catalog && let Err(e) = update_catalog(&config.catalog, published).await {
-        log::error("catalog_failed", None, etl_runtime::error::report(&e));
-        report.catalog_error(&e);
-        1
-    } else {
-        u8::from(failed > 0)
-    }
-}
-
-/// Glue, once every table of the run is uploaded: definitions and/or a crawl.
-async fn update_catalog(
-    catalog: &Catalog,
-    published: &[(Export, String, Vec<Partition>)],
-) -> etl_runtime::Result<()> {
-    let client = etl_runtime::sink::glue::client().await;
-    if let Some(database) = &catalog.database {
-        for (export, location, partitions) in published {
-            // Glue and Athena want lower-case names without dots.
-            let name = export.name().to_lowercase().replace('.', "_");
-            let partitioning = (!export.info.partition_by.is_empty()).then_some(GluePartitions {
-                keys: export.info.partition_by,
-                partitions,
-                discovery: catalog.partitions,
-            });
-            let warnings = etl_runtime::sink::glue::put_table(
-                &client,
-                database,
-                &name,
-                location,
-                &export.files_schema(),
-                partitioning,
-            )
-            .await?;
-            for warning in warnings {
-                log::info(
-                    "catalog_warning",
-                    Some(&export.name()),
-                    format_args!("warning: glue: {database}.{name}: {warning}"),
-                );
-            }
-            log::info(
-                "catalog_table",
-                Some(&export.name()),
-                format_args!("glue: {database}.{name} -> {location}"),
-            );
-        }
-    }
-    if let Some(crawler) = &catalog.crawler {
-        // The tables' own prefixes, the same every run (a crawler's targets are not switched
-        // from version to version); the crawler sees the kept versions as a `v` partition.
-        let paths: Vec<String> = published
-            .iter()
-            .map(|(_, location, _)| format!("{}/", etl_runtime::sink::s3::table_root(location)))
-            .collect();
-        let wait = catalog.wait;
-        let outcome = etl_runtime::sink::glue::run_crawler(&client, crawler, &paths, wait).await?;
-        log::info(
-            "catalog_crawler",
-            None,
-            format_args!(
-                "glue: crawler {crawler} {}{}",
-                if wait.is_some() {
-                    "finished: "
-                } else {
-                    "started"
-                },
-                outcome.last_crawl.unwrap_or_default()
-            ),
-        );
-    }
-    Ok(())
 }
 
 fn print_reports(reports: &[TableReport]) {

@@ -208,7 +208,7 @@ async fn coordinate_on(
     if log::human() {
         crate::progress::above_bars(|| crate::print_reports(&reports));
     }
-    let code = crate::catalog_then_exit_code(config, report, failed, &published).await;
+    let code = crate::catalog::catalog_then_exit_code(config, report, failed, &published).await;
     crate::leave_run_report(sink, run_name, report.document(code, stop.signal(), None)).await;
     Ok(code)
 }
