@@ -108,13 +108,6 @@ pub async fn put_table(
         }
     }
     let keys = partitioning.map_or(&[][..], |p| p.keys);
-    // A column that is an identity partition key is a partition column only: Glue and Athena
-    // refuse a name that is both (the files still hold it; Athena reads the path's value).
-    let identity_columns: Vec<usize> = keys
-        .iter()
-        .filter(|k| k.transform.granularity().is_none())
-        .map(|k| k.column)
-        .collect();
     let column = |name: &str, data_type: String| {
         Column::builder()
             .name(name.to_lowercase())
@@ -126,7 +119,9 @@ pub async fn put_table(
         .fields()
         .iter()
         .enumerate()
-        .filter(|(i, _)| !identity_columns.contains(i))
+        // An identity key's column is in the directory names only (`layout::partition`): a
+        // partition column, not a data column (Glue and Athena refuse a name that is both).
+        .filter(|(i, _)| crate::layout::partition::in_files(keys, *i))
         .map(|(_, f)| column(f.name(), glue_type(f.data_type())))
         .collect::<Result<Vec<_>>>()?;
     let partition_columns = keys
