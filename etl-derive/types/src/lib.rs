@@ -12,7 +12,7 @@ use std::fmt;
 mod cursor;
 mod naming;
 mod partition;
-pub use cursor::{check_cursor, check_version_key};
+pub use cursor::{VersionKeyOrder, check_cursor, check_version_key, version_key_order};
 pub use naming::{quote_ident, snake_ident};
 pub use partition::{PartitionSpec, PartitionTransform, parse_partition_by, render_partition_by};
 

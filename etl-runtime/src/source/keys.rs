@@ -14,29 +14,30 @@ use std::cmp::Ordering;
 use crate::codec::{Scalar, ValueError, render_key_value, take_field, tuple_fields};
 use crate::error::{Error, Result};
 use crate::model::{TableInfo, quote_ident};
+use etl_types::VersionKeyOrder;
 
 /// How a table's key columns are read and compared.
 #[derive(Debug, Clone)]
 pub struct KeyOrder {
-    /// Per key column: its index in the model's columns, name and wire type.
-    columns: Vec<(usize, &'static str, Scalar)>,
+    columns: Vec<KeyColumn>,
 }
 
-/// How two values of a key column compare.
-type Compare = fn(&[u8], &[u8]) -> Ordering;
+/// A key column: its index in the model's columns, name, wire type, and order (the type
+/// table's rule, `etl_types::version_key_order`, which the derive and `gen` apply too).
+#[derive(Debug, Clone, Copy)]
+struct KeyColumn {
+    index: usize,
+    name: &'static str,
+    wire: Scalar,
+    order: VersionKeyOrder,
+}
 
-/// How a key column's values compare, for the key types `etl_types::check_version_key` admits:
-/// numbers of one width as signed big-endian, the others bytewise.
-fn comparison(wire: Scalar) -> Compare {
-    match wire {
-        Scalar::Int2
-        | Scalar::Int4
-        | Scalar::Int8
-        | Scalar::Date
-        | Scalar::Time
-        | Scalar::Timestamp
-        | Scalar::Timestamptz => signed_big_endian,
-        _ => <[u8]>::cmp,
+impl KeyColumn {
+    fn compare(&self, a: &[u8], b: &[u8]) -> Ordering {
+        match self.order {
+            VersionKeyOrder::SignedBigEndian => signed_big_endian(a, b),
+            VersionKeyOrder::Bytes | VersionKeyOrder::BytesCollateC => a.cmp(b),
+        }
     }
 }
 
@@ -71,13 +72,17 @@ impl KeyOrder {
                 });
             };
             let column = &info.columns[index];
-            // The rule is the type table's (the derive and `gen` apply it too).
-            if let Err(why) = etl_types::check_version_key(column.wire) {
-                return Err(Error::NoKeyForDeletes {
+            let order = etl_types::version_key_order(column.wire).map_err(|why| {
+                Error::NoKeyForDeletes {
                     reason: format!("the key column {key} ({}): {why}", column.sql_type),
-                });
-            }
-            columns.push((index, column.name, column.wire));
+                }
+            })?;
+            columns.push(KeyColumn {
+                index,
+                name: column.name,
+                wire: column.wire,
+                order,
+            });
         }
         Ok(Self { columns })
     }
@@ -86,11 +91,11 @@ impl KeyOrder {
     pub fn copy_sql(&self, info: &TableInfo) -> String {
         let mut select = Vec::new();
         let mut order = Vec::new();
-        for &(index, name, wire) in &self.columns {
-            let expr = info.columns[index].select;
-            select.push(format!("{expr} AS {}", quote_ident(name)));
-            order.push(match wire {
-                Scalar::Text | Scalar::Cast(_) => format!("({expr}) COLLATE \"C\""),
+        for column in &self.columns {
+            let expr = info.columns[column.index].select;
+            select.push(format!("{expr} AS {}", quote_ident(column.name)));
+            order.push(match column.order {
+                VersionKeyOrder::BytesCollateC => format!("({expr}) COLLATE \"C\""),
                 _ => expr.to_string(),
             });
         }
@@ -104,14 +109,14 @@ impl KeyOrder {
 
     /// Per key column, its index in the model's columns and wire type.
     pub fn columns(&self) -> impl Iterator<Item = (usize, Scalar)> + '_ {
-        self.columns.iter().map(|&(index, _, wire)| (index, wire))
+        self.columns.iter().map(|c| (c.index, c.wire))
     }
 
     /// The values of a key tuple, column by column.
     pub fn values<'a>(&self, tuple: &'a [u8]) -> Result<Vec<&'a [u8]>, ValueError> {
         let mut rest = tuple_fields(tuple, self.columns.len())?;
         let mut values = Vec::with_capacity(self.columns.len());
-        for &(_, name, _) in &self.columns {
+        for &KeyColumn { name, .. } in &self.columns {
             match take_field(&mut rest)? {
                 Some(value) => values.push(value),
                 None => {
@@ -126,11 +131,11 @@ impl KeyOrder {
     pub fn compare(&self, a: &[u8], b: &[u8]) -> Result<Ordering, ValueError> {
         let count = self.columns.len();
         let (mut a, mut b) = (tuple_fields(a, count)?, tuple_fields(b, count)?);
-        for &(_, name, wire) in &self.columns {
-            let null = || ValueError::Wire(format!("the key column {name} is NULL"));
+        for column in &self.columns {
+            let null = || ValueError::Wire(format!("the key column {} is NULL", column.name));
             let x = take_field(&mut a)?.ok_or_else(null)?;
             let y = take_field(&mut b)?.ok_or_else(null)?;
-            match comparison(wire)(x, y) {
+            match column.compare(x, y) {
                 Ordering::Equal => {}
                 other => return Ok(other),
             }
@@ -145,8 +150,8 @@ impl KeyOrder {
                 .columns
                 .iter()
                 .zip(values)
-                .map(|(&(_, name, wire), value)| {
-                    format!("{name}={}", render_key_value(wire, value))
+                .map(|(column, value)| {
+                    format!("{}={}", column.name, render_key_value(column.wire, value))
                 })
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -170,8 +175,17 @@ mod tests {
 
     #[test]
     fn integers_compare_by_value_and_text_by_bytes() {
+        let column = |index, name, wire| KeyColumn {
+            index,
+            name,
+            wire,
+            order: etl_types::version_key_order(wire).expect("a key type"),
+        };
         let order = KeyOrder {
-            columns: vec![(0, "id", Scalar::Int8), (1, "name", Scalar::Text)],
+            columns: vec![
+                column(0, "id", Scalar::Int8),
+                column(1, "name", Scalar::Text),
+            ],
         };
         let key = |id: i64, name: &str| tuple(&[&id.to_be_bytes(), name.as_bytes()]);
         let mut keys = [
