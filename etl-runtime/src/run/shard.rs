@@ -11,7 +11,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -22,15 +21,6 @@ use crate::sink::{ObjectStore, Sink, StagingClaim, lock_is_held, write_whole};
 use crate::source::ranges::{ReadOptions, ReadParallelism, ReadPlan, ReadRange};
 use crate::source::{PgSource, Snapshot};
 use crate::write::partition::Partition;
-
-/// Uploads `from` to `path` of `store`.
-async fn upload(store: &dyn ObjectStore, from: PathBuf, path: String) -> Result<()> {
-    store.upload(&from, &path).await
-}
-
-/// A shard's files queued for upload at once; how many requests are in flight is the
-/// store's own bound.
-const UPLOADS_QUEUED: usize = 64;
 
 /// The area's directory under the output.
 const SHARDS_DIR: &str = ".etl-shards";
@@ -392,22 +382,7 @@ impl ShardArea {
             store.delete(earlier).await?;
         }
         let local = self.table_dir(table_dir, shard);
-        // Together: the store bounds the requests in flight (`S3Options::concurrency`).
-        let uploads: Vec<_> = files
-            .iter()
-            .map(|file| {
-                upload(
-                    store.as_ref(),
-                    local.join(file),
-                    format!("{version_dir}/{file}"),
-                )
-            })
-            .collect();
-        let results: Vec<Result<()>> = futures_util::stream::iter(uploads)
-            .buffer_unordered(UPLOADS_QUEUED)
-            .collect()
-            .await;
-        results.into_iter().collect::<Result<()>>()?;
+        store.upload_files(&local, files, &version_dir).await?;
         let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&local)).await;
         Ok(())
     }

@@ -133,8 +133,14 @@ pub trait ObjectStore: Send + Sync {
     /// The paths of the objects under `prefix`.
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>>>;
     fn delete<'a>(&'a self, paths: Vec<String>) -> BoxFuture<'a, Result<()>>;
-    /// Uploads the local file `local` to `path`.
-    fn upload<'a>(&'a self, local: &'a Path, path: &'a str) -> BoxFuture<'a, Result<()>>;
+    /// Uploads the files `names` of the local directory `dir` to `<under>/<name>`, as many at
+    /// once as the store allows.
+    fn upload_files<'a>(
+        &'a self,
+        dir: &'a Path,
+        names: &'a [String],
+        under: &'a str,
+    ) -> BoxFuture<'a, Result<()>>;
     /// Where version `version` of `table_dir` keeps its files (never current until its
     /// manifest is published).
     fn version_dir(&self, table_dir: &str, version: &str) -> String;

@@ -370,11 +370,14 @@ impl super::ObjectStore for S3Sink {
         })
     }
 
-    fn upload<'a>(&'a self, local: &'a Path, path: &'a str) -> super::BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            self.cancel.check()?;
-            self.upload(local, &self.path_key(path)).await
-        })
+    fn upload_files<'a>(
+        &'a self,
+        dir: &'a Path,
+        names: &'a [String],
+        under: &'a str,
+    ) -> super::BoxFuture<'a, Result<()>> {
+        // `key(under, name)` is `path_key("<under>/<name>")`: the same objects.
+        Box::pin(self.upload_files(dir, under, names))
     }
 
     fn version_dir(&self, table_dir: &str, version: &str) -> String {
