@@ -352,7 +352,7 @@ pub fn checked_database_url(
             "DATABASE_URL (or --database-url) `{redacted}` is not a PostgreSQL connection string: {reason}"
         )));
     }
-    let has_password = url_password(&url).is_some();
+    let has_password = etl_runtime::source::url_password(&url).is_some();
     if database.rds_iam {
         check_rds_iam(
             &url,
@@ -444,14 +444,6 @@ fn read_secret(path: &std::path::Path, flag: &str) -> Result<String, Failure> {
         return Err(usage(format!("{flag}: {} is empty", path.display())));
     }
     Ok(text.to_string())
-}
-
-/// The password of a `postgres://user:password@host/db` URL, if it has one.
-fn url_password(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
-    let (userinfo, _) = authority.rsplit_once('@')?;
-    userinfo.split_once(':').map(|(_, password)| password)
 }
 
 pub(crate) fn s3_options(output: &str, s3: &S3Args) -> Result<S3Options, Failure> {

@@ -458,22 +458,62 @@ const LEAF_STATISTICS_SQL: &str = "WITH leaves AS ( \
      FROM pg_stats s JOIN leaves l ON s.schemaname = l.nspname AND s.tablename = l.relname \
      WHERE NOT s.inherited GROUP BY s.attname";
 
-/// Replaces the password of a PostgreSQL URL (`postgres://user:secret@host/db`) or key/value
-/// connection string (`password=secret`) with `***`.
+/// A connection URL around its authority: `scheme://`, the user information before `@` (if
+/// any), the host and port, and the rest (path and query). The one reading of a URL's user
+/// and password, for redaction and for passwords set from a file or a token.
+struct UrlAuthority<'a> {
+    head: &'a str,
+    userinfo: Option<&'a str>,
+    host: &'a str,
+    tail: &'a str,
+}
+
+impl<'a> UrlAuthority<'a> {
+    fn parse(url: &'a str) -> Option<Self> {
+        let rest_start = url.find("://")? + 3;
+        let authority_end = url[rest_start..]
+            .find(['/', '?'])
+            .map_or(url.len(), |i| rest_start + i);
+        let authority = &url[rest_start..authority_end];
+        let (userinfo, host) = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => (Some(userinfo), host),
+            None => (None, authority),
+        };
+        Some(Self {
+            head: &url[..rest_start],
+            userinfo,
+            host,
+            tail: &url[authority_end..],
+        })
+    }
+
+    fn user(&self) -> Option<&'a str> {
+        self.userinfo
+            .map(|u| u.split_once(':').map_or(u, |(user, _)| user))
+    }
+
+    fn password(&self) -> Option<&'a str> {
+        self.userinfo?.split_once(':').map(|(_, password)| password)
+    }
+}
+
+/// The password written in a `postgres://user:password@host/db` URL, if it has one.
+pub fn url_password(url: &str) -> Option<&str> {
+    UrlAuthority::parse(url)?.password()
+}
+
 /// `url` (`postgres://user@host/db...`) with `password`, percent-encoded, after its user name.
 pub fn with_password(url: &str, password: &str) -> std::result::Result<String, String> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or("a password needs a postgres://user@host/db URL")?;
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return Err("a password needs a user in the URL (postgres://user@host/db)".into());
-    };
-    let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+    let parts = UrlAuthority::parse(url).ok_or("a password needs a postgres://user@host/db URL")?;
+    let user = parts
+        .user()
+        .ok_or("a password needs a user in the URL (postgres://user@host/db)")?;
     Ok(format!(
-        "{scheme}://{user}:{}@{host}{tail}",
-        percent_encode(password)
+        "{}{user}:{}@{}{}",
+        parts.head,
+        percent_encode(password),
+        parts.host,
+        parts.tail
     ))
 }
 
@@ -491,42 +531,33 @@ pub(crate) fn percent_encode(text: &str) -> String {
     encoded
 }
 
+/// `url` with its password (in the authority, or a `password=` parameter) shown as `***`.
 pub fn redact_url(url: &str) -> String {
-    if let Some(scheme_end) = url.find("://") {
-        let rest_start = scheme_end + 3;
-        let authority_end = url[rest_start..]
-            .find(['/', '?'])
-            .map_or(url.len(), |i| rest_start + i);
-        let mut out = String::with_capacity(url.len());
-        out.push_str(&url[..rest_start]);
-        let authority = &url[rest_start..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.find(':') {
-                    Some(colon) => {
-                        out.push_str(&userinfo[..colon]);
-                        out.push_str(":***");
-                    }
-                    None => out.push_str(userinfo),
-                }
-                out.push_str(&authority[at..]);
+    let Some(parts) = UrlAuthority::parse(url) else {
+        return redact_password_params(url, ' ');
+    };
+    let mut out = String::with_capacity(url.len());
+    out.push_str(parts.head);
+    if let Some(userinfo) = parts.userinfo {
+        match (parts.user(), parts.password()) {
+            (Some(user), Some(_)) => {
+                out.push_str(user);
+                out.push_str(":***");
             }
-            None => out.push_str(authority),
+            _ => out.push_str(userinfo),
         }
-        let rest = &url[authority_end..];
-        match rest.split_once('?') {
-            Some((path, query)) => {
-                out.push_str(path);
-                out.push('?');
-                out.push_str(&redact_password_params(query, '&'));
-            }
-            None => out.push_str(rest),
-        }
-        out
-    } else {
-        redact_password_params(url, ' ')
+        out.push('@');
     }
+    out.push_str(parts.host);
+    match parts.tail.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            out.push_str(&redact_password_params(query, '&'));
+        }
+        None => out.push_str(parts.tail),
+    }
+    out
 }
 
 fn redact_password_params(s: &str, separator: char) -> String {
