@@ -205,10 +205,17 @@ pub(crate) fn http_exchange(server: &str, port: u16, request: &str) -> Result<St
     Ok(response)
 }
 
-/// Runs `command` to its end under GNU time (Debian's `time`, installed when missing) and
-/// returns its output with its peak resident set size in KiB: the kernel's high-water mark for
-/// that one process, not a sample.
-pub fn run_with_peak_rss(command: &std::process::Command) -> Result<(std::process::Output, u64)> {
+/// What GNU time says of one run: its output, its peak resident set size in KiB (the kernel's
+/// high-water mark for that one process, not a sample), and its user + system CPU seconds.
+pub struct Timed {
+    pub output: std::process::Output,
+    pub peak_rss_kib: u64,
+    pub cpu_seconds: f64,
+}
+
+/// Runs `command` to its end under GNU time (Debian's `time`, installed when missing): the one
+/// place the tests and the bench measure a process's memory and CPU.
+pub fn run_timed(command: &std::process::Command) -> Result<Timed> {
     const TIME: &str = "/usr/bin/time";
     if !std::path::Path::new(TIME).exists() && !apt_install("time") {
         return Err(error(
@@ -216,10 +223,10 @@ pub fn run_with_peak_rss(command: &std::process::Command) -> Result<(std::proces
         ));
     }
     let report =
-        std::env::temp_dir().join(format!("etl-peak-rss-{}-{}", std::process::id(), unique()));
+        std::env::temp_dir().join(format!("etl-timed-{}-{}", std::process::id(), unique()));
     let mut timed = std::process::Command::new(TIME);
     timed
-        .args(["--format", "%M", "--output"])
+        .args(["--format", "%M %U %S", "--output"])
         .arg(&report)
         .arg(command.get_program())
         .args(command.get_args());
@@ -239,10 +246,29 @@ pub fn run_with_peak_rss(command: &std::process::Command) -> Result<(std::proces
         .map_err(|e| error(format!("{TIME} wrote no report: {e}")))?;
     let _ = std::fs::remove_file(&report);
     // A command that failed gets a first line "Command exited with non-zero status N".
-    let peak = text
+    let fields: Vec<&str> = text
         .lines()
         .last()
-        .and_then(|line| line.trim().parse().ok())
-        .ok_or_else(|| error(format!("{TIME}'s report is not a size: {text:?}")))?;
-    Ok((output, peak))
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let number = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    let (Some(peak), Some(user), Some(system)) = (number(0), number(1), number(2)) else {
+        return Err(error(format!(
+            "{TIME}'s report is not `%M %U %S`: {text:?}"
+        )));
+    };
+    Ok(Timed {
+        output,
+        peak_rss_kib: peak as u64,
+        cpu_seconds: user + system,
+    })
+}
+
+/// The file `name` in a directory of PATH, if there is one.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
 }

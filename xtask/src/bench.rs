@@ -141,7 +141,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             output: Some(out.join("duckdb")),
         },
     ];
-    if let Some(pg2parquet) = on_path("pg2parquet") {
+    if let Some(pg2parquet) = etl_tests::on_path("pg2parquet") {
         let mut c = Command::new(pg2parquet);
         c.args([
             "export",
@@ -548,11 +548,4 @@ fn bench_database(server_url: &str, rows: u64) -> Result<String> {
         eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
     }
     Ok(url)
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
 }

@@ -64,7 +64,7 @@ pub fn run(args: ImageArgs) -> Result<std::process::ExitCode> {
 /// Builds the image of `bin` into `out` (default `target/image/<bin>/`).
 pub fn build(bin: &str, out: Option<PathBuf>) -> Result<Image> {
     for (tool, package) in [("mmdebstrap", "mmdebstrap"), ("umoci", "umoci")] {
-        if !on_path(tool) && !etl_tests::apt_install(package) {
+        if etl_tests::on_path(tool).is_none() && !etl_tests::apt_install(package) {
             bail!("{tool} is missing and `apt-get install {package}` failed");
         }
     }
@@ -204,7 +204,7 @@ pub fn run_container(
     out: &Path,
 ) -> Result<std::process::Output> {
     for package in ["podman", "runc"] {
-        if !on_path(package) && !etl_tests::apt_install(package) {
+        if etl_tests::on_path(package).is_none() && !etl_tests::apt_install(package) {
             bail!("{package} is missing and `apt-get install {package}` failed");
         }
     }
@@ -284,11 +284,6 @@ fn run_tool(command: &mut Command) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn on_path(name: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
 }
 
 fn dir_bytes(dir: &Path) -> u64 {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 /// A command the bench times.
 pub(crate) struct Tool {
@@ -29,51 +29,22 @@ pub(crate) fn measure(tool: &mut Tool) -> Result<Sample> {
     if let Some(dir) = &tool.output {
         std::fs::create_dir_all(dir)?;
     }
-    let program = tool.command.get_program().to_owned();
-    let args: Vec<_> = tool.command.get_args().map(|a| a.to_owned()).collect();
-    let envs: Vec<_> = tool
-        .command
-        .get_envs()
-        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned())))
-        .collect();
-    // GNU time reports the child's peak RSS; wall time is ours, to the microsecond.
-    if !Path::new("/usr/bin/time").exists() && !etl_tests::apt_install("time") {
-        bail!("GNU time is missing and `apt-get install time` failed");
-    }
-    let mut command = Command::new("/usr/bin/time");
-    command
-        .args(["-f", "%M %U %S"])
-        .arg(&program)
-        .args(&args)
-        .envs(envs);
+    // GNU time reports the child's peak RSS and CPU; wall time is ours, to the microsecond.
     let started = Instant::now();
-    let output = command
-        .output()
-        .context("cannot run /usr/bin/time (Debian: apt-get install time)")?;
+    let timed = etl_tests::run_timed(&tool.command).map_err(anyhow::Error::msg)?;
     let seconds = started.elapsed().as_secs_f64();
-    if !output.status.success() {
+    if !timed.output.status.success() {
         bail!(
             "{} failed: {}",
             tool.name,
-            String::from_utf8_lossy(&output.stderr)
+            String::from_utf8_lossy(&timed.output.stderr)
         );
     }
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let last: Vec<&str> = stderr
-        .lines()
-        .last()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    let field = |i: usize| last.get(i).and_then(|v| v.parse::<f64>().ok());
-    let max_rss_kb = field(0).map_or(0, |kb| kb as u64);
-    let cpu_seconds = field(1).unwrap_or(0.0) + field(2).unwrap_or(0.0);
-    let bytes = tool.output.as_deref().map(dir_bytes).unwrap_or(0);
     Ok(Sample {
         seconds,
-        cpu_seconds,
-        max_rss_kb,
-        bytes,
+        cpu_seconds: timed.cpu_seconds,
+        max_rss_kb: timed.peak_rss_kib,
+        bytes: tool.output.as_deref().map(dir_bytes).unwrap_or(0),
     })
 }
 

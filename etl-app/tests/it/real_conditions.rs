@@ -28,7 +28,8 @@ fn wide_rows_are_exported_within_a_fixed_memory_budget() {
     run.args(["run", "--tables", "currencies", "--output"])
         .arg(&out)
         .env("DATABASE_URL", &db.url);
-    let (output, peak_kib) = etl_tests::run_with_peak_rss(&run).expect("run etl-app");
+    let timed = etl_tests::run_timed(&run).expect("run etl-app");
+    let (output, peak_kib) = (timed.output, timed.peak_rss_kib);
     assert!(output.status.success(), "{}", text(&output));
     let peak_mib = peak_kib / 1024;
     eprintln!("peak RSS of the export: {peak_mib} MiB");
