@@ -208,6 +208,7 @@ struct InFlight {
 }
 
 /// One connection's latency: set when the client sent bytes that have had no answer yet.
+#[derive(Clone)]
 struct Latency {
     latency: Duration,
     waiting: Arc<AtomicBool>,
@@ -296,11 +297,8 @@ fn pump(
     };
     let (mut server_read, mut client_write) = (server, client);
     let stall_requests = stall.requests.then(|| Arc::clone(&stall.stalled));
-    let answer_latency = latency.as_ref().map(|l| Latency {
-        latency: l.latency,
-        waiting: Arc::clone(&l.waiting),
-        in_flight: Arc::clone(&l.in_flight),
-    });
+    // Both directions of the connection share its state.
+    let answer_latency = latency.clone();
     // client -> server, counting bytes against the limit
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
