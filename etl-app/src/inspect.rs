@@ -67,7 +67,7 @@ pub(crate) async fn state(registry: &Registry, args: cli::StateArgs) -> Result<E
                     "next_run_from": render_micros(state.watermark.micros),
                     "next_run_from_because": state.watermark.from,
                     "batches": state.batches.len(),
-                    "deleted_rows": state.batches.iter().map(|b| b.deleted).sum::<u64>(),
+                    "deleted_rows": state.deleted(),
                 });
             }
             tables.push(table);
@@ -86,7 +86,7 @@ pub(crate) async fn state(registry: &Registry, args: cli::StateArgs) -> Result<E
                 ),
                 state.batches.len(),
                 rows,
-                state.batches.iter().map(|b| b.deleted).sum::<u64>(),
+                state.deleted(),
                 files
             ),
             None => println!(

@@ -147,6 +147,11 @@ impl TableState {
         self.base_rows + self.batches.iter().map(|b| b.rows).sum::<u64>()
     }
 
+    /// The deletions among [`Self::rows`]: every batch's deletion rows.
+    pub fn deleted(&self) -> u64 {
+        self.batches.iter().map(|b| b.deleted).sum()
+    }
+
     /// The state as the manifest's `incremental` section keeps it.
     pub fn to_section(&self) -> manifest::Incremental {
         manifest::Incremental {
