@@ -33,6 +33,8 @@ pub struct Field<'a> {
     pub array: Option<LitStr>,
     pub uuid: Option<LitStr>,
     pub infinity: Option<LitStr>,
+    /// `mask = "hmac_sha256"`.
+    pub mask: Option<LitStr>,
 }
 
 impl Field<'_> {
@@ -61,6 +63,7 @@ mod kw {
     pub const ARRAY: &str = "array";
     pub const UUID: &str = "uuid";
     pub const INFINITY: &str = "infinity";
+    pub const MASK: &str = "mask";
 }
 
 impl<'a> Model<'a> {
@@ -149,6 +152,7 @@ impl<'a> Model<'a> {
                 array: None,
                 uuid: None,
                 infinity: None,
+                mask: None,
             };
             for attr in original.attrs.iter().filter(|a| a.path().is_ident(kw::ETL)) {
                 let result = attr.parse_nested_meta(|meta| {
@@ -167,9 +171,11 @@ impl<'a> Model<'a> {
                         set_choice(cx, &meta, &mut field.uuid, &["string", "bytes"])
                     } else if meta.path.is_ident(kw::INFINITY) {
                         set_choice(cx, &meta, &mut field.infinity, &["error", "null"])
+                    } else if meta.path.is_ident(kw::MASK) {
+                        set_choice(cx, &meta, &mut field.mask, etl_types::Mask::NAMES)
                     } else {
                         Err(meta.error(format!(
-                            "unknown attribute `{}` on a field; expected one of `column`, `sql_type`, `nullable`, `numeric`, `array`, `uuid`, `infinity`",
+                            "unknown attribute `{}` on a field; expected one of `column`, `sql_type`, `nullable`, `numeric`, `array`, `uuid`, `infinity`, `mask`",
                             path_name(&meta.path)
                         )))
                     }

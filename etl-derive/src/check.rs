@@ -162,6 +162,19 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
         ),
     }
 
+    // Masking happens where a table is read; a task's records are its own values.
+    if output {
+        for column in &columns {
+            if let Some(lit) = &column.field.mask {
+                cx.error_spanned_by(
+                    lit,
+                    "`mask` applies to columns of tables, not of `output` records: mask the \
+                     source table's column",
+                );
+            }
+        }
+    }
+
     let partition_by = match &model.partition_by {
         Some(lit) => check_partition_by(cx, lit, output, &columns),
         None => Vec::new(),
@@ -292,6 +305,17 @@ fn check_partition_by(
             );
             continue;
         }
+        if columns[index].opt.mask.is_some() {
+            // One directory per hashed value, each named by the hash: nothing a reader prunes by.
+            cx.error_spanned_by(
+                lit,
+                format!(
+                    "partition_by `{}`: a masked column cannot be a partition key",
+                    spec.column
+                ),
+            );
+            continue;
+        }
         if let Err(why) = spec.transform.check(&columns[index].encoding) {
             cx.error_spanned_by(
                 lit,
@@ -373,7 +397,31 @@ fn check_field<'a>(cx: &mut Ctxt, field: &'a Field<'a>, diesel_ident: Ident) -> 
         array_list: field.array.as_ref().is_some_and(|l| l.value() == "list"),
         uuid_bytes: field.uuid.as_ref().is_some_and(|l| l.value() == "bytes"),
         infinity_null: field.infinity.as_ref().is_some_and(|l| l.value() == "null"),
+        mask: field
+            .mask
+            .as_ref()
+            .and_then(|l| etl_types::Mask::parse(&l.value())),
     };
+    // A masked column is written as its hash: an opt-in about how its value is written has
+    // nothing to apply to.
+    if let Some(mask) = &field.mask {
+        for (lit, option) in [
+            (&field.numeric, "numeric"),
+            (&field.array, "array"),
+            (&field.uuid, "uuid"),
+            (&field.infinity, "infinity"),
+        ] {
+            if let Some(lit) = lit {
+                cx.error_spanned_by(
+                    lit,
+                    format!(
+                        "`{option}` says how `{name}` is written, but `mask = \"{}\"` writes its hash; keep one",
+                        mask.value()
+                    ),
+                );
+            }
+        }
+    }
     // An opt-in that does not apply to the column's type is a misunderstanding, not a no-op.
     let misplaced = |cx: &mut Ctxt, lit: &Option<syn::LitStr>, applies: bool, what: &str| {
         if let Some(lit) = lit

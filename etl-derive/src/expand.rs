@@ -198,7 +198,7 @@ fn diesel_column_type(c: &Column<'_>) -> TokenStream {
 /// The SQL type of the value the selection yields, qualified: the column's, or the cast's.
 fn selected_sql_type(c: &Column<'_>) -> TokenStream {
     let scalar = c.sql.selected_scalar(c.opt).diesel_type();
-    let text = if c.sql.array {
+    let text = if c.sql.selected_array(c.opt) {
         format!(
             "::diesel::sql_types::Array<::diesel::sql_types::Nullable<::diesel::sql_types::{scalar}>>"
         )
@@ -398,10 +398,17 @@ fn column_infos(table: &Table<'_>) -> Vec<TokenStream> {
                 None => quote_ident(&c.name),
             };
             let wire = wire_scalar(c);
+            let mask = match c.opt.mask {
+                Some(mask) => {
+                    let variant = format_ident!("{}", format!("{mask:?}"));
+                    quote!(::std::option::Option::Some(#rt::Mask::#variant))
+                }
+                None => quote!(::std::option::Option::None),
+            };
             quote! {
                 #rt::ColumnInfo {
                     name: #name, field: #field, sql_type: #sql_type, nullable: #nullable, select: #select,
-                    wire: #wire,
+                    wire: #wire, mask: #mask,
                 }
             }
         })

@@ -136,6 +136,10 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    #[error("a row could not be masked: {0}")]
+    Mask(#[source] crate::codec::ValueError),
+    #[error(transparent)]
+    MaskKeyMissing(#[from] crate::mask::MissingMaskKey),
     #[error("cancelled before it finished: nothing of it was published")]
     Cancelled,
     #[error("no table or task named `{name}` is registered (registered: {known})")]

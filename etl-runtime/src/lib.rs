@@ -45,6 +45,7 @@ pub mod cancel;
 pub mod codec;
 pub mod error;
 pub mod layout;
+pub mod mask;
 pub mod memory;
 pub mod model;
 pub mod run;
@@ -55,7 +56,8 @@ pub mod write;
 pub use cancel::Cancel;
 pub use error::{Error, Result};
 pub use etl_derive::EtlTable;
-pub use etl_types::PartitionTransform;
+pub use etl_types::{Mask, PartitionTransform};
+pub use mask::{MaskKey, MaskKeyError};
 pub use model::{
     ColumnInfo, EtlTable, OutputRecord, PartitionKey, RecordBatchEncoder, TableInfo,
     WireBatchEncoder,
@@ -82,7 +84,7 @@ pub mod __private {
     pub use arrow_array::{ArrayRef, RecordBatch};
     pub use arrow_schema::{ArrowError, Field, Schema, SchemaRef};
     pub use diesel;
-    pub use etl_types::PartitionTransform;
+    pub use etl_types::{Mask, PartitionTransform};
     pub use sqlx;
     pub use std::sync::Arc;
 }

@@ -53,6 +53,8 @@ pub struct ColumnInfo {
     pub select: &'static str,
     /// How the selected value reads on the wire.
     pub wire: Scalar,
+    /// Whether the column is written as a keyed hash of its value (`crate::mask`).
+    pub mask: Option<etl_types::Mask>,
 }
 
 impl TableInfo {

@@ -308,6 +308,35 @@ pub struct OptIns {
     pub uuid_bytes: bool,
     /// `infinity = "null"`: `±infinity` dates and timestamps become NULL.
     pub infinity_null: bool,
+    /// `mask = "hmac_sha256"`: the value's text is replaced by its keyed hash.
+    pub mask: Option<Mask>,
+}
+
+/// How a masked column's values are replaced. Whatever its type, the column is selected as
+/// PostgreSQL's text of the value (`::text`), so that the same value hashes the same in every
+/// table (an `int4` and an `int8` 42 alike), and is written as text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mask {
+    /// HMAC-SHA256 of the value's text under the run's mask key, as 64 lowercase hex digits.
+    HmacSha256,
+}
+
+impl Mask {
+    /// The attribute's spelling: `mask = "hmac_sha256"`.
+    pub const NAMES: &'static [&'static str] = &["hmac_sha256"];
+
+    pub fn parse(name: &str) -> Option<Mask> {
+        match name {
+            "hmac_sha256" => Some(Mask::HmacSha256),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mask::HmacSha256 => "hmac_sha256",
+        }
+    }
 }
 
 /// How a column is written: its element encoding and whether it is an array, and how.
@@ -329,6 +358,13 @@ pub enum Shape {
 impl SqlType {
     /// The encoding of this column given the field's opt-ins. Errors are messages for the user.
     pub fn encoding(&self, opt: OptIns) -> Result<ColumnEncoding, String> {
+        if opt.mask.is_some() {
+            // A hash of the whole value's text, arrays included.
+            return Ok(ColumnEncoding {
+                element: Encoding::Utf8,
+                shape: Shape::Scalar,
+            });
+        }
         let element = match self.scalar {
             Scalar::Int2 => Encoding::Int16,
             Scalar::Int4 => Encoding::Int32,
@@ -376,6 +412,9 @@ impl SqlType {
 
     /// The Rust type a field of this column has (what `xtask gen` writes), before `Option`.
     pub fn rust_type(&self, opt: OptIns) -> String {
+        if opt.mask.is_some() {
+            return "String".to_string();
+        }
         let element = match self.scalar {
             Scalar::Numeric(_) if opt.numeric_f64 => "f64",
             Scalar::Numeric(_) if opt.numeric_string => "String",
@@ -392,6 +431,7 @@ impl SqlType {
     /// when the selection casts it.
     pub fn selected_scalar(&self, opt: OptIns) -> Scalar {
         match self.scalar {
+            _ if opt.mask.is_some() => Scalar::Text,
             Scalar::Numeric(_) if opt.numeric_f64 => Scalar::Float8,
             Scalar::Numeric(_) if opt.numeric_string => Scalar::Text,
             Scalar::Cast(_) => Scalar::Text,
@@ -399,8 +439,16 @@ impl SqlType {
         }
     }
 
+    /// Whether the selected value is an array: a masked array is selected as one text.
+    pub fn selected_array(&self, opt: OptIns) -> bool {
+        self.array && opt.mask.is_none()
+    }
+
     /// The cast the SELECT list applies to this column, if any (`::text`, `::float8`, ...).
     pub fn select_cast(&self, opt: OptIns) -> Option<&'static str> {
+        if opt.mask.is_some() {
+            return (self.array || self.scalar != Scalar::Text).then_some("text");
+        }
         let needs_cast = self.selected_scalar(opt) != self.scalar;
         match (needs_cast, self.selected_scalar(opt), self.array) {
             (false, _, _) => None,

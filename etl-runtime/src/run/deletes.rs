@@ -21,8 +21,10 @@ use crate::error::{Error, Result};
 use crate::layout::Manifest;
 use crate::layout::keys::{KeyFileReader, KeyFileWriter};
 use crate::layout::versions;
+use crate::mask::{MaskKey, Masker};
 use crate::model::TableInfo;
 use crate::run::incremental::Plan;
+use crate::run::key_sort::KeySorter;
 use crate::run::processor::ChunkProcessor;
 use crate::sink::Sink;
 use crate::source::PgSource;
@@ -62,6 +64,7 @@ pub(crate) async fn row_versions(
     (table_dir, staged_dir): (&str, &Path),
     (plan, previous): (Option<&Plan>, Option<&Manifest>),
     model_schema: SchemaRef,
+    mask_key: Option<&MaskKey>,
 ) -> Result<RowVersions> {
     let schema = crate::layout::versions::versioned_schema(&model_schema, info);
     let (Some(plan), Some(snapshot)) = (plan, source.snapshot()) else {
@@ -86,16 +89,19 @@ pub(crate) async fn row_versions(
         _ => None,
     };
     let keys = plan.keys_file(snapshot);
+    // Beside the staged table, never in it: what is in it is published.
+    let sort_dir = staged_dir.with_extension("keysort");
     let pass = read_keys(
         source,
         info,
         &order,
-        previous_keys,
-        &staged_dir.join(&keys),
+        (previous_keys, mask_key),
+        (&staged_dir.join(&keys), &sort_dir),
         cancel,
     )
     .await;
     let _ = std::fs::remove_dir_all(&scratch);
+    let _ = std::fs::remove_dir_all(&sort_dir);
     let pass = pass?;
     let deletions = deletion_batches(&order, &schema, &pass.deleted, plan.number())?;
     tracing::debug!(
@@ -114,21 +120,27 @@ pub(crate) async fn row_versions(
 }
 
 /// Reads `info`'s keys on the run's snapshot into a new key file at `keys_path`, and, given
-/// the previous run's key file, the keys deleted since.
+/// the previous run's key file, the keys deleted since. A key with a masked column is masked
+/// with `mask_key` and sorted here, its sorted runs spilled to `sort_dir`.
 pub(crate) async fn read_keys(
     source: &PgSource,
     info: &TableInfo,
     order: &KeyOrder,
-    previous: Option<KeyFileReader>,
-    keys_path: &Path,
+    (previous, mask_key): (Option<KeyFileReader>, Option<&MaskKey>),
+    (keys_path, sort_dir): (&Path, &Path),
     cancel: &Cancel,
 ) -> Result<KeyPass> {
+    let masker = match order.client_sorted() {
+        true => Masker::new(order.key_columns(info), mask_key)?,
+        false => None,
+    };
     let mut tx = source.begin_read().await?;
     // A dropped or changed key column is the drift error the data read gives, not a failed
     // query: check first, on the same snapshot.
     crate::source::drift::check(&mut tx, info).await?;
     let mut merge = Merge::new(order, previous)?;
     let mut writer = KeyFileWriter::create(keys_path)?;
+    let mut sorter = masker.as_ref().map(|_| KeySorter::new(order, sort_dir));
     let mut tuples: Vec<Bytes> = Vec::new();
     {
         let mut stream = tx
@@ -142,13 +154,26 @@ pub(crate) async fn read_keys(
                 cancel.check()?;
             }
             for tuple in tuples.drain(..) {
-                merge.live(&tuple)?;
-                writer.push(&tuple)?;
+                match (&masker, &mut sorter) {
+                    (Some(masker), Some(sorter)) => {
+                        sorter.push(masker.mask(&tuple).map_err(Error::Mask)?)?;
+                    }
+                    _ => {
+                        merge.live(&tuple)?;
+                        writer.push(&tuple)?;
+                    }
+                }
             }
         }
         splitter.finish().map_err(Error::Copy)?;
     }
     let _ = tx.commit().await;
+    if let Some(sorter) = sorter {
+        sorter.finish(|key| {
+            merge.live(key)?;
+            writer.push(key)
+        })?;
+    }
     let live = writer.finish()?;
     Ok(KeyPass {
         deleted: merge.finish()?,
@@ -387,6 +412,7 @@ mod tests {
         nullable: false,
         select: "\"id\"",
         wire: Scalar::Int8,
+        mask: None,
     }];
     const INFO: TableInfo = TableInfo {
         schema: "public",

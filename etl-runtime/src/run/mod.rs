@@ -7,6 +7,7 @@ pub mod compact;
 pub(crate) mod deletes;
 pub mod export;
 pub mod incremental;
+pub(crate) mod key_sort;
 pub mod processor;
 pub mod progress;
 pub mod registry;

@@ -8,6 +8,9 @@
 //! under the `C` collation (bytewise; `ORDER BY ... COLLATE "C"`). Both lists are checked to
 //! be strictly ascending as they are read, so a disagreement is an error, never a row wrongly
 //! taken for deleted.
+//!
+//! A key with a masked column is the exception: the key file holds its hash, which the server
+//! never sees, so this client sorts those keys itself (`run::key_sort`), bytewise.
 
 use std::cmp::Ordering;
 
@@ -20,6 +23,8 @@ use etl_types::VersionKeyOrder;
 #[derive(Debug, Clone)]
 pub struct KeyOrder {
     columns: Vec<KeyColumn>,
+    /// A key column is masked: the keys are read unsorted and sorted here, by their hashes.
+    client_sorted: bool,
 }
 
 /// A key column: its index in the model's columns, name, wire type, and order (the type
@@ -72,11 +77,15 @@ impl KeyOrder {
                 });
             };
             let column = &info.columns[index];
-            let order = etl_types::version_key_order(column.wire).map_err(|why| {
-                Error::NoKeyForDeletes {
-                    reason: format!("the key column {key} ({}): {why}", column.sql_type),
-                }
-            })?;
+            let order = match column.mask {
+                // Its hash: text of hex digits, compared bytewise where it is sorted, here.
+                Some(_) => VersionKeyOrder::Bytes,
+                None => etl_types::version_key_order(column.wire).map_err(|why| {
+                    Error::NoKeyForDeletes {
+                        reason: format!("the key column {key} ({}): {why}", column.sql_type),
+                    }
+                })?,
+            };
             columns.push(KeyColumn {
                 index,
                 name: column.name,
@@ -84,7 +93,29 @@ impl KeyOrder {
                 order,
             });
         }
-        Ok(Self { columns })
+        let client_sorted = info.primary_key.iter().any(|key| {
+            info.columns
+                .iter()
+                .any(|c| c.name == *key && c.mask.is_some())
+        });
+        Ok(Self {
+            columns,
+            client_sorted,
+        })
+    }
+
+    /// Whether PostgreSQL cannot sort these keys as the key file holds them (a masked key
+    /// column): [`copy_sql`](Self::copy_sql) then reads them unsorted, for the client to sort.
+    pub fn client_sorted(&self) -> bool {
+        self.client_sorted
+    }
+
+    /// The model's columns of the key, in key order.
+    pub fn key_columns<'a>(
+        &'a self,
+        info: &'a TableInfo,
+    ) -> impl Iterator<Item = &'a crate::model::ColumnInfo> + 'a {
+        self.columns.iter().map(move |c| &info.columns[c.index])
     }
 
     /// `COPY (SELECT <key> FROM <table> ORDER BY <key>) TO STDOUT (FORMAT binary)`.
@@ -98,6 +129,13 @@ impl KeyOrder {
                 VersionKeyOrder::BytesCollateC => format!("({expr}) COLLATE \"C\""),
                 _ => expr.to_string(),
             });
+        }
+        if self.client_sorted {
+            return format!(
+                "COPY (SELECT {} FROM {}) TO STDOUT (FORMAT binary)",
+                select.join(", "),
+                info.qualified_sql(),
+            );
         }
         format!(
             "COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT (FORMAT binary)",
@@ -186,6 +224,7 @@ mod tests {
                 column(0, "id", Scalar::Int8),
                 column(1, "name", Scalar::Text),
             ],
+            client_sorted: false,
         };
         let key = |id: i64, name: &str| tuple(&[&id.to_be_bytes(), name.as_bytes()]);
         let mut keys = [

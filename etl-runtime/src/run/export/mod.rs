@@ -77,6 +77,9 @@ pub struct ExportOptions {
     pub progress: ProgressObserver,
     /// What runs do with tables that have a cursor.
     pub incremental: IncrementalOptions,
+    /// The key of masked columns (`#[etl(mask = ...)]`); a table with masked columns is not
+    /// read without it.
+    pub mask_key: Option<crate::mask::MaskKey>,
     /// How many connections read a table, by which block ranges.
     pub read: ReadOptions,
 }
@@ -94,6 +97,7 @@ impl Default for ExportOptions {
             progress: ProgressObserver::default(),
             incremental: IncrementalOptions::default(),
             read: ReadOptions::default(),
+            mask_key: None,
         }
     }
 }
@@ -224,6 +228,7 @@ pub(crate) async fn run_export(
             (&dir_name, &staged.dir),
             (plan.as_ref(), previous_manifest.as_ref()),
             processor.schema(),
+            options.mask_key.as_ref(),
         )
         .await;
         match found {
