@@ -221,6 +221,15 @@ pub struct RunArgs {
     #[arg(long, env = "ETL_KEEP_VERSIONS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub keep_versions: u32,
 
+    /// A file holding the key of masked columns (`#[etl(mask = "hmac_sha256")]`, a mounted
+    /// secret; at least 16 bytes, one trailing newline ignored), or the key itself in
+    /// ETL_MASK_KEY. Required when a table to export has masked columns: each of their values
+    /// is written as HMAC-SHA256(key, the value's text) in hex. The same key gives the same
+    /// hashes in every table and run, so masked columns still join; another key gives other
+    /// hashes everywhere (export the tables anew with --full after changing it).
+    #[arg(long, env = "ETL_MASK_KEY_FILE", value_name = "PATH")]
+    pub mask_key_file: Option<PathBuf>,
+
     /// After a table with a cursor gets its batch, fold its batches into a new full version
     /// once it has this many (see `etl-app compact`).
     #[arg(long, env = "ETL_COMPACT_AFTER", value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]

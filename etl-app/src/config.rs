@@ -15,7 +15,7 @@ use etl_runtime::source::SourceOptions;
 use etl_runtime::source::ranges::{ReadOptions, ReadParallelism};
 use etl_runtime::sqlx::postgres::{PgConnectOptions, PgSslMode};
 use etl_runtime::write::{Codec, ParquetOptions};
-use etl_runtime::{Export, PgSource, Registry, redact_url};
+use etl_runtime::{Export, MaskKey, PgSource, Registry, redact_url};
 
 use crate::Failure;
 use crate::cli::{Compression, Database, GluePartitionsArg, RunArgs, S3Args, Sse};
@@ -126,6 +126,12 @@ impl RunConfig {
         let database = checked_database_url(&args.database, given("database_url"))?;
         require_exports(registry)?;
         let exports = registry.select(&args.tables)?;
+        let mask_key = mask_key(args.mask_key_file.as_deref())?;
+        // A shard's tables come from its run's plan: a table of it with masked columns and no
+        // key stops there, with the same message.
+        if mask_key.is_none() && args.shard_of.is_none() {
+            require_mask_key(&exports)?;
+        }
         let output = if args.output.starts_with("s3:") {
             Output::S3(S3Options {
                 keep_versions: args.keep_versions as usize,
@@ -180,6 +186,7 @@ impl RunConfig {
                 range_pages: args.range_pages,
                 ..ReadOptions::default()
             },
+            mask_key,
             ..ExportOptions::default()
         };
         // Every table read at once holds its connections, plus the snapshot's own.
@@ -433,6 +440,51 @@ fn check_rds_iam(url: &str, has_password: bool) -> Result<(), Failure> {
 
 /// The text of a mounted secret at `path`, less one trailing newline (`\n` or `\r\n`, as
 /// `echo` and editors leave). The error names the flag and the file, never the content.
+/// The mask key from `--mask-key-file` or ETL_MASK_KEY (not both), if given.
+fn mask_key(file: Option<&std::path::Path>) -> Result<Option<MaskKey>, Failure> {
+    let from_env = std::env::var_os("ETL_MASK_KEY").filter(|v| !v.is_empty());
+    match (file, from_env) {
+        (Some(_), Some(_)) => Err(usage(
+            "--mask-key-file (ETL_MASK_KEY_FILE) and ETL_MASK_KEY both give a mask key: keep one",
+        )),
+        (Some(path), None) => MaskKey::from_file(path)
+            .map(Some)
+            .map_err(|e| usage(format!("--mask-key-file: {e}"))),
+        (None, Some(value)) => {
+            use std::os::unix::ffi::OsStrExt;
+            MaskKey::new(value.as_bytes())
+                .map(Some)
+                .map_err(|e| usage(format!("ETL_MASK_KEY: {e}")))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// Tables with masked columns are not exported without a key: their values would have to be
+/// written unmasked or not at all.
+fn require_mask_key(exports: &[Export]) -> Result<(), Failure> {
+    let masked: Vec<String> = exports
+        .iter()
+        .filter_map(|export| {
+            let columns: Vec<&str> = export
+                .info
+                .columns
+                .iter()
+                .filter(|c| c.mask.is_some())
+                .map(|c| c.name)
+                .collect();
+            (!columns.is_empty()).then(|| format!("{} ({})", export.name(), columns.join(", ")))
+        })
+        .collect();
+    if masked.is_empty() {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "masked columns need a key: {}; give --mask-key-file (ETL_MASK_KEY_FILE) or ETL_MASK_KEY",
+        masked.join("; ")
+    )))
+}
+
 fn read_secret(path: &std::path::Path, flag: &str) -> Result<String, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| usage(format!("{flag}: cannot read {}: {e}", path.display())))?;
@@ -507,7 +559,65 @@ fn usage(message: impl Into<String>) -> Failure {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_bucket;
+    use super::{mask_key, require_mask_key, valid_bucket};
+    use crate::Failure;
+
+    mod models {
+        use etl_runtime::EtlTable;
+
+        #[derive(EtlTable)]
+        #[etl(table = "people", primary_key(id))]
+        pub struct Person {
+            pub id: i64,
+            #[etl(mask = "hmac_sha256")]
+            pub email: String,
+            #[etl(mask = "hmac_sha256")]
+            pub phone: Option<String>,
+        }
+
+        #[derive(EtlTable)]
+        #[etl(table = "notes", primary_key(id))]
+        pub struct Note {
+            pub id: i64,
+        }
+    }
+
+    fn usage_message(result: Result<impl Sized, Failure>) -> String {
+        match result {
+            Err(Failure::Usage(e)) => e.to_string(),
+            Err(Failure::Runtime(e)) => panic!("a runtime failure, not a usage error: {e}"),
+            Ok(_) => panic!("accepted"),
+        }
+    }
+
+    #[test]
+    fn masked_tables_need_a_key_that_is_never_shown() {
+        use etl_runtime::Export;
+        let person = Export::table::<models::Person>();
+        let note = Export::table::<models::Note>();
+        assert!(require_mask_key(&[note]).is_ok(), "nothing masked");
+        let message = usage_message(require_mask_key(&[note, person]));
+        assert!(message.contains("people (email, phone)"), "{message}");
+        assert!(message.contains("--mask-key-file"), "{message}");
+
+        let dir = std::env::temp_dir().join(format!("etl-mask-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let short = dir.join("short");
+        std::fs::write(&short, "hunter2\n").expect("write");
+        let message = usage_message(mask_key(Some(&short)));
+        assert!(message.contains("7 bytes; at least 16"), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+        let good = dir.join("good");
+        std::fs::write(&good, "0123456789abcdef0123456789abcdef\n").expect("write");
+        let key = mask_key(Some(&good)).ok().flatten().expect("a key");
+        assert!(!format!("{key:?}").contains("0123"), "{key:?}");
+        let message = usage_message(mask_key(Some(&dir.join("missing"))));
+        assert!(
+            message.contains("cannot read the mask key file"),
+            "{message}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn bucket_names_follow_s3_rules() {

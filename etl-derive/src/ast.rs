@@ -20,6 +20,8 @@ pub struct Model<'a> {
     pub partition_by: Option<LitStr>,
     /// `cursor = "updated_at"`: the column incremental runs read changes by.
     pub cursor: Option<LitStr>,
+    /// `omit = "ssn, notes"`: the table's columns left out on purpose.
+    pub omit: Option<LitStr>,
     pub fields: Vec<Field<'a>>,
 }
 
@@ -56,6 +58,7 @@ mod kw {
     pub const OUTPUT: &str = "output";
     pub const PARTITION_BY: &str = "partition_by";
     pub const CURSOR: &str = "cursor";
+    pub const OMIT: &str = "omit";
     pub const COLUMN: &str = "column";
     pub const SQL_TYPE: &str = "sql_type";
     pub const NULLABLE: &str = "nullable";
@@ -77,6 +80,7 @@ impl<'a> Model<'a> {
             output: None,
             partition_by: None,
             cursor: None,
+            omit: None,
             fields: Vec::new(),
         };
         for attr in input.attrs.iter().filter(|a| a.path().is_ident(kw::ETL)) {
@@ -89,6 +93,8 @@ impl<'a> Model<'a> {
                     set_once(cx, &meta, &mut model.partition_by)
                 } else if meta.path.is_ident(kw::CURSOR) {
                     set_once(cx, &meta, &mut model.cursor)
+                } else if meta.path.is_ident(kw::OMIT) {
+                    set_once(cx, &meta, &mut model.omit)
                 } else if meta.path.is_ident(kw::PRIMARY_KEY) {
                     let mut keys = Vec::new();
                     meta.parse_nested_meta(|key| {
@@ -114,7 +120,7 @@ impl<'a> Model<'a> {
                     Ok(())
                 } else {
                     Err(meta.error(format!(
-                        "unknown attribute `{}` on the struct; expected one of `table`, `schema`, `primary_key(...)`, `no_primary_key`, `partition_by`, `cursor`, `output`",
+                        "unknown attribute `{}` on the struct; expected one of `table`, `schema`, `primary_key(...)`, `no_primary_key`, `partition_by`, `cursor`, `omit`, `output`",
                         path_name(&meta.path)
                     )))
                 }

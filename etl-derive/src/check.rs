@@ -28,6 +28,8 @@ pub struct Table<'a> {
     pub partition_by: Vec<(usize, PartitionSpec)>,
     /// The index of the cursor column, for incremental runs.
     pub cursor: Option<usize>,
+    /// Columns of the table left out on purpose.
+    pub omitted: Vec<String>,
 }
 
 pub struct Column<'a> {
@@ -185,6 +187,12 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
         .as_ref()
         .and_then(|lit| check_cursor(cx, lit, output, &primary_key, &columns));
 
+    let omitted = model
+        .omit
+        .as_ref()
+        .map(|lit| check_omit(cx, lit, output, &columns))
+        .unwrap_or_default();
+
     Some(Table {
         model,
         output,
@@ -195,7 +203,37 @@ pub fn check<'a>(cx: &mut Ctxt, model: &'a Model<'a>) -> Option<Table<'a>> {
         columns,
         partition_by,
         cursor,
+        omitted,
     })
+}
+
+/// `omit` names columns of the table that are not fields: each once, none a field's column.
+fn check_omit(
+    cx: &mut Ctxt,
+    lit: &syn::LitStr,
+    output: bool,
+    columns: &[Column<'_>],
+) -> Vec<String> {
+    if output {
+        cx.error_spanned_by(lit, "`omit` applies to tables, not to `output` records");
+        return Vec::new();
+    }
+    let mut omitted: Vec<String> = Vec::new();
+    for name in lit.value().split(',').map(str::trim) {
+        if name.is_empty() {
+            cx.error_spanned_by(lit, "`omit` lists column names, separated by commas");
+        } else if columns.iter().any(|c| c.name == name) {
+            cx.error_spanned_by(
+                lit,
+                format!("`omit` names `{name}`, which is a column of this model"),
+            );
+        } else if omitted.iter().any(|o| o == name) {
+            cx.error_spanned_by(lit, format!("`omit` names `{name}` twice"));
+        } else {
+            omitted.push(name.to_string());
+        }
+    }
+    omitted
 }
 
 /// The cursor names a NOT NULL timestamp column of a table with a primary key: incremental
@@ -484,13 +522,19 @@ fn check_field<'a>(cx: &mut Ctxt, field: &'a Field<'a>, diesel_ident: Ident) -> 
         && rust_type::is_known(actual)
         && *actual != expected
     {
-        cx.error_spanned_by(
-            value_ty,
-            format!(
+        let message = match opt.mask {
+            // The field holds what is selected: the value's text, which the export hashes.
+            Some(_) => format!(
+                "column `{name}` is masked, so it is read as its text and written as its hash: \
+                 field `{}` must be `String`, not `{actual}`",
+                field.ident
+            ),
+            None => format!(
                 "column `{name}` is `{sql_text}`, which maps to `{expected}`, but field `{}` is `{actual}`",
                 field.ident
             ),
-        );
+        };
+        cx.error_spanned_by(value_ty, message);
         return None;
     }
 

@@ -509,6 +509,7 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
         Some(index) => quote!(::std::option::Option::Some(#index)),
         None => quote!(::std::option::Option::None),
     };
+    let omitted = &table.omitted;
     quote! {
         impl #rt::EtlTable for #ident {
             const INFO: #rt::TableInfo = #rt::TableInfo {
@@ -518,6 +519,7 @@ fn expand_etl_table(table: &Table<'_>) -> TokenStream {
                 columns: &[#(#infos),*],
                 partition_by: &[#(#partition_keys),*],
                 cursor: #cursor,
+                omitted: &[#(#omitted),*],
             };
             type Encoder = __EtlRecordBatchEncoder;
 

@@ -25,6 +25,9 @@ pub struct TableInfo {
     /// The index in `columns` of the cursor (`#[etl(cursor = "...")]`): a NOT NULL timestamp
     /// by which incremental runs read the rows changed since the last run.
     pub cursor: Option<usize>,
+    /// Columns of the table the model leaves out on purpose (`#[etl(omit = "...")]`, written
+    /// by `gen --columns`): not reported as added by the drift check.
+    pub omitted: &'static [&'static str],
 }
 
 /// One partition key of a table: a directory level `name=value/`.
@@ -67,6 +70,7 @@ impl TableInfo {
         columns: &[],
         partition_by: &[],
         cursor: None,
+        omitted: &[],
     };
 
     /// `schema.table` for messages, with `public.` left out.

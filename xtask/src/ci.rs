@@ -138,6 +138,7 @@ pub fn run(_args: CiArgs) -> Result<ExitCode> {
                 columns: Vec::new(),
                 partition_by: None,
                 cursor: None,
+                mask: Vec::new(),
                 database_url: etl_tests::with_database(&url, "etl_ci_interop"),
                 models_dir: crate::gen_models::demo_models_dir(),
                 check: true,

@@ -63,8 +63,12 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
     pub name: String,
+    /// The type in PostgreSQL; a masked column's files hold the hash, as text.
     pub sql_type: String,
     pub nullable: bool,
+    /// How a masked column was hashed (`hmac_sha256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +103,11 @@ pub struct Incremental {
     /// reads to find deleted rows. None in a manifest of version 1 (the next run is then full).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<String>,
+    /// A table with masked columns: the id of the key that hashed them (an HMAC of a constant
+    /// under it, which tells keys apart and reveals nothing of them). A run with another key
+    /// exports the table in full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask_key_id: Option<String>,
 }
 
 /// Where a watermark came from.

@@ -23,6 +23,7 @@ use crate::layout::keys::{KeyFileReader, KeyFileWriter};
 use crate::layout::versions;
 use crate::mask::{MaskKey, Masker};
 use crate::model::TableInfo;
+use crate::run::export::ExportOptions;
 use crate::run::incremental::Plan;
 use crate::run::key_sort::KeySorter;
 use crate::run::processor::ChunkProcessor;
@@ -55,16 +56,16 @@ pub(crate) struct RowVersions {
 }
 
 /// The row versions of `info`'s run: for a run that keeps state, its keys read into a key file
-/// in `staged_dir` and the deletions since the previous run's key file.
+/// in `staged_dir` and the deletions since the previous run's key file (`options` for its
+/// cancel and mask key).
 pub(crate) async fn row_versions(
     source: &PgSource,
     sink: &dyn Sink,
-    cancel: &Cancel,
+    options: &ExportOptions,
     info: &TableInfo,
     (table_dir, staged_dir): (&str, &Path),
     (plan, previous): (Option<&Plan>, Option<&Manifest>),
     model_schema: SchemaRef,
-    mask_key: Option<&MaskKey>,
 ) -> Result<RowVersions> {
     let schema = crate::layout::versions::versioned_schema(&model_schema, info);
     let (Some(plan), Some(snapshot)) = (plan, source.snapshot()) else {
@@ -95,9 +96,9 @@ pub(crate) async fn row_versions(
         source,
         info,
         &order,
-        (previous_keys, mask_key),
+        (previous_keys, options.mask_key.as_ref()),
         (&staged_dir.join(&keys), &sort_dir),
-        cancel,
+        &options.cancel,
     )
     .await;
     let _ = std::fs::remove_dir_all(&scratch);
@@ -421,6 +422,7 @@ mod tests {
         columns: COLUMNS,
         partition_by: &[],
         cursor: None,
+        omitted: &[],
     };
 
     fn key(id: i64) -> Vec<u8> {

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::codec::Scalar;
 use crate::layout::{Manifest, manifest};
+use crate::mask::MaskKey;
 use crate::model::TableInfo;
 use crate::source::{OpenTransactions, Snapshot};
 
@@ -131,6 +132,8 @@ pub struct TableState {
     pub keys: Option<String>,
     /// The manifest format its files were written in.
     pub format_version: u32,
+    /// For a table with masked columns, which key hashed them ([`MaskKey::id`]).
+    pub mask_key_id: Option<String>,
 }
 
 impl TableState {
@@ -183,6 +186,7 @@ impl TableState {
                 })
                 .collect(),
             keys: self.keys.clone(),
+            mask_key_id: self.mask_key_id.clone(),
         }
     }
 
@@ -216,6 +220,7 @@ impl TableState {
                 .collect(),
             keys: state.keys.clone(),
             format_version: manifest.format_version,
+            mask_key_id: state.mask_key_id.clone(),
         })
     }
 }
@@ -233,10 +238,12 @@ pub enum Plan {
 }
 
 impl Plan {
+    /// The plan of `info`'s run after `previous`, its masked columns hashed with `mask_key`.
     pub fn new(
         info: &TableInfo,
         previous: Option<TableState>,
         options: &IncrementalOptions,
+        mask_key: Option<&MaskKey>,
     ) -> Self {
         let full = |reason: &str| Plan::Full {
             reason: reason.to_string(),
@@ -256,6 +263,10 @@ impl Plan {
         }
         if previous.schema_fingerprint != schema_fingerprint(info) {
             return full("the model's columns or types changed");
+        }
+        if previous.mask_key_id != mask_key_id(info, mask_key) {
+            // Batches hashed with another key would not match the rows before them.
+            return full("the mask key changed: every masked value is hashed anew");
         }
         if previous.keys.is_none() {
             return full(
@@ -330,16 +341,17 @@ impl Plan {
         &self,
         info: &TableInfo,
         snapshot: &Snapshot,
-        options: &IncrementalOptions,
+        (options, mask_key): (&IncrementalOptions, Option<&MaskKey>),
         published: RunFiles,
     ) -> (Option<TableState>, IncrementalOutcome) {
         let deleted = published.deleted;
         let watermark = Watermark::of_run(snapshot, info, options);
+        let mask_key_id = mask_key_id(info, mask_key);
         match self {
             Plan::Full { reason } => (
                 watermark
                     .clone()
-                    .map(|w| self.next_state(info, snapshot, w, published)),
+                    .map(|w| self.next_state(info, snapshot, w, published, mask_key_id)),
                 IncrementalOutcome {
                     mode: "full",
                     reason: reason.clone(),
@@ -351,7 +363,13 @@ impl Plan {
             Plan::Batch { previous, number } => {
                 let watermark = watermark.unwrap_or_else(|| previous.watermark.clone());
                 (
-                    Some(self.next_state(info, snapshot, watermark.clone(), published)),
+                    Some(self.next_state(
+                        info,
+                        snapshot,
+                        watermark.clone(),
+                        published,
+                        mask_key_id,
+                    )),
                     IncrementalOutcome {
                         mode: "batch",
                         reason: format!(
@@ -391,6 +409,7 @@ impl Plan {
         snapshot: &Snapshot,
         watermark: Watermark,
         published: RunFiles,
+        mask_key_id: Option<String>,
     ) -> TableState {
         let RunFiles {
             rows,
@@ -434,8 +453,15 @@ impl Plan {
             batches,
             keys,
             format_version: crate::layout::manifest::FORMAT_VERSION,
+            mask_key_id,
         }
     }
+}
+
+/// The id of the key `info`'s masked columns are hashed with; None without masked columns.
+fn mask_key_id(info: &TableInfo, key: Option<&MaskKey>) -> Option<String> {
+    key.filter(|_| info.columns.iter().any(|c| c.mask.is_some()))
+        .map(MaskKey::id)
 }
 
 /// The snapshot's time as it goes into file names: `20240131T101500123456Z`.
@@ -500,9 +526,14 @@ pub fn schema_fingerprint(info: &TableInfo) -> String {
     let mut text = String::new();
     for column in info.columns {
         text.push_str(&format!(
-            "{}\t{}\t{}\n",
+            "{}\t{}\t{}",
             column.name, column.sql_type, column.nullable
         ));
+        // Only when masked, so that the fingerprints of models without masks stay as they were.
+        if let Some(mask) = column.mask {
+            text.push_str(&format!("\tmask={}", mask.name()));
+        }
+        text.push('\n');
     }
     for key in info.partition_by {
         text.push_str(&format!("partition {}\t{}\n", key.name, key.column));

@@ -158,6 +158,7 @@ mod tests {
         columns: COLUMNS,
         partition_by: &[],
         cursor: None,
+        omitted: &[],
     };
 
     fn key(id: i64) -> Bytes {

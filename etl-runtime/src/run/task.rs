@@ -95,6 +95,7 @@ pub fn output_info<O: OutputRecord>(name: &'static str) -> TableInfo {
         columns: O::COLUMNS,
         partition_by: &[],
         cursor: None,
+        omitted: &[],
     }
 }
 

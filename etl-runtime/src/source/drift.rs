@@ -92,7 +92,9 @@ pub async fn check_table(conn: &mut PgConnection, info: &TableInfo) -> sqlx::Res
         }
     }
     for row in live {
-        if !info.columns.iter().any(|c| c.name == row.name) {
+        if !info.columns.iter().any(|c| c.name == row.name)
+            && !info.omitted.contains(&row.name.as_str())
+        {
             drift.push(Drift::ColumnAdded {
                 column: row.name,
                 sql_type: row.sql_type,

@@ -122,6 +122,7 @@ fn args(db: &etl_tests::TestDb, dir: &Path) -> GenArgs {
         columns: Vec::new(),
         partition_by: None,
         cursor: None,
+        mask: Vec::new(),
         database_url: db.url.clone(),
         models_dir: dir.to_path_buf(),
         check: false,
@@ -345,18 +346,43 @@ async fn check_catches_each_kind_of_drift() {
     generate(&GenArgs {
         table: Some("every_type".into()),
         columns: vec!["big".into(), "label".into()],
+        mask: vec!["big".into(), "label".into()],
         partition_by: None,
         models_dir: root.join("subset"),
         ..args(&db, &root)
     })
     .await
-    .expect("gen --columns");
+    .expect("gen --columns --mask");
     let subset = std::fs::read_to_string(root.join("subset/every_type.rs")).expect("subset");
-    assert!(subset.contains("--columns big,label"), "{subset}");
+    assert!(
+        subset.contains("--columns big,label --mask big,label"),
+        "{subset}"
+    );
     assert_eq!(
         subset.matches("pub ").count(),
         4,
         "id (the key), big, label:\n{subset}"
+    );
+    // The columns left out are named, so that the drift check does not call them added; the
+    // masked ones are read as their text, whatever their type.
+    assert!(subset.contains("omit = \"small, real_v,"), "{subset}");
+    assert!(
+        subset.contains(
+            "#[etl(sql_type = \"bigint\", mask = \"hmac_sha256\")]\n    pub big: String,"
+        ),
+        "{subset}"
+    );
+    let error = generate(&GenArgs {
+        table: Some("every_type".into()),
+        mask: vec!["nope".into()],
+        models_dir: root.join("refused"),
+        ..args(&db, &root)
+    })
+    .await
+    .expect_err("an unknown masked column");
+    assert!(
+        format!("{error:#}").contains("no column `nope`"),
+        "{error:#}"
     );
 
     // --partition-by: written on the model and in its Regenerate command; a key that cannot

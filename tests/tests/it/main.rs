@@ -7,6 +7,7 @@ mod derive_smoke;
 mod engine;
 mod generate;
 mod incremental_partitioned;
+mod masking;
 mod partition_readers;
 mod paths_agree;
 mod ranges;

@@ -4,7 +4,12 @@ use etl_runtime::{EtlTable, RecordBatchEncoder};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq, EtlTable)]
-#[etl(table = "Everything Table", schema = "sales", primary_key(tenant_id, id))]
+#[etl(
+    table = "Everything Table",
+    schema = "sales",
+    primary_key(tenant_id, id),
+    omit = "ssn, notes"
+)]
 pub struct Everything {
     pub tenant_id: i32,
     pub id: i64,
@@ -38,6 +43,10 @@ pub struct Everything {
     pub wait: Option<String>,
     #[etl(sql_type = "mood")]
     pub feeling: String,
+    #[etl(mask = "hmac_sha256")]
+    pub email: Option<String>,
+    #[etl(sql_type = "date[]", mask = "hmac_sha256")]
+    pub birthdays: String,
 }
 
 fn main() {
@@ -47,5 +56,14 @@ fn main() {
     let schema = <Everything as etl_runtime::EtlTable>::Encoder::schema();
     assert_eq!(schema.field(3).name(), "Display Name");
     assert!(!schema.field(0).is_nullable());
+    assert_eq!(Everything::INFO.omitted, &["ssn", "notes"]);
+    let masked: Vec<&str> = Everything::INFO
+        .columns
+        .iter()
+        .filter(|c| c.mask.is_some())
+        .map(|c| c.select)
+        .collect();
+    assert_eq!(masked, ["\"email\"", "\"birthdays\"::text"]);
+    assert_eq!(schema.field(20).data_type().to_string(), "Utf8");
     let _ = everything_table::table;
 }

@@ -18,6 +18,8 @@ pub struct TableDef {
     pub primary_key: Vec<String>,
     /// Lines for the user: columns that took the `::text` path, numerics sized from data.
     pub notes: Vec<String>,
+    /// Columns of the table left out of the model (`--columns`).
+    pub omitted: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +74,7 @@ pub async fn introspect(pool: &PgPool, schema: &str, table: &str) -> Result<Tabl
         columns: Vec::new(),
         primary_key: Vec::new(),
         notes: Vec::new(),
+        omitted: Vec::new(),
     };
     for row in rows {
         let name: String = row.get(0);
@@ -279,6 +282,36 @@ pub fn select_columns(def: &mut TableDef, wanted: &[String]) -> Result<()> {
         .map(String::as_str)
         .chain(def.primary_key.iter().map(String::as_str))
         .collect();
+    def.omitted = def
+        .columns
+        .iter()
+        .filter(|c| !keep.contains(c.name.as_str()))
+        .map(|c| c.name.clone())
+        .collect();
     def.columns.retain(|c| keep.contains(c.name.as_str()));
+    Ok(())
+}
+
+/// `--mask`: each named column of the model written as its keyed hash.
+pub fn mask_columns(def: &mut TableDef, masked: &[String]) -> Result<()> {
+    for name in masked {
+        let Some(column) = def.columns.iter_mut().find(|c| &c.name == name) else {
+            bail!(
+                "--mask: the model of {}.{} has no column `{name}` (it has: {})",
+                def.schema,
+                def.name,
+                def.columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        };
+        // The hash replaces the value, and with it any choice of how the value is written.
+        column.opt = etl_types::OptIns {
+            mask: Some(etl_types::Mask::HmacSha256),
+            ..etl_types::OptIns::default()
+        };
+    }
     Ok(())
 }

@@ -6,9 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use super::catalog::{introspect, select_columns};
+use super::catalog::introspect;
 use super::parse::ParsedModel;
-use super::render::render_model;
 use super::{GenArgs, GenCommand, connect};
 
 /// Reports each model of `args.models_dir` that differs from the live database, and how.
@@ -47,17 +46,7 @@ pub async fn check(args: &GenArgs) -> Result<usize> {
             regen.table.as_deref().unwrap_or_default(),
         );
         let live = match introspect(&pool, schema, table).await {
-            Ok(mut def) => {
-                if !regen.columns.is_empty() {
-                    select_columns(&mut def, &regen.columns)?;
-                }
-                render_model(
-                    &def,
-                    &regen.columns,
-                    regen.partition_by.as_deref(),
-                    regen.cursor.as_deref(),
-                )?
-            }
+            Ok(mut def) => super::model_source(&mut def, &regen)?,
             Err(e) => {
                 differences += 1;
                 println!(

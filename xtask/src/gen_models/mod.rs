@@ -20,7 +20,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 
 use self::catalog::list_tables;
-pub use self::catalog::{ColumnDef, TableDef, introspect, select_columns};
+pub use self::catalog::{ColumnDef, TableDef, introspect, mask_columns, select_columns};
 pub use self::check::check;
 use self::files::{model_file, write_formatted};
 pub use self::files::{remove, rustfmt, write_registry};
@@ -49,6 +49,11 @@ pub struct GenArgs {
     /// on every change (`--cursor updated_at`); the table needs a primary key.
     #[arg(long, value_name = "COLUMN", requires = "table")]
     pub cursor: Option<String>,
+    /// Columns written as a keyed hash of their value (`#[etl(mask = "hmac_sha256")]`), so
+    /// that personal data never leaves the database host: `--mask email,phone`. The run then
+    /// needs a key (`etl-app run --mask-key-file`). Not a partition key or cursor.
+    #[arg(long, value_delimiter = ',', requires = "table")]
+    pub mask: Vec<String>,
     /// The database to read; DATABASE_URL by default.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
@@ -58,7 +63,7 @@ pub struct GenArgs {
     /// Write nothing: compare every model in the directory with the live database and exit 1
     /// listing each difference (the CI guard; fix with the `Regenerate:` command the model
     /// file names).
-    #[arg(long, conflicts_with_all = ["table", "all", "columns", "partition_by", "cursor"])]
+    #[arg(long, conflicts_with_all = ["table", "all", "columns", "partition_by", "cursor", "mask"])]
     pub check: bool,
     /// Delete the model of this table (`notes`, `sales.orders`): for a table that was dropped,
     /// or the demo's. Needs no database.
@@ -112,6 +117,16 @@ pub fn run(args: GenArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The model of `def` as `args` ask for it: the columns chosen (the others recorded as left
+/// out), the masked ones, the partition keys and the cursor.
+pub(crate) fn model_source(def: &mut TableDef, args: &GenArgs) -> Result<String> {
+    if !args.columns.is_empty() {
+        select_columns(def, &args.columns)?;
+    }
+    mask_columns(def, &args.mask)?;
+    render_model(def, args)
+}
+
 pub(crate) async fn connect(url: &str) -> Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(1)
@@ -129,16 +144,8 @@ pub async fn generate(args: &GenArgs) -> Result<()> {
     fs::create_dir_all(&args.models_dir)?;
     for table in &tables {
         let mut def = introspect(&pool, &args.schema, table).await?;
-        if !args.columns.is_empty() {
-            select_columns(&mut def, &args.columns)?;
-        }
+        let source = model_source(&mut def, args)?;
         let file = model_file(&args.models_dir, &def);
-        let source = render_model(
-            &def,
-            &args.columns,
-            args.partition_by.as_deref(),
-            args.cursor.as_deref(),
-        )?;
         let changed = write_formatted(&file, &source)?;
         println!(
             "{} {} ({} columns)",

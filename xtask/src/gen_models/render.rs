@@ -42,12 +42,12 @@ pub fn struct_name(table: &str) -> String {
 
 /// The model's source code (before rustfmt). `columns` is the subset asked for, recorded in
 /// the header's regenerate command.
-pub fn render_model(
-    def: &TableDef,
-    columns: &[String],
-    partition_by: Option<&str>,
-    cursor: Option<&str>,
-) -> Result<String> {
+pub fn render_model(def: &TableDef, args: &super::GenArgs) -> Result<String> {
+    let (columns, partition_by, cursor) = (
+        &args.columns,
+        args.partition_by.as_deref(),
+        args.cursor.as_deref(),
+    );
     let mut fields = Vec::new();
     let mut used = BTreeSet::new();
     let mut imports = BTreeSet::new();
@@ -89,6 +89,9 @@ pub fn render_model(
         attrs.push(format!("sql_type = {}", rust_string(&column.sql_type)));
         if column.opt.numeric_string {
             attrs.push("numeric = \"string\"".into());
+        }
+        if let Some(mask) = column.opt.mask {
+            attrs.push(format!("mask = {}", rust_string(mask.name())));
         }
         let mut text = String::new();
         if let Some(comment) = &column.comment {
@@ -133,6 +136,9 @@ pub fn render_model(
         check_cursor(def, name)?;
         let _ = write!(schema, ", cursor = {}", rust_string(name));
     }
+    if !def.omitted.is_empty() {
+        let _ = write!(schema, ", omit = {}", rust_string(&def.omitted.join(", ")));
+    }
     let mut regen = if def.schema == "public" {
         format!("cargo xtask gen --table {}", def.name)
     } else {
@@ -153,6 +159,10 @@ pub fn render_model(
     if let Some(name) = cursor {
         regen.push_str(" --cursor ");
         regen.push_str(name);
+    }
+    if !args.mask.is_empty() {
+        regen.push_str(" --mask ");
+        regen.push_str(&args.mask.join(","));
     }
     let mut out = String::new();
     let _ = writeln!(
@@ -195,6 +205,12 @@ fn check_partition_by(def: &TableDef, text: &str) -> Result<Vec<etl_types::Parti
                     spec.column
                 )
             })?;
+        if column.opt.mask.is_some() {
+            bail!(
+                "--partition-by {}: a masked column cannot be a partition key",
+                column.name
+            );
+        }
         let encoding = SqlType::parse(&column.sql_type)?
             .encoding(column.opt)
             .map_err(|e| anyhow!("{}: {e}", column.name))?;

@@ -33,6 +33,7 @@ pub(crate) fn write_manifest(
                 name: c.name.to_string(),
                 sql_type: c.sql_type.to_string(),
                 nullable: c.nullable,
+                mask: c.mask.map(|m| m.name().to_string()),
             })
             .collect(),
         partition_keys: info

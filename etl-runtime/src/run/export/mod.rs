@@ -197,7 +197,12 @@ pub(crate) async fn run_export(
                 read => read?,
             };
             let previous = manifest.as_ref().and_then(TableState::from_manifest);
-            let mut plan = Plan::new(output, previous, &options.incremental);
+            let mut plan = Plan::new(
+                output,
+                previous,
+                &options.incremental,
+                options.mask_key.as_ref(),
+            );
             if let (Plan::Batch { .. }, Some(manifest)) = (&plan, &manifest) {
                 plan.number_after(sink.last_batch_uploaded(&dir_name, manifest).await?);
             }
@@ -223,12 +228,11 @@ pub(crate) async fn run_export(
         let found = deletes::row_versions(
             source,
             sink,
-            &options.cancel,
+            options,
             output,
             (&dir_name, &staged.dir),
             (plan.as_ref(), previous_manifest.as_ref()),
             processor.schema(),
-            options.mask_key.as_ref(),
         )
         .await;
         match found {
@@ -294,8 +298,12 @@ pub(crate) async fn run_export(
                         keys: versions.as_ref().and_then(|v| v.keys.clone()),
                         deleted: versions.as_ref().map_or(0, |v| v.deleted),
                     };
-                    let (state, outcome) =
-                        plan.outcome(output, snapshot, &options.incremental, published);
+                    let (state, outcome) = plan.outcome(
+                        output,
+                        snapshot,
+                        (&options.incremental, options.mask_key.as_ref()),
+                        published,
+                    );
                     (state, Some(outcome))
                 }
                 _ => (None, None),
