@@ -5,6 +5,7 @@
 
 pub mod keys;
 pub mod manifest;
+pub mod names;
 pub mod partition;
 pub mod versions;
 

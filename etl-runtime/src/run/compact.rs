@@ -252,7 +252,13 @@ fn fold(
     }
 
     let model = SchemaRef::new(Schema::new(schema.fields()[..batch_column].to_vec()));
-    let mut out = FileSequence::new(dir, schema.clone(), info.partition_by, options, "part-");
+    let mut out = FileSequence::new(
+        dir,
+        schema.clone(),
+        info.partition_by,
+        options,
+        crate::layout::names::DATA_PREFIX,
+    );
     let mut versions_read = 0u64;
     options.converters.install(|| -> Result<()> {
         for input in inputs {

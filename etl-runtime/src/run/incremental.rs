@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::codec::Scalar;
-use crate::layout::{Manifest, manifest};
+use crate::layout::{Manifest, manifest, names};
 use crate::mask::MaskKey;
 use crate::model::TableInfo;
 use crate::source::{OpenTransactions, Snapshot};
@@ -305,10 +305,8 @@ impl Plan {
     /// two runs that both planned batch 3 never write the same object.
     pub fn file_prefix(&self, snapshot: &Snapshot) -> String {
         match self {
-            Plan::Full { .. } => "part-".to_string(),
-            Plan::Batch { number, .. } => {
-                format!("batch-{number:05}-{}-part-", snapshot_stamp(snapshot))
-            }
+            Plan::Full { .. } => names::DATA_PREFIX.to_string(),
+            Plan::Batch { number, .. } => names::batch_prefix(*number, &snapshot_stamp(snapshot)),
         }
     }
 
@@ -323,7 +321,7 @@ impl Plan {
 
     /// The name of the run's key file.
     pub fn keys_file(&self, snapshot: &Snapshot) -> String {
-        crate::layout::versions::keys_file_name(self.number(), &snapshot_stamp(snapshot))
+        crate::layout::names::keys_file_name(self.number(), &snapshot_stamp(snapshot))
     }
 
     /// The previous run's key file, for a batch.

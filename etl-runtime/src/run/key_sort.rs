@@ -78,6 +78,7 @@ impl<'a> KeySorter<'a> {
     fn spill(&mut self) -> Result<()> {
         self.sort_held()?;
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io("cannot create", &self.dir, e))?;
+        // In a scratch directory of its own beside the staged table, removed after the pass.
         let path = self.dir.join(format!("run-{:05}.keys", self.runs.len()));
         let mut writer = KeyFileWriter::create(&path)?;
         for key in self.held.drain(..) {

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::layout::names;
 use crate::run::export::{ExportOptions, Listing, TableReport, write_manifest, write_share};
 use crate::run::registry::Export;
 use crate::sink::{ObjectStore, Sink, StagingClaim, lock_is_held, write_whole};
@@ -199,7 +200,7 @@ impl ShardArea {
         };
         root.join("tables")
             .join(table)
-            .join(format!("shard-{shard:05}"))
+            .join(names::shard_dir(shard))
     }
 
     /// Writes `body` as the document `name`, whole, with the area's format version.
@@ -284,22 +285,23 @@ impl ShardArea {
         if let AreaStore::Dir(dir) = &self.store {
             crate::sink::make_durable(dir)?;
         }
-        self.put_json(&done_name(outcome.shard), outcome).await
+        self.put_json(&names::shard_done(outcome.shard), outcome)
+            .await
     }
 
     /// What `shard` wrote on `snapshot`, once it is done.
     async fn read_done(&self, shard: usize, snapshot: &str) -> Result<Option<ShardOutcome>> {
         Ok(self
-            .get_json::<ShardOutcome>(&done_name(shard))
+            .get_json::<ShardOutcome>(&names::shard_done(shard))
             .await?
             .filter(|outcome| outcome.snapshot == snapshot))
     }
 
     /// Records a failed attempt of `shard` on `snapshot` (with its error).
     pub async fn write_failure(&self, shard: usize, snapshot: &str, message: &str) -> Result<()> {
-        let attempt = self.names(&failure_prefix(shard)).await?.len() + 1;
+        let attempt = self.names(&names::shard_failed_prefix(shard)).await?.len() + 1;
         self.put_json(
-            &format!("{}{attempt}.json", failure_prefix(shard)),
+            &format!("{}{attempt}.json", names::shard_failed_prefix(shard)),
             &Failure {
                 shard,
                 snapshot: snapshot.to_string(),
@@ -312,7 +314,7 @@ impl ShardArea {
     /// The errors of `shard`'s failed attempts on `snapshot`, in no particular order.
     async fn failures(&self, shard: usize, snapshot: &str) -> Result<Vec<String>> {
         let mut errors = Vec::new();
-        for name in self.names(&failure_prefix(shard)).await? {
+        for name in self.names(&names::shard_failed_prefix(shard)).await? {
             let Some(failure) = self.get_json::<Failure>(&name).await? else {
                 continue;
             };
@@ -333,20 +335,20 @@ impl ShardArea {
         outcomes: &mut [Option<ShardOutcome>],
         attempts: usize,
     ) -> Result<Vec<(usize, Vec<String>)>> {
-        let names = self.names("shard-").await?;
+        let listed = self.names(names::SHARD_PREFIX).await?;
         let mut failed = Vec::new();
         for (shard, outcome) in outcomes.iter_mut().enumerate() {
             if outcome.is_some() {
                 continue;
             }
-            if names.contains(&done_name(shard)) {
+            if listed.contains(&names::shard_done(shard)) {
                 *outcome = self.read_done(shard, snapshot).await?;
                 if outcome.is_some() {
                     continue;
                 }
             }
-            let prefix = failure_prefix(shard);
-            if names.iter().filter(|n| n.starts_with(&prefix)).count() >= attempts {
+            let prefix = names::shard_failed_prefix(shard);
+            if listed.iter().filter(|n| n.starts_with(&prefix)).count() >= attempts {
                 // Markers of another snapshot's attempts do not count.
                 let errors = self.failures(shard, snapshot).await?;
                 if errors.len() >= attempts {
@@ -371,7 +373,7 @@ impl ShardArea {
             return Ok(());
         };
         let version_dir = store.version_dir(table_dir, &plan.version);
-        let mine = format!("shard-{shard:05}-");
+        let mine = names::shard_files_prefix(shard);
         let earlier: Vec<String> = store
             .list(&format!("{version_dir}/"))
             .await?
@@ -446,14 +448,6 @@ struct Failure {
     shard: usize,
     snapshot: String,
     error: String,
-}
-
-fn done_name(shard: usize) -> String {
-    format!("shard-{shard:05}.done.json")
-}
-
-fn failure_prefix(shard: usize) -> String {
-    format!("shard-{shard:05}.failed-")
 }
 
 /// Plans run `run` over `exports` (tables only) for `shards` shards, on the source's snapshot.
@@ -534,7 +528,7 @@ pub async fn export_share(
         options,
         (&export.info, (export.schema)(), encode),
         table.share(shard, plan.shards),
-        &format!("shard-{shard:05}-part-"),
+        &names::shard_data_prefix(shard),
     )
     .await
     .map_err(|e| e.in_table(&name))?;

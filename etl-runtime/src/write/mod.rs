@@ -406,7 +406,7 @@ impl RollingFiles {
             schema,
             parquet: parquet.clone(),
             max_file_bytes,
-            prefix: "part-".to_string(),
+            prefix: crate::layout::names::DATA_PREFIX.to_string(),
             open: None,
             done: Vec::new(),
         }
@@ -420,7 +420,7 @@ impl RollingFiles {
     }
 
     fn open_next(&self) -> Result<ParquetFileWriter> {
-        let name = format!("{}{:05}.parquet", self.prefix, self.done.len());
+        let name = crate::layout::names::data_file(&self.prefix, self.done.len());
         ParquetFileWriter::create(&self.dir.join(name), self.schema.clone(), &self.parquet)
     }
 
@@ -489,10 +489,10 @@ impl SpillPageStoreFactory {
 impl PageStoreFactory for SpillPageStoreFactory {
     fn create(&self, args: &PageStoreArgs<'_>) -> parquet::errors::Result<Box<dyn PageStore>> {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.join(format!(
-            ".spill-{}-{n}-{}",
+        let path = self.dir.join(crate::layout::names::page_spill(
             std::process::id(),
-            args.column_index()
+            n,
+            args.column_index(),
         ));
         Ok(Box::new(SpillPageStore {
             path,

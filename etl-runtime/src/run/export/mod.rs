@@ -256,7 +256,7 @@ pub(crate) async fn run_export(
         filter: plan.as_ref().and_then(|p| p.filter(output)),
         file_prefix: match (&plan, snapshot) {
             (Some(plan), Some(snapshot)) => plan.file_prefix(snapshot),
-            _ => "part-".to_string(),
+            _ => crate::layout::names::DATA_PREFIX.to_string(),
         },
         batch: matches!(plan, Some(Plan::Batch { .. })),
         own_columns,

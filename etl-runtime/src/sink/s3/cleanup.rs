@@ -31,7 +31,7 @@ impl S3Sink {
             .filter(|key| {
                 let name = &key[prefix.len()..];
                 let file = name.rsplit('/').next().unwrap_or(name);
-                let number = crate::layout::versions::file_batch(file).map(u64::from);
+                let number = crate::layout::names::file_batch(file).map(u64::from);
                 number.is_some_and(|n| n <= last) && !listed.contains(name)
             })
             .collect();
@@ -51,7 +51,9 @@ impl S3Sink {
         for key in &keys {
             let rest = &key[table_prefix.len()..];
             match rest.split_once('/') {
-                Some((version, inside)) if version.starts_with(VERSION_PREFIX) => {
+                Some((version, inside))
+                    if version.starts_with(crate::layout::names::VERSION_PREFIX) =>
+                {
                     let entry = versions.entry(version).or_default();
                     entry.0 |= inside == MANIFEST_FILE;
                     entry.1.push(key);
@@ -90,7 +92,7 @@ impl S3Sink {
                 .split('/')
                 .next()
                 .unwrap_or_default();
-            if !version.starts_with(VERSION_PREFIX) || version >= current {
+            if !version.starts_with(crate::layout::names::VERSION_PREFIX) || version >= current {
                 continue;
             }
             self.client

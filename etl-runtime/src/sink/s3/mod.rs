@@ -278,13 +278,10 @@ impl S3Sink {
 /// (`s3://b/p/notes/v=<run id>`).
 pub fn table_root(location: &str) -> &str {
     match location.rsplit_once('/') {
-        Some((root, last)) if last.starts_with(VERSION_PREFIX) => root,
+        Some((root, last)) if last.starts_with(crate::layout::names::VERSION_PREFIX) => root,
         _ => location,
     }
 }
-
-/// Version directories under a table: `v=<run id>`.
-const VERSION_PREFIX: &str = "v=";
 
 /// The files of a staged table, partition directories included, as paths relative to it.
 fn staged_files(root: &Path, relative: &str, files: &mut Vec<String>) -> Result<()> {
@@ -293,7 +290,7 @@ fn staged_files(root: &Path, relative: &str, files: &mut Vec<String>) -> Result<
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("cannot list", &dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with(".spill") {
+        if name.starts_with(crate::layout::names::SPILL_PREFIX) {
             continue;
         }
         let path = if relative.is_empty() {
@@ -381,7 +378,7 @@ impl super::ObjectStore for S3Sink {
     }
 
     fn version_dir(&self, table_dir: &str, version: &str) -> String {
-        format!("{table_dir}/{VERSION_PREFIX}{version}")
+        format!("{table_dir}/{}", crate::layout::names::version_dir(version))
     }
 }
 

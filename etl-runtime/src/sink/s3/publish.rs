@@ -115,13 +115,13 @@ impl S3Sink {
             .await?
             .iter()
             .filter_map(|key| key.rsplit('/').next())
-            .filter_map(crate::layout::versions::file_batch)
+            .filter_map(crate::layout::names::file_batch)
             .max()
             .unwrap_or(0))
     }
 
     pub(super) async fn publish_table(&self, staged: &StagedTable) -> Result<String> {
-        let version = format!("{VERSION_PREFIX}{}", self.run_id);
+        let version = crate::layout::names::version_dir(&self.run_id);
         let version_dir = format!("{}/{version}", staged.table_dir);
         let mut files = Vec::new();
         staged_files(&staged.dir, "", &mut files)?;

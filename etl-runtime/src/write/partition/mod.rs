@@ -115,7 +115,7 @@ impl PartitionedWriter {
             spill: None,
             spilled: Vec::new(),
             rows: Vec::new(),
-            file_prefix: "part-".to_string(),
+            file_prefix: crate::layout::names::DATA_PREFIX.to_string(),
         }
     }
 

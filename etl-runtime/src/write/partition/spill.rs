@@ -90,7 +90,7 @@ impl Regrouped {
 
 impl Spill {
     pub(crate) fn create(dir: &Path, schema: &SchemaRef) -> Result<Self> {
-        let path = dir.join(".spill-partitions.arrow");
+        let path = dir.join(crate::layout::names::PARTITION_SPILL);
         let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
         // 1 MB, not `BufWriter`'s 8 KB: the spill of 5M rows was ~43,000 write calls.
         let file = std::io::BufWriter::with_capacity(SPILL_BUFFER, file);
