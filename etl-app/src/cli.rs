@@ -27,7 +27,7 @@ Examples:
   # One run split into 4 shards on 4 machines sharing /data/exports (a Kubernetes Indexed
   # Job sets JOB_COMPLETION_INDEX, which is --shard):
   etl-app coordinate --shards 4 --run-name nightly-42 --output /data/exports
-  etl-app run --shard-of nightly-42 --shard 0 --output /data/exports   # ... up to --shard 3
+  etl-app shard --run-name nightly-42 --shard 0 --output /data/exports   # ... up to --shard 3
 
 Try it on a throwaway database with `cargo xtask demo`. Models are generated from a live
 table with `cargo xtask gen --table NAME`.
@@ -59,13 +59,19 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Export tables to Parquet files (or, with --shard-of, one shard's share of a sharded run).
+    /// Export tables to Parquet files.
     Run(Box<RunArgs>),
     /// Open a run split into shards on several machines: export the snapshot and hold it,
-    /// publish the plan in the output, wait for every shard (`etl-app run --shard-of NAME
-    /// --shard I`), then publish the tables. Nothing is published if a shard fails for good or
-    /// the coordinator dies.
+    /// publish the plan in the output, wait for every shard (`etl-app shard --run-name NAME
+    /// --shard I`), then publish the tables, the run report, the metrics and the catalog.
+    /// Nothing is published if a shard fails for good or the coordinator dies.
     Coordinate(Box<CoordinateArgs>),
+    /// Read one shard of a sharded run (opened by `etl-app coordinate --run-name NAME` on the
+    /// same --output): the tables and snapshot come from its plan, and its files wait in the
+    /// output for the coordinator, which publishes them with everything else. A shard
+    /// publishes nothing of its own: --report, the metrics flags and Glue belong to the
+    /// coordinator. A retried shard replaces its own files.
+    Shard(Box<ShardArgs>),
     /// List the registered tables with their columns.
     List(ListArgs),
     /// Compare every registered model with the live database; exit 1 listing each difference
@@ -114,6 +120,16 @@ pub struct CompactArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ShardArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// The sharded run to read a share of: the coordinator's --run-name.
+    #[arg(long, env = "ETL_RUN_NAME", value_name = "NAME")]
+    pub run_name: String,
+}
+
+#[derive(Debug, Args)]
 pub struct CoordinateArgs {
     #[command(flatten)]
     pub run: RunArgs,
@@ -123,7 +139,7 @@ pub struct CoordinateArgs {
     #[arg(long, env = "ETL_SHARDS", value_parser = clap::value_parser!(u32).range(1..=1024), value_name = "K")]
     pub shards: u32,
 
-    /// The run's name, which every shard is given as --shard-of (letters, digits, `.`, `_`,
+    /// The run's name, which every shard is given as --run-name (letters, digits, `.`, `_`,
     /// `-`; e.g. the Kubernetes Job's name).
     #[arg(long, env = "ETL_RUN_NAME", value_name = "NAME")]
     pub run_name: String,
@@ -278,13 +294,12 @@ pub struct RunArgs {
     #[arg(long, env = "ETL_RANGE_PAGES", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..), value_name = "PAGES")]
     pub range_pages: u64,
 
-    /// Read one shard of the sharded run NAME (opened by `etl-app coordinate --run-name NAME`
-    /// on the same --output): the tables and snapshot come from its plan; the coordinator
-    /// publishes once every shard is done. A retried shard replaces its own files.
-    #[arg(long, env = "ETL_SHARD_OF", value_name = "NAME")]
+    /// `etl-app run --shard-of NAME` is `etl-app shard --run-name NAME`.
+    #[arg(long, env = "ETL_SHARD_OF", value_name = "NAME", hide = true)]
     pub shard_of: Option<String>,
 
-    /// This shard's index, 0 to K-1; a Kubernetes Indexed Job sets it (JOB_COMPLETION_INDEX).
+    /// For `etl-app shard`: this shard's index, 0 to K-1; a Kubernetes Indexed Job sets it
+    /// (JOB_COMPLETION_INDEX).
     #[arg(long, env = "JOB_COMPLETION_INDEX", value_name = "I")]
     pub shard: Option<u32>,
 

@@ -114,6 +114,17 @@ const S3_ONLY: &[(&str, &str)] = &[
     ("wait", "--wait"),
 ];
 
+/// Flags (clap ids) whose work is the coordinator's in a sharded run.
+const SHARD_REFUSES: &[(&str, &str)] = &[
+    ("report", "--report"),
+    ("pushgateway", "--pushgateway"),
+    ("metrics_file", "--metrics-file"),
+    ("metrics_job", "--metrics-job"),
+    ("glue_database", "--glue-database"),
+    ("glue_crawler", "--glue-crawler"),
+    ("compact_after", "--compact-after"),
+];
+
 impl RunConfig {
     /// Checks `args`; `given(id)` says whether the flag with clap id `id` was written on the
     /// command line (a value from the environment, such as `ETL_S3_PATH_STYLE` set for every
@@ -223,7 +234,7 @@ impl RunConfig {
             }),
             (Some(_), None) => {
                 return Err(usage(
-                    "--shard-of needs this shard's index: --shard I (or JOB_COMPLETION_INDEX)",
+                    "a shard needs its index: --shard I (or JOB_COMPLETION_INDEX)",
                 ));
             }
             // JOB_COMPLETION_INDEX alone (any Indexed Job) does not make a shard.
@@ -245,8 +256,39 @@ impl RunConfig {
         // A shard's tables come from the run's plan, not from --tables.
         if let Some(ShardRole::Shard { run_name, .. }) = &config.shard {
             config.check_shard_output(run_name)?;
+            // What a run publishes besides its tables is the coordinator's; a flag asking a
+            // shard for it would be silently ignored. (From the environment, set for every job
+            // of a scheduler, it is not a mistake.)
+            for (id, flag) in SHARD_REFUSES {
+                if given(id) {
+                    return Err(usage(format!(
+                        "{flag}: a shard publishes nothing of its own; give it to `etl-app \
+                         coordinate`, which publishes the tables, the run report, the metrics \
+                         and the catalog"
+                    )));
+                }
+            }
         }
         Ok(config)
+    }
+
+    /// `etl-app shard`: one shard's share of the run its coordinator named.
+    pub fn shard(
+        args: crate::cli::ShardArgs,
+        given: impl Fn(&str) -> bool,
+        registry: &Registry,
+    ) -> Result<Self, Failure> {
+        let mut run = args.run;
+        match &run.shard_of {
+            Some(other) if *other != args.run_name => {
+                return Err(usage(format!(
+                    "--shard-of {other} and --run-name {} name two runs; keep --run-name",
+                    args.run_name
+                )));
+            }
+            _ => run.shard_of = Some(args.run_name),
+        }
+        Self::new(run, given, registry)
     }
 
     /// `etl-app coordinate`: a run, plus the shards' part.
@@ -257,7 +299,7 @@ impl RunConfig {
     ) -> Result<Self, Failure> {
         if args.run.shard_of.is_some() {
             return Err(usage(
-                "--shard-of is for the shards (etl-app run); the coordinator names the run with --run-name",
+                "--shard-of is for the shards (etl-app shard); the coordinator names the run with --run-name",
             ));
         }
         let mut config = Self::new(args.run, given, registry)?;
@@ -296,7 +338,7 @@ impl RunConfig {
 
     fn check_shard_output(&self, run_name: &str) -> Result<(), Failure> {
         etl_runtime::run::shard::check_run_name(run_name)
-            .map_err(|e| usage(format!("--run-name / --shard-of: {e}")))?;
+            .map_err(|e| usage(format!("--run-name: {e}")))?;
         Ok(())
     }
 }

@@ -99,6 +99,9 @@ pub fn main(registry: Registry) -> ExitCode {
             RunConfig::coordinator(*args, given_in(&matches, "coordinate"), &registry)
                 .and_then(run_blocking)
         }
+        Command::Shard(args) => {
+            RunConfig::shard(*args, given_in(&matches, "shard"), &registry).and_then(run_blocking)
+        }
         Command::Check(args) => {
             let url_given = given_in(&matches, "check")("database_url");
             on_one_thread(inspect::check(&registry, args, url_given))

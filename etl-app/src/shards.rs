@@ -1,5 +1,5 @@
 //! Sharded runs on the command line: `etl-app coordinate` (hold the snapshot, publish the plan,
-//! wait for the shards, publish the tables) and `etl-app run --shard-of NAME --shard I` (one
+//! wait for the shards, publish the tables) and `etl-app shard --run-name NAME --shard I` (one
 //! shard's share). The engine's part is `etl_runtime::run::shard`.
 
 use std::sync::Arc;
@@ -143,7 +143,7 @@ async fn coordinate_on(
         None,
         format_args!(
             "sharded run {run_name}: {} table(s), {} ranges, snapshot of {} held; waiting for \
-             {shards} shard(s): etl-app run --shard-of {run_name} --shard I --output {} \
+             {shards} shard(s): etl-app shard --run-name {run_name} --shard I --output {} \
              (I = 0..{})",
             plan.tables.len(),
             plan.tables.iter().map(|t| t.ranges.len()).sum::<usize>(),
@@ -213,7 +213,7 @@ async fn coordinate_on(
     Ok(code)
 }
 
-/// `etl-app run --shard-of NAME --shard I`: returns the exit code. A failed attempt is recorded
+/// `etl-app shard --run-name NAME --shard I`: returns the exit code. A failed attempt is recorded
 /// in the run's area, where the coordinator counts it.
 pub async fn run_shard(config: &RunConfig, run_name: &str, index: usize) -> Result<u8, Failure> {
     let cancel = &config.export.cancel;

@@ -336,6 +336,34 @@ fn a_bad_output_or_a_flag_that_does_not_apply_fails_before_connecting() {
             "{args:?}: a connection was attempted before the arguments were checked"
         );
     }
+    // A shard publishes nothing of its own: what the coordinator publishes is refused, not
+    // silently ignored, and so is a shard without its index.
+    let shard_cases: &[(&[&str], &str)] = &[
+        (&["--shard", "0", "--report", "r.json"], "--report"),
+        (
+            &["--shard", "0", "--glue-database", "lake"],
+            "--glue-database",
+        ),
+        (
+            &["--shard", "0", "--metrics-file", "m.prom"],
+            "--metrics-file",
+        ),
+        (&[], "needs its index"),
+    ];
+    for (args, expected) in shard_cases {
+        let database = Unreachable::new();
+        let output = etl_app()
+            .args(["shard", "--run-name", "nightly-1", "--output", "./x"])
+            .args(*args)
+            .env("DATABASE_URL", database.url())
+            .env_remove("JOB_COMPLETION_INDEX")
+            .output()
+            .expect("run etl-app");
+        let message = text(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert!(message.contains(expected), "{args:?}: {message}");
+        assert!(!database.was_contacted(), "{args:?}");
+    }
 }
 
 /// The check above can fail: a correct command line does try to connect (here to a server

@@ -1337,6 +1337,7 @@ async fn a_sharded_run_on_s3_publishes_each_table_once_every_shard_has_uploaded(
         let output = etl_demo(
             &db,
             &env,
+            // The older spelling of `etl-app shard --run-name`, still accepted.
             "run",
             &[
                 "--shard-of",

@@ -28,7 +28,7 @@ fn start_coordinator(url: &str, out: &Path, run: &str, shards: u32, extra: &[&st
 fn shard(url: &str, out: &Path, run: &str, index: u32) -> Command {
     let mut command = etl_app();
     command
-        .args(["run", "--shard-of", run])
+        .args(["shard", "--run-name", run])
         .arg("--output")
         .arg(out)
         // As a Kubernetes Indexed Job gives it.

@@ -49,7 +49,14 @@ fn spark_reads_every_output_shape_equal_to_postgres() {
         .expect("coordinator");
     for index in ["0", "1"] {
         let output = etl_app()
-            .args(["run", "--shard-of", "spark-1", "--shard", index, "--output"])
+            .args([
+                "shard",
+                "--run-name",
+                "spark-1",
+                "--shard",
+                index,
+                "--output",
+            ])
             .arg(&out)
             .env("DATABASE_URL", &db.url)
             .output()
