@@ -187,9 +187,8 @@ impl RunConfig {
                 parallelism: match args.read_parallelism {
                     Some(n) => ReadParallelism::Connections(n as usize),
                     // A connection's rows keep about two threads busy (reading and
-                    // converting, encoding and compressing): on this project's 2-core bench
-                    // machine, with the server on the same cores, two connections were 18 %
-                    // slower than one (`cargo xtask bench`).
+                    // converting, encoding and compressing): more connections than cores
+                    // allow only add contention, the server's included when it shares them.
                     None => ReadParallelism::Auto {
                         max: (threads / 2).clamp(1, 4),
                     },

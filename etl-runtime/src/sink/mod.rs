@@ -234,9 +234,9 @@ fn same_file(file: &File, path: &Path) -> bool {
 /// so that each run's directory, and the export made in it, starts in a block group of its own
 /// rather than in its parent's, where the previous export was just removed: on ext4 without a
 /// journal, each new inode's allocation checks one by one the group's free inodes deleted in
-/// the last minutes (seconds once written back), and a 1,000-partition re-export's 2,000
-/// directories and files each went past the previous export's 2,000 (~0.5 s of the client's
-/// CPU). Best effort: other file systems have no such flag, and nothing depends on it.
+/// the last minutes (seconds once written back), so a re-export of thousands of partitions
+/// would walk past every inode the previous one freed, for each of its own. Best effort:
+/// other file systems have no such flag, and nothing depends on it.
 fn mark_top_of_unrelated_trees(staging: &Path) {
     use rustix::fs::{IFlags, ioctl_getflags, ioctl_setflags};
     let Ok(dir) = File::open(staging) else {
@@ -313,8 +313,8 @@ impl LocalDirSink {
     /// Starts removing, on a thread of its own while the table is read, the kept versions of
     /// `table_dir` that its publication will push beyond `keep_versions` (the export it replaces
     /// becomes a kept one). Removing a large export is mostly waiting for the disk (on ext4
-    /// mounted `discard`, a synchronous discard per freed extent: 0.3-0.5 s for 1,000
-    /// partitions), which overlaps the read here instead of adding to the run's end. A thread
+    /// mounted `discard`, a synchronous discard per freed extent), which overlaps the read
+    /// here instead of adding to the run's end. A thread
     /// that cannot start leaves them to the next run.
     fn retire_old_versions(&self, table_dir: &str) -> Option<std::thread::JoinHandle<()>> {
         let mut versions: Vec<PathBuf> = fs::read_dir(self.versions_dir(table_dir))
@@ -576,9 +576,8 @@ async fn on_blocking_thread(
 }
 
 /// Puts on disk everything written to the file system holding `dir`: one `syncfs`, which
-/// costs one journal commit however many files and directories a table has (a partitioned
-/// table's thousand files synced one by one took ~0.3 s longer, each fsync a commit of its
-/// own), and also covers the directory entries.
+/// costs one journal commit however many files and directories a table has (synced one by
+/// one, each file's fsync is a commit of its own), and also covers the directory entries.
 pub fn make_durable(dir: &Path) -> Result<()> {
     let handle = File::open(dir).map_err(|e| Error::io("cannot open", dir, e))?;
     rustix::fs::syncfs(&handle).map_err(|e| Error::io("cannot sync", dir, e.into()))

@@ -353,9 +353,8 @@ impl ColumnStatistics {
     /// on `N / n` of the table's `N` rows, `rows` rows taken at random hold
     /// `n * (1 - (1 - rows / N) ^ (N / n))` distinct values on average: all `n` when `rows` is
     /// the whole table (PostgreSQL's "more than half as many distinct values as rows"), nearly
-    /// `rows` when they are few against `n` (on the bench's `shipments`, `weight_kg` has 28 %
-    /// distinct values in the table, and all but distinct ones in a day's partition: written
-    /// without a dictionary there, its files were 17 % smaller).
+    /// `rows` when they are few against `n` (a column with many repeats across the table can
+    /// be all but distinct within one partition's rows, where a dictionary only adds bytes).
     pub fn mostly_distinct(&self, rows: f64) -> impl Iterator<Item = &str> {
         let table_rows = self.rows;
         self.distinct_values
@@ -441,8 +440,8 @@ pub async fn column_statistics(
 }
 
 /// A partitioned table's distinct values per column from its leaves' statistics, for a
-/// parent never analyzed (autovacuum analyzes leaves only; exported without them, the bench
-/// table partitioned by year took 14 % more client CPU, 45 % more memory and 7 % more bytes).
+/// parent never analyzed (autovacuum analyzes leaves only; without them, every column of such
+/// a table would keep a dictionary it does not need, and cost CPU, memory and bytes for it).
 /// A column whose every leaf expects values to grow with its rows (negative `n_distinct`)
 /// has the leaves' values together; otherwise leaves may share their values, and the
 /// largest leaf's count is taken (a lower bound: a dictionary is kept when in doubt).
@@ -576,7 +575,7 @@ mod tests {
 
     #[test]
     fn columns_are_mostly_distinct_by_the_rows_they_are_among() {
-        // The bench's shipments: 5M rows, ~1,000 day partitions of ~5,000 rows.
+        // A table of 5M rows in ~1,000 day partitions of ~5,000 rows.
         let statistics = ColumnStatistics {
             rows: 5e6,
             distinct_values: vec![

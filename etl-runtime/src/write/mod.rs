@@ -37,8 +37,8 @@ pub enum Codec {
 
 impl Default for Codec {
     fn default() -> Self {
-        // Level 1: on the benchmark table it wrote smaller files than level 3 (93.6 MB against
-        // 95.1 MB per million rows, pages being small) in 20 % less time.
+        // Level 1: Parquet pages are small, so higher levels find little more to save and
+        // cost more time (see PERFORMANCE.md).
         Codec::Zstd(1)
     }
 }
@@ -109,7 +109,7 @@ impl ParquetOptions {
             }
         }
         // No statistics on JSON columns: no engine prunes on a JSON text's min and max, and
-        // they cost a comparison of every value (bench table: 1.3 % of client instructions).
+        // they cost a comparison of every value.
         for field in schema.fields() {
             if field.extension_type_name() == Some(arrow_schema::extension::Json::NAME) {
                 builder = builder.set_column_statistics_enabled(
@@ -130,9 +130,9 @@ impl ParquetOptions {
 
 /// The encoding of a column without a dictionary, by its Arrow type, where PLAIN is not the
 /// best: integers, dates, timestamps and decimals stored as integers are DELTA_BINARY_PACKED
-/// (differences bit-packed: on the bench table, the ordered id 5.7 -> 1.2 MB, a random
-/// timestamp 35.7 -> 30.9 MB, and less for zstd to do); text and bytes are
-/// DELTA_LENGTH_BYTE_ARRAY (lengths apart from the bytes: uuid as text 99.2 -> 92.7 MB).
+/// (differences bit-packed: an ordered key shrinks to a fraction, and zstd has less to do);
+/// text and bytes are DELTA_LENGTH_BYTE_ARRAY (the lengths apart from the bytes, each
+/// compressed with its kind).
 /// Both are read by pyarrow, DuckDB, Spark (>= 3.4 vectorized) and Trino/Athena v3.
 fn distinct_values_encoding(data_type: &DataType) -> Option<Encoding> {
     match data_type {
@@ -308,9 +308,9 @@ impl ParquetFileWriter {
 
 /// Starts writing `file`'s dirty pages from `offset` on to disk, without waiting for them. A
 /// local export is made durable at publication by one `syncfs` (`sink::make_durable`), which
-/// then waited for every byte of the table: with the kernel's default thresholds nothing had
-/// been written before (5M bench rows, 430 MB: ~0.2-0.45 s after the last row, on a 900 MB/s
-/// disk). Started as each large row group closes, the writing overlaps the encoding of the
+/// then waited for every byte of the table: with the kernel's default thresholds nothing has
+/// been written before. Started as each large row group closes, the writing overlaps the
+/// encoding of the
 /// next, and the final sync waits for the last one only. Linux starts it for
 /// `POSIX_FADV_DONTNEED` (dropping only pages already clean). An error costs nothing but the
 /// head start: publication still syncs.
@@ -320,8 +320,7 @@ fn start_writeback(file: &File, offset: u64) {
 
 /// A local file is started for the disk by this many new bytes at least: the work of
 /// starting it is the process's own (at publication it is the kernel's flusher's), which for
-/// a thousand small partition files cost more system time than the sync it spared (5M
-/// shipments rows: 0.75 -> 0.93 s).
+/// thousands of small partition files costs more system time than the sync it spares.
 pub const WRITE_BACK_BYTES: u64 = 32 << 20;
 
 /// How many Parquet leaf columns each field of `schema` became in `parquet`.
@@ -469,8 +468,7 @@ pub struct WrittenFile {
 
 /// Keeps a column chunk's finished pages (past the first 64 KB) in an unlinked temporary file
 /// until its row group is written, instead of on the heap: the writer's memory is then a few
-/// hundred KB per column, not a whole row group (~100 MB at the defaults). The pages are read back once, in
-/// order.
+/// hundred KB per column, not a whole row group. The pages are read back once, in order.
 #[derive(Debug)]
 struct SpillPageStoreFactory {
     dir: PathBuf,
@@ -506,8 +504,8 @@ impl PageStoreFactory for SpillPageStoreFactory {
 
 /// A column chunk's pages are kept in memory up to this many bytes before the rest goes to
 /// disk: small chunks (a partition's, a small table's) then create no file at all, which
-/// costs more than the pages when there are thousands of them. 64 KB, not 256: 16 columns'
-/// pages held at a row group's close were ~3 MB of a plain export's peak RSS.
+/// costs more than the pages when there are thousands of them. Small, because every column's
+/// pages are held at once when a row group closes.
 const IN_MEMORY_PAGES: usize = 64 << 10;
 
 enum StoredPage {

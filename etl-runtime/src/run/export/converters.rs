@@ -123,8 +123,7 @@ impl ChunkProcessor for TableProcessor {
 
 /// Per column, the bytes of text, JSON or bytes values per row in the last chunk: what the
 /// next chunk's encoders reserve. From a guess per row instead, a part's value buffers
-/// doubled, and were copied, several times as values came (2.9 % of the client's instructions
-/// on the bench table, whose text columns average 7 to 199 bytes).
+/// double, and are copied, several times as values come.
 #[derive(Debug, Default)]
 pub(crate) struct ValueSizes {
     /// Per column, bytes per 1,024 rows (0 for a fixed-width column).
@@ -135,8 +134,8 @@ impl ValueSizes {
     /// Per column, the bytes to reserve for `rows` rows: as many as the last chunk's and an
     /// eighth more (so that a part a little above the average is not regrown), rounded up to
     /// a power of two. Rounded, the buffers come in the few sizes that glibc's free lists hand
-    /// back chunk after chunk; exact sizes fragmented the heap, and peak RSS grew with the
-    /// table (1M / 5M / 10M rows: 60 / 64 / 67 MB, against 61 / 62 / 63 before the hint).
+    /// back chunk after chunk; exact sizes fragment the heap, and peak RSS then grows with the
+    /// table.
     /// Nothing before the first chunk (the encoders guess).
     fn for_rows(&self, rows: usize) -> Vec<usize> {
         self.per_1024_rows

@@ -49,9 +49,9 @@ pub(crate) use read::{TableRead, Written, write_files};
 #[derive(Debug, Clone)]
 pub struct ExportOptions {
     pub parquet: ParquetOptions,
-    /// Rows handed from the reader to the encoder at a time (4,096: as fast as larger chunks
-    /// on the bench, with 30 MB less peak memory than 16,384). Memory holds about three chunks
-    /// plus the pages of the open row group that are not spilled yet.
+    /// Rows handed from the reader to the encoder at a time (4,096: larger chunks are no
+    /// faster and hold more memory). Memory holds about three chunks plus the pages of the
+    /// open row group that are not spilled yet.
     pub chunk_rows: usize,
     /// ... or fewer, once a chunk holds this many bytes of COPY tuples (8 MB), so that memory
     /// follows this budget rather than the rows' width: 4,096 rows carrying documents of
@@ -67,9 +67,8 @@ pub struct ExportOptions {
     /// A partitioned table's rows held in memory before they are regrouped by partition and
     /// spilled to local disk (12 MB; the regroup's copy takes as much again, as the freed
     /// source is not handed back to the system at once). A spill holds up the encoder, and so
-    /// the read, while it runs: on the 1,000-partition bench table, 12 MB spills made the run
-    /// 2.35 -> 2.28 s (medians of 9 interleaved rounds; 1.31 -> 1.27x COPY) and peak RSS
-    /// 72-90 -> 60-68 MB against 24 MB, with the same CPU; 48 MB and 6 MB were slower.
+    /// the read, while it runs: smaller spills overlap the read better and hold less memory,
+    /// down to where each spill's fixed cost takes over (PERFORMANCE.md).
     pub partition_buffer_bytes: usize,
     /// Stops the run's exports (SIGTERM): nothing more is read or published.
     pub cancel: Cancel,

@@ -168,8 +168,7 @@ impl PartitionedWriter {
         if self.buffered_bytes > self.memory_budget {
             self.spill_buffered()?;
             // The buffer and its regrouped copy were freed in the arenas of the threads that
-            // made them, where they would stay as free memory (1,000-partition bench table:
-            // peak RSS 96 -> 85 MB, CPU unchanged; a trim per spill, with 24 MB spills then).
+            // made them, where they would stay as free memory, adding to peak RSS for nothing.
             crate::memory::release_free_memory();
         }
         Ok(())
@@ -391,8 +390,8 @@ impl PartitionedWriter {
         order.sort_by(|a, b| self.partitions[*a].key.cmp(&self.partitions[*b].key));
         // Partitions are independent: with several threads (inside the converters' pool),
         // each writes a share, reading the spill file through its own handle. 16 shares per
-        // thread, not 4: the last share no longer keeps one core busy alone at the end (on
-        // the bench's 1,000 partitions, ~0.1 s); each share reads the spill's footer again.
+        // thread, so that the last share does not keep one core busy alone at the end; each
+        // share reads the spill's footer again.
         let written: Vec<Result<Vec<WrittenPartition>>> = if parallel {
             use rayon::prelude::*;
             let part_len = order

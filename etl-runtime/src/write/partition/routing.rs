@@ -107,9 +107,7 @@ impl<'a> KeyColumn<'a> {
 /// Partition ids by their keys' codes, two words per key ([`KeyColumn::code`]), looked up
 /// once per row whose partition differs from the previous row's (in heap order, nearly every
 /// row). The codes are one array, indexed by id, and the table holds ids only: with a map from
-/// boxed codes, each lookup's comparison read a separate allocation, a cache miss that made
-/// the routing the read's largest cost (12 % of its CPU). 5M rows over 1,000 partitions,
-/// interleaved runs' perf samples: routing 0.49-0.58 -> 0.38 s of CPU.
+/// boxed codes, each lookup's comparison read a separate allocation: a cache miss per row.
 pub(crate) struct PartitionIds {
     pub(crate) words: usize,
     pub(crate) table: hashbrown::HashTable<u32>,
@@ -202,8 +200,8 @@ impl TextCodes {
 }
 
 /// A word-at-a-time multiplicative hash (rustc's FxHash): partition keys are a few words
-/// looked up once per row; SipHash's resistance to crafted keys buys nothing here and cost
-/// 4 % of the partitioned export.
+/// looked up once per row; SipHash's resistance to crafted keys buys nothing here and costs a
+/// measurable share of a partitioned export.
 #[derive(Default)]
 pub(crate) struct WordHasher(u64);
 

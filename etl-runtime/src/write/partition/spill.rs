@@ -13,8 +13,7 @@ pub(crate) struct Spill {
 }
 
 /// A partition's batches (one per spill, a few hundred rows each) gathered into one before
-/// they are written: each write costs per column whatever its rows (on the bench's 1,000
-/// partitions, writing them gathered took the write phase from 2.0 to 1.7 s).
+/// they are written: each write costs per column whatever its rows.
 pub(crate) struct Gathered {
     pub(crate) batches: Vec<RecordBatch>,
     pub(crate) bytes: usize,
@@ -92,7 +91,7 @@ impl Spill {
     pub(crate) fn create(dir: &Path, schema: &SchemaRef) -> Result<Self> {
         let path = dir.join(crate::layout::names::PARTITION_SPILL);
         let file = File::create(&path).map_err(|e| Error::io("cannot create", &path, e))?;
-        // 1 MB, not `BufWriter`'s 8 KB: the spill of 5M rows was ~43,000 write calls.
+        // 1 MB, not `BufWriter`'s 8 KB: a spill is tens of MB, in many small Arrow buffers.
         let file = std::io::BufWriter::with_capacity(SPILL_BUFFER, file);
         let writer = arrow_ipc::writer::FileWriter::try_new(file, schema).map_err(Error::Arrow)?;
         Ok(Self {
