@@ -23,7 +23,6 @@ use crate::layout::keys::{KeyFileReader, KeyFileWriter};
 use crate::layout::versions;
 use crate::mask::{MaskKey, Masker};
 use crate::model::TableInfo;
-use crate::run::export::ExportOptions;
 use crate::run::incremental::Plan;
 use crate::run::key_sort::KeySorter;
 use crate::run::processor::ChunkProcessor;
@@ -56,12 +55,12 @@ pub(crate) struct RowVersions {
 }
 
 /// The row versions of `info`'s run: for a run that keeps state, its keys read into a key file
-/// in `staged_dir` and the deletions since the previous run's key file (`options` for its
-/// cancel and mask key).
+/// in `staged_dir` and the deletions since the previous run's key file, masked keys hashed
+/// with `mask_key`.
 pub(crate) async fn row_versions(
     source: &PgSource,
     sink: &dyn Sink,
-    options: &ExportOptions,
+    (cancel, mask_key): (&Cancel, Option<&MaskKey>),
     info: &TableInfo,
     (table_dir, staged_dir): (&str, &Path),
     (plan, previous): (Option<&Plan>, Option<&Manifest>),
@@ -96,9 +95,9 @@ pub(crate) async fn row_versions(
         source,
         info,
         &order,
-        (previous_keys, options.mask_key.as_ref()),
+        (previous_keys, mask_key),
         (&staged_dir.join(&keys), &sort_dir),
-        &options.cancel,
+        cancel,
     )
     .await;
     let _ = std::fs::remove_dir_all(&scratch);

@@ -8,6 +8,7 @@
 mod converters;
 mod encode;
 mod listing;
+mod masking;
 mod read;
 
 // The rooms take these through `use super::*`: one list of what the pipeline uses.
@@ -227,7 +228,7 @@ pub(crate) async fn run_export(
         let found = deletes::row_versions(
             source,
             sink,
-            options,
+            (&options.cancel, options.mask_key.as_ref()),
             output,
             (&dir_name, &staged.dir),
             (plan.as_ref(), previous_manifest.as_ref()),

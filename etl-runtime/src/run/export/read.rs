@@ -33,7 +33,7 @@ pub(crate) async fn write_files(
     processor: Box<dyn ChunkProcessor>,
 ) -> Result<Written> {
     let table = info.display_name();
-    let processor = crate::run::processor::Masking::wrap(processor, info, options)?;
+    let processor = super::masking::Masking::wrap(processor, info, options)?;
     let mut tx = source.begin_read().await?;
     // On the export's own snapshot: the schema checked is the schema read.
     let warnings = crate::source::drift::check(&mut tx, info).await?;
