@@ -159,12 +159,45 @@ impl JsonElement for NaiveTime {
     }
 }
 
-/// `"2024-02-29"`
+/// `"2024-02-29"`, for every date PostgreSQL holds.
 pub(super) fn write_json_date(out: &mut String, days: i32) -> Result<(), ValueError> {
-    let date = DateTime::from_timestamp(i64::from(days) * 86_400, 0)
-        .ok_or_else(|| ValueError::Wire(format!("date {days} out of range")))?;
-    let _ = write!(out, "\"{}\"", date.format("%Y-%m-%d"));
+    out.push('"');
+    write_iso_date(out, i64::from(days));
+    out.push('"');
     Ok(())
+}
+
+/// A day as ISO 8601 (`2024-02-29`): years outside 0-9999 with their sign (`+10000-01-01`,
+/// `-0043-03-15`, astronomical numbering), as ISO 8601's expanded years and chrono write them.
+fn write_iso_date(out: &mut String, days: i64) {
+    let (year, month, day) = civil_from_days(days);
+    let _ = match year {
+        0..=9999 => write!(out, "{year:04}-{month:02}-{day:02}"),
+        10_000.. => write!(out, "+{year}-{month:02}-{day:02}"),
+        _ => write!(out, "-{:04}-{month:02}-{day:02}", year.unsigned_abs()),
+    };
+}
+
+/// (year, month 1-12, day 1-31) of a day count since 1970-01-01 in the proleptic Gregorian
+/// calendar, for every day PostgreSQL can hold (4713 BC to 5874897 AD; chrono stops at
+/// 262143): the one calendar of this crate, for Hive partition names and JSON text alike.
+/// Howard Hinnant's `civil_from_days`.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+    let month = if month_from_march < 10 {
+        month_from_march + 3
+    } else {
+        month_from_march - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month as u32, day as u32)
 }
 
 /// `"2024-02-29T12:00:00.5"`, with `+00:00` for timestamptz (sessions run in UTC).
@@ -173,9 +206,17 @@ pub(super) fn write_json_timestamp(
     micros: i64,
     utc: bool,
 ) -> Result<(), ValueError> {
-    let t = DateTime::from_timestamp_micros(micros)
-        .ok_or_else(|| ValueError::Wire(format!("timestamp {micros} out of range")))?;
-    let _ = write!(out, "\"{}", t.format("%Y-%m-%dT%H:%M:%S"));
+    const MICROS_PER_DAY: i64 = 86_400_000_000;
+    out.push('"');
+    write_iso_date(out, micros.div_euclid(MICROS_PER_DAY));
+    let seconds = micros.rem_euclid(MICROS_PER_DAY) / 1_000_000;
+    let _ = write!(
+        out,
+        "T{:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    );
     write_fraction(out, micros.rem_euclid(1_000_000));
     if utc {
         out.push_str("+00:00");
@@ -207,5 +248,53 @@ fn write_fraction(out: &mut String, micros: i64) {
     if micros != 0 {
         let text = format!(".{micros:06}");
         out.push_str(text.trim_end_matches('0'));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json_date(days: i64) -> String {
+        let mut out = String::new();
+        write_iso_date(&mut out, days);
+        out
+    }
+
+    fn json_timestamp(micros: i64) -> String {
+        let mut out = String::new();
+        write_json_timestamp(&mut out, micros, false).expect("any timestamp");
+        out
+    }
+
+    #[test]
+    fn json_dates_and_timestamps_match_chrono_and_go_past_its_range() {
+        // Where chrono reaches, the one calendar writes what chrono wrote.
+        for days in (-2_500_000_i64..2_500_000).step_by(997) {
+            let date = chrono::NaiveDate::from_num_days_from_ce_opt(days as i32 + 719_163)
+                .expect("in chrono's range");
+            assert_eq!(
+                json_date(days),
+                date.format("%Y-%m-%d").to_string(),
+                "{days}"
+            );
+            let micros = days * 86_400_000_000 + 45_296_789_000;
+            let at = DateTime::from_timestamp_micros(micros).expect("in range");
+            assert_eq!(
+                json_timestamp(micros),
+                format!("\"{}.789\"", at.format("%Y-%m-%dT%H:%M:%S")),
+                "{micros}"
+            );
+        }
+        // PostgreSQL's last date, and the last timestamp that has microseconds since 1970 in
+        // an i64 (Parquet's TIMESTAMP), both past chrono's year 262143.
+        assert_eq!(json_date(2_145_042_905), "+5874897-12-31");
+        assert_eq!(
+            json_timestamp(i64::MAX),
+            "\"+294247-01-10T04:00:54.775807\""
+        );
+        assert_eq!(json_date(-719_528), "0000-01-01");
+        assert_eq!(json_date(-719_528 - 365), "-0001-01-01");
+        assert_eq!(json_date(19_782), "2024-02-29");
     }
 }

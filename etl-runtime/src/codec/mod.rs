@@ -32,7 +32,9 @@ use arrow_schema::Field;
 pub use self::array::{ArrayReader, ListEncoder};
 pub use self::boolean::BoolEncoder;
 pub use self::bytea::BytesEncoder;
-pub use self::datetime::{DateEncoder, TimeEncoder, TimestampEncoder, TimestamptzEncoder};
+pub use self::datetime::{
+    DateEncoder, TimeEncoder, TimestampEncoder, TimestamptzEncoder, civil_from_days,
+};
 pub use self::float::{Float32Encoder, Float64Encoder};
 pub use self::integer::{Int16Encoder, Int32Encoder, Int64Encoder};
 pub use self::numeric::{DecimalEncoder, Numeric};

@@ -170,15 +170,17 @@ pub async fn publish(
                 }
             }
         }
-        if files.is_empty() && export.info.partition_by.is_empty() {
-            // An empty table still has a file with its schema.
-            let written = crate::write::RollingFiles::new(
+        if files.is_empty() {
+            // An empty table still has a file with its schema, as `run` writes it (at the
+            // table's top for a partitioned table).
+            let empty = crate::run::export::FileSequence::new(
                 &staged.dir,
                 (export.schema)(),
-                &options.parquet,
-                None,
-            )
-            .finish_with_schema()?;
+                export.info.partition_by,
+                options,
+                crate::layout::names::DATA_PREFIX,
+            );
+            let (written, _, _) = empty.finish(options, false)?;
             for file in written {
                 bytes += file.bytes;
                 if let Ok(path) = file.path.strip_prefix(&staged.dir) {
@@ -186,7 +188,11 @@ pub async fn publish(
                 }
             }
         }
-        partitions.sort_by(|a, b| a.path.cmp(&b.path));
+        // In the order `run` lists them: by their keys' values, not their paths' text.
+        let schema = (export.schema)();
+        partitions.sort_by_cached_key(|p| {
+            crate::write::partition::partition_order(&p.values, export.info.partition_by, &schema)
+        });
         let listing = Listing {
             rows,
             bytes,

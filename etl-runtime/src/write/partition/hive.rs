@@ -2,6 +2,7 @@
 //! Athena write them (a civil calendar that reaches PostgreSQL's last day), and escaping.
 
 use super::*;
+use crate::codec::civil_from_days;
 
 /// Hive's name for the partition of NULL (and empty text) keys; Athena, Spark, pyarrow and
 /// DuckDB read it back as NULL.
@@ -30,28 +31,6 @@ pub(crate) fn bucket(days: i64, transform: PartitionTransform) -> i64 {
     }
 }
 
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01 in the proleptic Gregorian
-/// calendar, for every day PostgreSQL can hold (4713 BC to 5874897 AD; chrono stops at
-/// 262143, and two days rendered alike would be two partitions in one directory). Howard
-/// Hinnant's `civil_from_days`.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month as u32, day as u32)
-}
-
 /// A key value as its partition directory shows it, before escaping (None: NULL).
 pub(crate) fn render(value: &KeyValue, transform: PartitionTransform) -> Option<String> {
     match (value, transform) {
@@ -70,6 +49,51 @@ pub(crate) fn render(value: &KeyValue, transform: PartitionTransform) -> Option<
             Some(format!("{year:04}-{month:02}-{day:02}"))
         }
     }
+}
+
+/// The order of partitions listed by their rendered values (a manifest's, a shard's outcome):
+/// the order of their keys' values, as a run orders the partitions it writes ([`KeyValue`]'s
+/// order: NULL first, integers and dates as numbers, text bytewise), not their paths' text,
+/// where `id=10` would come before `id=9`.
+pub(crate) fn partition_order(
+    values: &[Option<String>],
+    keys: &[PartitionKey],
+    schema: &Schema,
+) -> Vec<KeyValue> {
+    keys.iter()
+        .zip(values)
+        .map(|(key, value)| {
+            let Some(text) = value else {
+                return KeyValue::Null;
+            };
+            let data_type = schema.fields().get(key.column).map(|f| f.data_type());
+            match (key.transform, data_type) {
+                (PartitionTransform::Identity, Some(DataType::Boolean)) => {
+                    KeyValue::Bool(text == "true")
+                }
+                (
+                    PartitionTransform::Identity,
+                    Some(DataType::Int16 | DataType::Int32 | DataType::Int64),
+                ) => text
+                    .parse()
+                    .map_or_else(|_| KeyValue::Text(text.clone()), KeyValue::Number),
+                (PartitionTransform::Identity, _) => KeyValue::Text(text.clone()),
+                // A date rendered `YYYY`, `YYYY-MM` or `YYYY-MM-DD` (a year may have a sign
+                // and more digits): its fields in order, as one number that sorts the same.
+                _ => {
+                    let (sign, unsigned) = match text.strip_prefix('-') {
+                        Some(rest) => (-1, rest),
+                        None => (1, text.trim_start_matches('+')),
+                    };
+                    let mut fields = unsigned.split('-').map(|f| f.parse::<i64>().unwrap_or(0));
+                    let year = sign * fields.next().unwrap_or(0);
+                    let month = fields.next().unwrap_or(0);
+                    let day = fields.next().unwrap_or(0);
+                    KeyValue::Number((year * 13 + month) * 32 + day)
+                }
+            }
+        })
+        .collect()
 }
 
 /// Escapes a partition value as Hive does (`FileUtils.escapePathName`): control characters and

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Int16Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow_array::{Array, ArrayRef, RecordBatch};
-use arrow_schema::{DataType, SchemaRef};
+use arrow_schema::{DataType, Schema, SchemaRef};
 use etl_types::PartitionTransform;
 
 use super::scatter::{PIECE_ROWS, regroup};
@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 pub use crate::layout::Partition;
 use crate::model::PartitionKey;
 
+pub(crate) use hive::partition_order;
 use hive::{KeyValue, bucket, render};
 pub use hive::{NULL_PARTITION, hive_escape};
 use routing::{KeyColumn, PartitionIds, TextCodes, same_words};
@@ -445,8 +446,8 @@ impl PartitionedWriter {
 
 #[cfg(test)]
 mod tests {
-    use super::hive::civil_from_days;
     use super::*;
+    use crate::codec::civil_from_days;
 
     static KEYS: [PartitionKey; 1] = [PartitionKey {
         name: "k",
@@ -641,6 +642,72 @@ mod tests {
             render(&last, PartitionTransform::Day).as_deref(),
             Some("294276-12-31")
         );
+    }
+
+    #[test]
+    fn partitions_listed_by_their_values_sort_as_a_run_orders_them() {
+        use arrow_schema::Field;
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, true),
+            Field::new("at", DataType::Date32, true),
+            Field::new("flag", DataType::Boolean, true),
+        ]);
+        let keys = [
+            PartitionKey {
+                name: "id",
+                column: 0,
+                transform: PartitionTransform::Identity,
+            },
+            PartitionKey {
+                name: "at_day",
+                column: 1,
+                transform: PartitionTransform::Day,
+            },
+            PartitionKey {
+                name: "at_month",
+                column: 1,
+                transform: PartitionTransform::Month,
+            },
+            PartitionKey {
+                name: "flag",
+                column: 2,
+                transform: PartitionTransform::Identity,
+            },
+        ];
+        let day = |days: i64| KeyValue::Number(bucket(days, PartitionTransform::Day));
+        let month = |days: i64| KeyValue::Number(bucket(days, PartitionTransform::Month));
+        let mut keyed: Vec<Vec<KeyValue>> = Vec::new();
+        for id in [
+            KeyValue::Null,
+            KeyValue::Number(-10),
+            KeyValue::Number(9),
+            KeyValue::Number(10),
+        ] {
+            // Days before year 0, in 1969, 2024, and past year 10,000 and chrono's range.
+            for days in [-800_000, -1, 19_753, 3_000_000, 106_762_939] {
+                for flag in [KeyValue::Null, KeyValue::Bool(false), KeyValue::Bool(true)] {
+                    keyed.push(vec![id.clone(), day(days), month(days), flag]);
+                }
+            }
+        }
+        // A run lists its partitions by their keys' values.
+        keyed.sort();
+        let transforms: Vec<PartitionTransform> = keys.iter().map(|k| k.transform).collect();
+        let listed: Vec<Vec<Option<String>>> = keyed
+            .iter()
+            .map(|key| {
+                key.iter()
+                    .zip(&transforms)
+                    .map(|(v, t)| render(v, *t))
+                    .collect()
+            })
+            .collect();
+        // Listed in any other order (a shard's, the paths' text), they sort back the same.
+        let mut shuffled = listed.clone();
+        shuffled.reverse();
+        shuffled.sort_by(|a, b| a[0].cmp(&b[0]));
+        shuffled.sort_by_cached_key(|values| partition_order(values, &keys, &schema));
+        assert_eq!(shuffled, listed);
     }
 
     #[test]
