@@ -42,7 +42,7 @@ pub use converters::{Converters, EncodeFn};
 pub(crate) use converters::{TableProcessor, encode_part};
 pub(crate) use encode::FileSequence;
 use encode::encode_chunks;
-pub(crate) use listing::{Listing, write_manifest};
+pub(crate) use listing::{Listing, Publication, publish_listing, write_manifest};
 pub use read::ReadSummary;
 pub(crate) use read::{TableRead, Written, write_files};
 
@@ -315,31 +315,35 @@ pub(crate) async fn run_export(
                 }
                 _ => partitions,
             };
-            // A cancelled run publishes nothing more, even a table it finished reading.
-            if let Err(e) = options.cancel.check().and_then(|()| {
-                let all_files = state
-                    .as_ref()
-                    .map_or_else(|| names.clone(), TableState::files);
-                let listing = Listing {
-                    rows: state.as_ref().map_or(rows, TableState::rows),
-                    bytes,
-                    files: &all_files,
-                    partitions: &partitions,
-                    incremental: state.as_ref(),
-                };
-                let taken_at = source.snapshot().map(|s| s.taken_at.clone());
-                write_manifest(&staged.dir, output, &listing, taken_at)
-            }) {
-                sink.discard(staged).await;
-                return Err(e);
-            }
-            let location = match (&plan, &previous_manifest) {
-                (Some(Plan::Batch { previous, .. }), Some(manifest)) => {
-                    sink.publish_batch(staged, manifest, &previous.files())
-                        .await?
-                }
-                _ => sink.publish(staged).await?,
+            let all_files = state
+                .as_ref()
+                .map_or_else(|| names.clone(), TableState::files);
+            let listing = Listing {
+                rows: state.as_ref().map_or(rows, TableState::rows),
+                bytes,
+                files: &all_files,
+                partitions: &partitions,
+                incremental: state.as_ref(),
             };
+            let previous_files = match &plan {
+                Some(Plan::Batch { previous, .. }) => previous.files(),
+                _ => Vec::new(),
+            };
+            let publication = match (&plan, &previous_manifest) {
+                (Some(Plan::Batch { .. }), Some(manifest)) => Publication::Batch {
+                    manifest,
+                    previous_files: &previous_files,
+                },
+                _ => Publication::Table,
+            };
+            let location = publish_listing(
+                (sink, &options.cancel),
+                staged,
+                (output, &listing),
+                source.snapshot().map(|s| s.taken_at.clone()),
+                publication,
+            )
+            .await?;
             Ok(TableReport {
                 table: output.display_name(),
                 rows,

@@ -19,7 +19,9 @@ pub use self::documents::{PlannedTable, ShardOutcome, ShardPlan, ShardTable};
 
 use crate::error::{Error, Result};
 use crate::layout::names;
-use crate::run::export::{ExportOptions, Listing, TableReport, write_manifest, write_share};
+use crate::run::export::{
+    ExportOptions, Listing, Publication, TableReport, publish_listing, write_share,
+};
 use crate::run::registry::Export;
 use crate::sink::Sink;
 use crate::source::ranges::{ReadOptions, ReadParallelism, ReadPlan};
@@ -193,15 +195,6 @@ pub async fn publish(
         partitions.sort_by_cached_key(|p| {
             crate::write::partition::partition_order(&p.values, export.info.partition_by, &schema)
         });
-        let listing = Listing {
-            rows,
-            bytes,
-            files: &files,
-            partitions: &partitions,
-            incremental: None,
-        };
-        let taken_at = source.snapshot().map(|s| s.taken_at.clone());
-        write_manifest(&staged.dir, &export.info, &listing, taken_at)?;
         Ok::<_, Error>((rows, bytes, files, partitions))
     })();
     let (rows, bytes, files, partitions) = match gathered {
@@ -211,7 +204,22 @@ pub async fn publish(
             return Err(e.in_table(&name));
         }
     };
-    let location = sink.publish(staged).await.map_err(|e| e.in_table(&name))?;
+    let listing = Listing {
+        rows,
+        bytes,
+        files: &files,
+        partitions: &partitions,
+        incremental: None,
+    };
+    let location = publish_listing(
+        (sink, &options.cancel),
+        staged,
+        (&export.info, &listing),
+        source.snapshot().map(|s| s.taken_at.clone()),
+        Publication::Table,
+    )
+    .await
+    .map_err(|e| e.in_table(&name))?;
     Ok(TableReport {
         table: name,
         rows,
