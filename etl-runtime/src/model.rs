@@ -355,3 +355,28 @@ fn render_key(info: &TableInfo, tuple: &[u8]) -> Option<String> {
         .collect();
     (!parts.is_empty()).then(|| parts.join(", "))
 }
+
+/// Tables the unit tests share.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{ColumnInfo, Scalar, TableInfo};
+
+    /// `public.t`, keyed by one bigint column `id`.
+    pub(crate) const BIGINT_KEYED: TableInfo = TableInfo {
+        schema: "public",
+        name: "t",
+        primary_key: &["id"],
+        columns: &[ColumnInfo {
+            name: "id",
+            field: "id",
+            sql_type: "bigint",
+            nullable: false,
+            select: "\"id\"",
+            wire: Scalar::Int8,
+            mask: None,
+        }],
+        partition_by: &[],
+        cursor: None,
+        omitted: &[],
+    };
+}

@@ -140,27 +140,9 @@ impl<'a> KeySorter<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::Scalar;
-    use crate::model::{ColumnInfo, TableInfo};
+    use crate::model::TableInfo;
 
-    const COLUMNS: &[ColumnInfo] = &[ColumnInfo {
-        name: "id",
-        field: "id",
-        sql_type: "bigint",
-        nullable: false,
-        select: "\"id\"",
-        wire: Scalar::Int8,
-        mask: None,
-    }];
-    const INFO: TableInfo = TableInfo {
-        schema: "public",
-        name: "t",
-        primary_key: &["id"],
-        columns: COLUMNS,
-        partition_by: &[],
-        cursor: None,
-        omitted: &[],
-    };
+    const INFO: TableInfo = crate::model::fixtures::BIGINT_KEYED;
 
     fn key(id: i64) -> Bytes {
         let mut out = 1i16.to_be_bytes().to_vec();

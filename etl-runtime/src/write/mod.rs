@@ -1,7 +1,11 @@
-//! One Parquet file being written: arrow-rs `ArrowWriter` with the project's writer properties;
-//! a partitioned table's files ([`partition`]).
+//! Parquet files: one file being written (here), with the writer's options (`options.rs`), its
+//! pages waiting for their row group (`pages.rs`), a table's rolling sequence of files
+//! (`rolling.rs`), and a partitioned table's files ([`partition`]).
 
+mod options;
+mod pages;
 pub mod partition;
+mod rolling;
 mod scatter;
 
 use std::fs::File;
@@ -11,144 +15,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::extension::ExtensionType;
-use arrow_schema::{DataType, FieldRef, SchemaRef};
+use arrow_schema::{FieldRef, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
     ArrowColumnChunk, ArrowColumnWriter, ArrowRowGroupWriterFactory, ArrowWriterOptions, PageKey,
     PageStore, PageStoreArgs, PageStoreFactory, compute_leaves,
 };
-use parquet::basic::{Compression, Encoding, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::SerializedFileWriter;
-use parquet::schema::types::{ColumnPath, SchemaDescriptor};
+use parquet::schema::types::SchemaDescriptor;
 
 use crate::error::{Error, Result};
-use crate::source::ColumnStatistics;
 
-/// Parquet compression codec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
-    Zstd(i32),
-    Snappy,
-    None,
-}
-
-impl Default for Codec {
-    fn default() -> Self {
-        // Level 1: Parquet pages are small, so higher levels find little more to save and
-        // cost more time (see PERFORMANCE.md).
-        Codec::Zstd(1)
-    }
-}
-
-/// How row groups are cut and compressed.
-#[derive(Debug, Clone)]
-pub struct ParquetOptions {
-    pub codec: Codec,
-    /// A row group closes at this many rows ...
-    pub row_group_rows: usize,
-    /// ... or at this many encoded bytes, whichever comes first.
-    pub row_group_bytes: usize,
-    /// For files published where they are written (a local output, [`WRITE_BACK_BYTES`]):
-    /// their row groups start for the disk as they are written, this many bytes or more at a
-    /// time ([`start_writeback`]), rather than all at publication.
-    pub write_back: Option<u64>,
-    /// What PostgreSQL's statistics say of the table's columns ([`ColumnStatistics`]): a
-    /// column whose values in a row group would be mostly distinct is written without a
-    /// dictionary, which would be interned in vain, in a delta encoding where its type has
-    /// one ([`distinct_values_encoding`]).
-    pub statistics: ColumnStatistics,
-    /// Rows the next file is expected to hold where the writer knows better than the
-    /// statistics (a partition's rows, counted before its file is written).
-    pub file_rows: Option<u64>,
-}
-
-impl Default for ParquetOptions {
-    fn default() -> Self {
-        Self {
-            codec: Codec::default(),
-            // Row groups of ~1M rows / 128 MB are what Athena, Spark and DuckDB read well.
-            // Their pages are spilled to disk as they are encoded (see `SpillPageStore`), so
-            // memory does not grow with the row group.
-            row_group_rows: 1_048_576,
-            row_group_bytes: 128 * 1024 * 1024,
-            write_back: None,
-            statistics: ColumnStatistics::default(),
-            file_rows: None,
-        }
-    }
-}
-
-impl ParquetOptions {
-    fn writer_properties(
-        &self,
-        schema: &arrow_schema::Schema,
-    ) -> Result<WriterProperties, parquet::errors::ParquetError> {
-        let compression = match self.codec {
-            Codec::Zstd(level) => Compression::ZSTD(ZstdLevel::try_new(level)?),
-            Codec::Snappy => Compression::SNAPPY,
-            Codec::None => Compression::UNCOMPRESSED,
-        };
-        let mut builder = WriterProperties::builder();
-        // A dictionary is per row group.
-        let rows = self
-            .file_rows
-            .map_or(self.statistics.rows, |rows| rows as f64)
-            .min(self.row_group_rows as f64);
-        for column in self.statistics.mostly_distinct(rows) {
-            let path = ColumnPath::from(column);
-            builder = builder.set_column_dictionary_enabled(path.clone(), false);
-            if let Some(encoding) = schema
-                .field_with_name(column)
-                .ok()
-                .and_then(|field| distinct_values_encoding(field.data_type()))
-            {
-                builder = builder.set_column_encoding(path, encoding);
-            }
-        }
-        // No statistics on JSON columns: no engine prunes on a JSON text's min and max, and
-        // they cost a comparison of every value.
-        for field in schema.fields() {
-            if field.extension_type_name() == Some(arrow_schema::extension::Json::NAME) {
-                builder = builder.set_column_statistics_enabled(
-                    ColumnPath::from(field.name().as_str()),
-                    EnabledStatistics::None,
-                );
-            }
-        }
-        Ok(builder
-            .set_compression(compression)
-            .set_statistics_enabled(EnabledStatistics::Page)
-            .set_max_row_group_row_count(Some(self.row_group_rows))
-            .set_max_row_group_bytes(Some(self.row_group_bytes))
-            .set_created_by(concat!("etl-toolkit ", env!("CARGO_PKG_VERSION")).to_string())
-            .build())
-    }
-}
-
-/// The encoding of a column without a dictionary, by its Arrow type, where PLAIN is not the
-/// best: integers, dates, timestamps and decimals stored as integers are DELTA_BINARY_PACKED
-/// (differences bit-packed: an ordered key shrinks to a fraction, and zstd has less to do);
-/// text and bytes are DELTA_LENGTH_BYTE_ARRAY (the lengths apart from the bytes, each
-/// compressed with its kind).
-/// Both are read by pyarrow, DuckDB, Spark (>= 3.4 vectorized) and Trino/Athena v3.
-fn distinct_values_encoding(data_type: &DataType) -> Option<Encoding> {
-    match data_type {
-        DataType::Int32
-        | DataType::Int64
-        | DataType::Date32
-        | DataType::Timestamp(_, _)
-        | DataType::Time64(_) => Some(Encoding::DELTA_BINARY_PACKED),
-        // Stored as INT32 / INT64 up to 18 digits; wider ones are fixed-length bytes.
-        DataType::Decimal128(precision, _) if *precision <= 18 => {
-            Some(Encoding::DELTA_BINARY_PACKED)
-        }
-        DataType::Utf8 | DataType::Binary => Some(Encoding::DELTA_LENGTH_BYTE_ARRAY),
-        _ => None,
-    }
-}
+pub use self::options::{Codec, ParquetOptions};
+use self::pages::SpillPageStoreFactory;
+pub use self::rolling::{RollingFiles, WrittenFile};
 
 /// A Parquet file under construction at `path`.
 ///
@@ -377,209 +258,6 @@ fn each_column<T: Send, R: Send>(
         work.into_par_iter().map(f).collect()
     } else {
         work.into_iter().map(f).collect()
-    }
-}
-
-/// A directory's `part-00000.parquet`, `part-00001.parquet`, ...: a new file once one reaches
-/// the size target. Used for a whole table and for each of a partitioned table's partitions.
-pub struct RollingFiles {
-    dir: PathBuf,
-    schema: SchemaRef,
-    parquet: ParquetOptions,
-    max_file_bytes: Option<u64>,
-    /// File names are this, then a number: `part-00000.parquet`.
-    prefix: String,
-    open: Option<ParquetFileWriter>,
-    done: Vec<WrittenFile>,
-}
-
-impl RollingFiles {
-    pub fn new(
-        dir: &Path,
-        schema: SchemaRef,
-        parquet: &ParquetOptions,
-        max_file_bytes: Option<u64>,
-    ) -> Self {
-        Self {
-            dir: dir.to_path_buf(),
-            schema,
-            parquet: parquet.clone(),
-            max_file_bytes,
-            prefix: crate::layout::names::DATA_PREFIX.to_string(),
-            open: None,
-            done: Vec::new(),
-        }
-    }
-
-    /// Names the files `<prefix>00000.parquet`, ... (an incremental batch's
-    /// `batch-00003-part-00000.parquet`) instead of `part-00000.parquet`.
-    pub fn with_prefix(mut self, prefix: &str) -> Self {
-        self.prefix = prefix.to_string();
-        self
-    }
-
-    fn open_next(&self) -> Result<ParquetFileWriter> {
-        let name = crate::layout::names::data_file(&self.prefix, self.done.len());
-        ParquetFileWriter::create(&self.dir.join(name), self.schema.clone(), &self.parquet)
-    }
-
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        if self.open.is_none() {
-            self.open = Some(self.open_next()?);
-        }
-        let Some(writer) = self.open.as_mut() else {
-            return Ok(());
-        };
-        writer.write(batch)?;
-        if let Some(limit) = self.max_file_bytes
-            && writer.approximate_size() as u64 >= limit
-            && let Some(full) = self.open.take()
-        {
-            self.done.push(full.finish()?);
-        }
-        Ok(())
-    }
-
-    /// The files written; none if no batch was.
-    pub fn finish(mut self) -> Result<Vec<WrittenFile>> {
-        if let Some(writer) = self.open.take() {
-            self.done.push(writer.finish()?);
-        }
-        Ok(self.done)
-    }
-
-    /// The files written, or one file without rows, so that readers of an empty table see
-    /// its schema.
-    pub fn finish_with_schema(mut self) -> Result<Vec<WrittenFile>> {
-        if self.open.is_none() && self.done.is_empty() {
-            self.open = Some(self.open_next()?);
-        }
-        self.finish()
-    }
-}
-
-/// A finished Parquet file.
-#[derive(Debug, Clone)]
-pub struct WrittenFile {
-    pub path: PathBuf,
-    pub rows: u64,
-    pub bytes: u64,
-}
-
-/// Keeps a column chunk's finished pages (past the first 64 KB) in an unlinked temporary file
-/// until its row group is written, instead of on the heap: the writer's memory is then a few
-/// hundred KB per column, not a whole row group. The pages are read back once, in order.
-#[derive(Debug)]
-struct SpillPageStoreFactory {
-    dir: PathBuf,
-    counter: AtomicU64,
-}
-
-impl SpillPageStoreFactory {
-    fn new(dir: PathBuf) -> Self {
-        Self {
-            dir,
-            counter: AtomicU64::new(0),
-        }
-    }
-}
-
-impl PageStoreFactory for SpillPageStoreFactory {
-    fn create(&self, args: &PageStoreArgs<'_>) -> parquet::errors::Result<Box<dyn PageStore>> {
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let path = self.dir.join(crate::layout::names::page_spill(
-            std::process::id(),
-            n,
-            args.column_index(),
-        ));
-        Ok(Box::new(SpillPageStore {
-            path,
-            file: None,
-            end: 0,
-            in_memory: 0,
-            pages: Vec::new(),
-        }))
-    }
-}
-
-/// A column chunk's pages are kept in memory up to this many bytes before the rest goes to
-/// disk: small chunks (a partition's, a small table's) then create no file at all, which
-/// costs more than the pages when there are thousands of them. Small, because every column's
-/// pages are held at once when a row group closes.
-const IN_MEMORY_PAGES: usize = 64 << 10;
-
-enum StoredPage {
-    InMemory(Bytes),
-    OnDisk { offset: u64, len: usize },
-}
-
-struct SpillPageStore {
-    path: PathBuf,
-    /// Created at the first page past `IN_MEMORY_PAGES`.
-    file: Option<File>,
-    end: u64,
-    in_memory: usize,
-    /// Each page, indexed by its key.
-    pages: Vec<StoredPage>,
-}
-
-impl SpillPageStore {
-    fn file(&mut self) -> std::io::Result<&mut File> {
-        if self.file.is_none() {
-            let file = File::options()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&self.path)?;
-            // Unlinked at once: the space is freed when the store is dropped, even after a
-            // crash.
-            std::fs::remove_file(&self.path)?;
-            self.file = Some(file);
-        }
-        self.file
-            .as_mut()
-            .ok_or_else(|| std::io::Error::other("the spill file is gone"))
-    }
-}
-
-impl PageStore for SpillPageStore {
-    fn put(&mut self, value: Bytes) -> parquet::errors::Result<PageKey> {
-        let key = PageKey::new(self.pages.len() as u64);
-        if self.in_memory + value.len() <= IN_MEMORY_PAGES {
-            self.in_memory += value.len();
-            self.pages.push(StoredPage::InMemory(value));
-            return Ok(key);
-        }
-        let offset = self.end;
-        let file = self.file()?;
-        file.seek(SeekFrom::Start(offset))?;
-        file.write_all(&value)?;
-        self.pages.push(StoredPage::OnDisk {
-            offset,
-            len: value.len(),
-        });
-        self.end += value.len() as u64;
-        Ok(key)
-    }
-
-    fn take(&mut self, key: PageKey) -> parquet::errors::Result<Bytes> {
-        let unknown = || parquet::errors::ParquetError::General("unknown spilled page".into());
-        let page = self.pages.get_mut(key.get() as usize).ok_or_else(unknown)?;
-        match page {
-            StoredPage::InMemory(bytes) => {
-                let bytes = std::mem::take(bytes);
-                self.in_memory -= bytes.len();
-                Ok(bytes)
-            }
-            StoredPage::OnDisk { offset, len } => {
-                let (offset, len) = (*offset, *len);
-                let mut buf = vec![0u8; len];
-                let file = self.file.as_mut().ok_or_else(unknown)?;
-                file.seek(SeekFrom::Start(offset))?;
-                file.read_exact(&mut buf)?;
-                Ok(Bytes::from(buf))
-            }
-        }
     }
 }
 

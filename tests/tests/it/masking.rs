@@ -128,6 +128,18 @@ fn assert_no_source_values(dir: &Path) {
     assert!(files > 0 && keys > 0, "{files} files, {keys} keys");
 }
 
+/// The current customers across the full export and its batches, against pgcrypto's hashes
+/// of PostgreSQL's rows (`customers_masked`), through DuckDB and pyarrow.
+fn latest_customers(db: &etl_tests::TestDb, dir: &Path) -> String {
+    etl_tests::python::latest_versions_equal_postgres(
+        &db.url,
+        &dir.join("customers"),
+        "customers_masked",
+        ("email", "email, phone, visits, updated_at"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn masked_columns_leave_only_their_keyed_hash() {
     let db = common::database("masking", SCHEMA);
@@ -152,13 +164,7 @@ async fn masked_columns_leave_only_their_keyed_hash() {
 
     // Equal to pgcrypto's HMAC under the same key, value for value (NULL stays NULL), in both
     // tables: the same e-mail hashes the same in each, so they still join.
-    let report = etl_tests::python::latest_versions_equal_postgres(
-        &db.url,
-        &dir.join("customers"),
-        "customers_masked",
-        ("email", "email, phone, visits, updated_at"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let report = latest_customers(&db, &dir);
     assert!(report.contains("equal: 2000 rows"), "{report}");
     let expected_orders = |key: &str, table: &str| {
         format!(
@@ -215,13 +221,7 @@ async fn masked_columns_leave_only_their_keyed_hash() {
         batch.rows
     );
     assert_no_source_values(&dir);
-    let report = etl_tests::python::latest_versions_equal_postgres(
-        &db.url,
-        &dir.join("customers"),
-        "customers_masked",
-        ("email", "email, phone, visits, updated_at"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    let report = latest_customers(&db, &dir);
     assert!(report.contains("equal: 1985 rows"), "{report}");
     assert!(report.contains("(40 deletions)"), "{report}");
 

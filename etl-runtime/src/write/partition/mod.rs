@@ -447,7 +447,6 @@ impl PartitionedWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::civil_from_days;
 
     static KEYS: [PartitionKey; 1] = [PartitionKey {
         name: "k",
@@ -708,19 +707,5 @@ mod tests {
         shuffled.sort_by(|a, b| a[0].cmp(&b[0]));
         shuffled.sort_by_cached_key(|values| partition_order(values, &keys, &schema));
         assert_eq!(shuffled, listed);
-    }
-
-    #[test]
-    fn civil_dates_agree_with_chrono_where_it_reaches() {
-        use chrono::Datelike;
-        for days in (-2_500_000_i64..2_500_000).step_by(997) {
-            let date = chrono::NaiveDate::from_num_days_from_ce_opt(days as i32 + 719_163)
-                .expect("in chrono's range");
-            assert_eq!(
-                civil_from_days(days),
-                (i64::from(date.year()), date.month(), date.day()),
-                "{days}"
-            );
-        }
     }
 }
