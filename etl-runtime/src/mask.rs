@@ -112,6 +112,8 @@ pub(crate) struct Masker {
     key: MaskKey,
     /// Per field of the tuples masked: whether it is masked.
     masked: Vec<bool>,
+    /// How many bytes a tuple grows by at most: a hash per masked field.
+    growth: usize,
 }
 
 impl Masker {
@@ -126,9 +128,11 @@ impl Masker {
             return Ok(None);
         }
         let key = key.ok_or(MissingMaskKey)?;
+        let growth = masked.iter().filter(|&&m| m).count() * HASH_LEN;
         Ok(Some(Self {
             key: key.clone(),
             masked,
+            growth,
         }))
     }
 
@@ -142,8 +146,7 @@ impl Masker {
 
     /// `tuple` with every masked field's value replaced by its hash (NULL stays NULL).
     pub(crate) fn mask(&self, tuple: &[u8]) -> Result<Bytes, ValueError> {
-        let masked_count = self.masked.iter().filter(|&&m| m).count();
-        let mut out = Vec::with_capacity(tuple.len() + masked_count * HASH_LEN);
+        let mut out = Vec::with_capacity(tuple.len() + self.growth);
         let mut rest = tuple_fields(tuple, self.masked.len())?;
         out.extend_from_slice(&tuple[..2]);
         for &masked in &self.masked {

@@ -42,16 +42,7 @@ FROM generate_series(1, 5000) AS g(i);
 
 ALTER TABLE purchase_orders ADD PRIMARY KEY (id);
 
-CREATE TABLE notes (
-    id                bigserial PRIMARY KEY,
-    purchase_order_id bigint REFERENCES purchase_orders (id),
-    title             text        NOT NULL,
-    body              text,
-    status            varchar(16) NOT NULL,
-    "type"            text        NOT NULL,
-    created_at        timestamp   NOT NULL,
-    updated_at        timestamptz
-);
+\ir notes.sql
 
 INSERT INTO notes (purchase_order_id, title, body, status, "type", created_at, updated_at)
 SELECT CASE WHEN i % 9 = 0 THEN NULL ELSE 1 + (i * 7) % 5000 END,

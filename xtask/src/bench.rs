@@ -42,6 +42,10 @@ pub struct BenchArgs {
     /// answer this many milliseconds (20: S3 in a region), beside a local directory.
     #[arg(long, value_name = "MS")]
     pub s3_latency_ms: Option<u64>,
+    /// With --s3-latency-ms, also a table of one large file: `notes` with this many MB of
+    /// random text (`xtask/sql/bench_notes.sql`), exported with --max-file-bytes 0.
+    #[arg(long, value_name = "MB", requires = "s3_latency_ms")]
+    pub s3_big_file_mb: Option<u64>,
     /// Extra arguments for `etl-app run`, e.g. "--compression snappy".
     #[arg(long, allow_hyphen_values = true)]
     pub etl_args: Option<String>,
@@ -243,7 +247,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     };
     let s3 = match args.s3_latency_ms {
         Some(latency) => Some(crate::bench_s3::run(
-            &etl_app, &url, &out, latency, args.runs,
+            &etl_app,
+            &url,
+            &out,
+            (latency, args.s3_big_file_mb),
+            args.runs,
         )?),
         None => None,
     };

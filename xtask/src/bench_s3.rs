@@ -31,15 +31,21 @@ pub(crate) struct S3Bench {
     cases: Vec<S3Case>,
 }
 
-/// Exports `shipments` (many partitions) and `purchase_orders` (one large file) `runs` times
-/// each way, interleaved.
+/// Exports `shipments` (many partitions) and `purchase_orders` (one file), and with
+/// `big_file_mb` `notes` (one file of about that size), `runs` times each way, interleaved.
 pub(crate) fn run(
     etl_app: &Path,
     url: &str,
     out: &Path,
-    latency_ms: u64,
+    (latency_ms, big_file_mb): (u64, Option<u64>),
     runs: usize,
 ) -> Result<S3Bench> {
+    let mut tables: Vec<(&'static str, &'static [&'static str])> =
+        vec![("shipments", &[]), ("purchase_orders", &[])];
+    if let Some(mb) = big_file_mb {
+        seed_notes(url, mb)?;
+        tables.push(("notes", &["--max-file-bytes", "0"]));
+    }
     let garage = Garage::start().map_err(anyhow::Error::msg)?;
     let proxy = FaultyProxy::start(
         garage.s3_port,
@@ -62,7 +68,17 @@ pub(crate) fn run(
         |table: &str, output: String, extra: &[&str]| command_to(&env, table, output, extra);
     let s3 = |table: &str| format!("s3://{}/bench-{table}", garage.bucket);
     let mut cases = Vec::new();
-    for table in ["shipments", "purchase_orders"] {
+    for (table, table_args) in tables {
+        let command = |table: &str, output: String, extra: &[&str]| {
+            let mut c = command(table, output, extra);
+            c.args(table_args);
+            c
+        };
+        let command_to = |env: &[(String, String)], table: &str, output: String, extra: &[&str]| {
+            let mut c = command_to(env, table, output, extra);
+            c.args(table_args);
+            c
+        };
         let local_dir = out.join(format!("s3-local-{table}"));
         let mut tools = [
             Tool {
@@ -123,6 +139,26 @@ pub(crate) fn run(
         });
     }
     Ok(S3Bench { latency_ms, cases })
+}
+
+/// `notes` with `mb` MB of random text, unless the bench database has it already.
+fn seed_notes(url: &str, mb: u64) -> Result<()> {
+    let marker = format!("etl-bench notes mb={mb}");
+    let found = etl_tests::postgres::psql(
+        url,
+        "SELECT coalesce(obj_description(to_regclass('notes'), 'pg_class'), '')",
+    )
+    .map_err(anyhow::Error::msg)?;
+    if found == marker {
+        return Ok(());
+    }
+    eprintln!("seeding notes with {mb} MB of random text ...");
+    let started = std::time::Instant::now();
+    let seed = etl_tests::workspace_root().join("xtask/sql/bench_notes.sql");
+    etl_tests::postgres::psql_file(url, &seed, &[("mb", &mb.to_string()), ("marker", &marker)])
+        .map_err(anyhow::Error::msg)?;
+    eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 impl S3Bench {
