@@ -15,7 +15,8 @@ use crate::measure::{Sample, Tool, measure, median};
 
 /// One table's case: its local export, and its S3 exports.
 pub(crate) struct S3Case {
-    table: &'static str,
+    /// The table, and how its files are cut when that is the point of the case.
+    label: &'static str,
     local: Sample,
     /// Straight to Garage, no latency added: what the store itself costs.
     direct: Sample,
@@ -40,11 +41,16 @@ pub(crate) fn run(
     (latency_ms, big_file_mb): (u64, Option<u64>),
     runs: usize,
 ) -> Result<S3Bench> {
-    let mut tables: Vec<(&'static str, &'static [&'static str])> =
-        vec![("shipments", &[]), ("purchase_orders", &[])];
+    let mut tables: Vec<(&'static str, &'static str, &'static [&'static str])> = vec![
+        ("shipments", "shipments", &[]),
+        ("purchase_orders", "purchase_orders", &[]),
+    ];
     if let Some(mb) = big_file_mb {
         seed_notes(url, mb)?;
-        tables.push(("notes", &["--max-file-bytes", "0"]));
+        // One file, which can go up only once written; and files of the default 512 MB, each
+        // of which goes up while the next is written.
+        tables.push(("notes, one file", "notes", &["--max-file-bytes", "0"]));
+        tables.push(("notes, 512 MB files", "notes", &[]));
     }
     let garage = Garage::start().map_err(anyhow::Error::msg)?;
     let proxy = FaultyProxy::start(
@@ -68,7 +74,7 @@ pub(crate) fn run(
         |table: &str, output: String, extra: &[&str]| command_to(&env, table, output, extra);
     let s3 = |table: &str| format!("s3://{}/bench-{table}", garage.bucket);
     let mut cases = Vec::new();
-    for (table, table_args) in tables {
+    for (label, table, table_args) in tables {
         let command = |table: &str, output: String, extra: &[&str]| {
             let mut c = command(table, output, extra);
             c.args(table_args);
@@ -120,7 +126,7 @@ pub(crate) fn run(
             for (i, tool) in tools.iter_mut().enumerate() {
                 let sample = measure(tool)?;
                 eprintln!(
-                    "s3 run {run}/{runs} {table}: {:<40} {:>7.2} s",
+                    "s3 run {run}/{runs} {label}: {:<40} {:>7.2} s",
                     tool.name, sample.seconds
                 );
                 // The first pass warms the page cache and the binaries.
@@ -130,7 +136,7 @@ pub(crate) fn run(
             }
         }
         cases.push(S3Case {
-            table,
+            label,
             local: median(&samples[0]),
             direct: median(&samples[1]),
             concurrent: median(&samples[2]),
@@ -173,7 +179,7 @@ impl S3Bench {
             let local = case.local.seconds;
             println!(
                 "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
-                case.table,
+                case.label,
                 local,
                 case.direct.seconds,
                 case.concurrent.seconds,

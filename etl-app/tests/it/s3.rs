@@ -1548,3 +1548,58 @@ async fn abandoned_uploads_beyond_one_listing_are_all_aborted() {
         "every abandoned upload aborted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn files_go_up_as_they_are_written_and_a_failed_run_publishes_none() {
+    let garage = Garage::shared("files_go_up_as_they_are_written").expect("garage");
+    let s3_out = output(&garage);
+    let db = database("s3_as_written", false);
+    let env = garage.env_for(&garage.endpoint());
+    // A row this model refuses (an `infinity` date), read last: the run fails after its first
+    // chunk's files were complete.
+    etl_tests::postgres::psql(
+        &db.url,
+        "INSERT INTO purchase_orders SELECT (SELECT max(id) + 1 FROM purchase_orders), \
+         gen_random_uuid(), \"type\", status, title, body, amount, conversion_rate, tax_rate, \
+         quantity, is_active, tags, options, created_at, updated_at, 'infinity' \
+         FROM purchase_orders ORDER BY id LIMIT 1",
+    )
+    .expect("a row with an infinite date");
+    let args = [
+        "--tables",
+        "purchase_orders",
+        "--output",
+        s3_out.as_str(),
+        "--max-file-bytes",
+        "64KB",
+        "--read-parallelism",
+        "1",
+    ];
+    let failed = etl_app(&db, &env, &args);
+    let message = text(&failed);
+    assert_eq!(failed.status.code(), Some(1), "{message}");
+    assert!(message.contains("infinity"), "{message}");
+    let after_failure = objects(&garage).await;
+    // Nothing is published: no manifest names a version ...
+    assert!(published(&after_failure).is_empty(), "{after_failure:?}");
+    // ... but the files complete before the failure went up while the table was being
+    // written, into the run's own version, which no reader is pointed at.
+    let uploaded_early = after_failure
+        .iter()
+        .filter(|(key, _)| key.contains("/purchase_orders/v=") && key.ends_with(".parquet"))
+        .count();
+    assert!(uploaded_early >= 2, "{after_failure:?}");
+
+    // The next run publishes its version, and the incomplete one is gone.
+    etl_tests::postgres::psql(
+        &db.url,
+        "DELETE FROM purchase_orders WHERE due_date = 'infinity'",
+    )
+    .expect("the row removed");
+    let output = etl_app(&db, &env, &args);
+    assert!(output.status.success(), "{}", text(&output));
+    let now = objects(&garage).await;
+    assert_eq!(versions(&now, "purchase_orders").len(), 1, "{now:?}");
+    let dir = download(&garage, PREFIX, &format!("{}-s3", db.name));
+    assert_readers_agree(&db, &dir, "purchase_orders");
+}

@@ -255,9 +255,9 @@ fn fold(
     let mut out = FileSequence::new(
         dir,
         schema.clone(),
-        info.partition_by,
+        (info.partition_by, crate::layout::names::DATA_PREFIX),
         options,
-        crate::layout::names::DATA_PREFIX,
+        None,
     );
     let mut versions_read = 0u64;
     options.converters.install(|| -> Result<()> {

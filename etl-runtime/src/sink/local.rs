@@ -172,6 +172,7 @@ impl Sink for LocalDirSink {
         }
         fs::create_dir_all(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
         Ok(StagedTable {
+            uploaded: Vec::new(),
             table_dir: table_dir.to_string(),
             dir,
             retiring: self.retire_old_versions(table_dir),

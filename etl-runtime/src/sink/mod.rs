@@ -32,6 +32,9 @@ pub struct StagedTable {
     /// The removal, while the table is read, of the kept versions that its publication will
     /// push beyond the output's count (a local output's; see [`LocalDirSink::keeping_versions`]).
     retiring: Option<std::thread::JoinHandle<()>>,
+    /// Files (relative to `dir`) already in place at the output, uploaded as they were
+    /// completed ([`Sink::upload_as_written`]): publication leaves them be.
+    pub(crate) uploaded: Vec<String>,
 }
 
 impl StagedTable {
@@ -57,6 +60,19 @@ pub trait Sink: Send + Sync {
     /// a blocking thread: on the async runtime's threads it would hold up the reads of the
     /// other tables of a `--parallel-tables` run.
     fn discard<'a>(&'a self, staged: StagedTable) -> BoxFuture<'a, ()>;
+    /// While a whole table is written, takes each complete file named on `completed` (a path
+    /// under `staged.dir`) to its place at the output, until the channel closes; returns those
+    /// now in place, which [`Sink::publish`] then leaves be. Nothing becomes visible before
+    /// the publication: an object store puts them in the run's version, which only the
+    /// table's manifest makes current. By default nothing: the files go at publication.
+    fn upload_as_written<'a>(
+        &'a self,
+        staged: &'a StagedTable,
+        completed: tokio::sync::mpsc::UnboundedReceiver<PathBuf>,
+    ) -> BoxFuture<'a, Result<Vec<String>>> {
+        let _ = (staged, completed);
+        Box::pin(async { Ok(Vec::new()) })
+    }
     /// The output's location for messages.
     fn location(&self) -> String;
     /// Writes a small file (the run report) at `path` under the output, whole or not at all;

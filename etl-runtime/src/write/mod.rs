@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 
 pub use self::options::{Codec, ParquetOptions};
 use self::pages::SpillPageStoreFactory;
-pub use self::rolling::{RollingFiles, WrittenFile};
+pub use self::rolling::{FileListener, RollingFiles, WrittenFile};
 
 /// A Parquet file under construction at `path`.
 ///

@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// Told of each file of a sequence as soon as it is complete, while later ones are still being
+/// written (an object store then uploads it meanwhile). Called on the writing thread.
+pub type FileListener = Arc<dyn Fn(&WrittenFile) + Send + Sync>;
+
 /// A directory's `part-00000.parquet`, `part-00001.parquet`, ...: a new file once one reaches
 /// the size target. Used for a whole table and for each of a partitioned table's partitions.
 pub struct RollingFiles {
@@ -13,6 +17,7 @@ pub struct RollingFiles {
     prefix: String,
     open: Option<ParquetFileWriter>,
     done: Vec<WrittenFile>,
+    listener: Option<FileListener>,
 }
 
 impl RollingFiles {
@@ -30,7 +35,21 @@ impl RollingFiles {
             prefix: crate::layout::names::DATA_PREFIX.to_string(),
             open: None,
             done: Vec::new(),
+            listener: None,
         }
+    }
+
+    /// Tells `listener` of each file once it is complete.
+    pub fn with_listener(mut self, listener: Option<FileListener>) -> Self {
+        self.listener = listener;
+        self
+    }
+
+    fn done(&mut self, file: WrittenFile) {
+        if let Some(listener) = &self.listener {
+            listener(&file);
+        }
+        self.done.push(file);
     }
 
     /// Names the files `<prefix>00000.parquet`, ... (an incremental batch's
@@ -57,7 +76,8 @@ impl RollingFiles {
             && writer.approximate_size() as u64 >= limit
             && let Some(full) = self.open.take()
         {
-            self.done.push(full.finish()?);
+            let file = full.finish()?;
+            self.done(file);
         }
         Ok(())
     }
@@ -65,7 +85,8 @@ impl RollingFiles {
     /// The files written; none if no batch was.
     pub fn finish(mut self) -> Result<Vec<WrittenFile>> {
         if let Some(writer) = self.open.take() {
-            self.done.push(writer.finish()?);
+            let file = writer.finish()?;
+            self.done(file);
         }
         Ok(self.done)
     }

@@ -12,10 +12,16 @@ pub(crate) fn encode_chunks(
     dir: &Path,
     options: &ExportOptions,
     layout: (&'static [PartitionKey], &str, bool),
-    mut processor: Box<dyn ChunkProcessor>,
+    (mut processor, listener): (Box<dyn ChunkProcessor>, Option<FileListener>),
 ) -> Result<Encoded> {
     let (partition_by, file_prefix, batch) = layout;
-    let mut out = FileSequence::new(dir, processor.schema(), partition_by, options, file_prefix);
+    let mut out = FileSequence::new(
+        dir,
+        processor.schema(),
+        (partition_by, file_prefix),
+        options,
+        listener,
+    );
     // A chunk is converted while the one before it is written: the pool's threads take
     // both stages' work (rows, and then columns), instead of one stage waiting for the other.
     let mut converted: Vec<RecordBatch> = Vec::new();
@@ -62,18 +68,20 @@ pub(crate) enum FileSequence {
 
 impl FileSequence {
     /// Files of `schema` in `dir`, named `<file_prefix>NNNNN.parquet`, in partitions when the
-    /// table has partition keys.
+    /// table has partition keys. `listener` hears of each file of a table without partitions
+    /// as soon as it is complete (a partitioned table's files all close at the end).
     pub(crate) fn new(
         dir: &Path,
         schema: SchemaRef,
-        partition_by: &'static [PartitionKey],
+        (partition_by, file_prefix): (&'static [PartitionKey], &str),
         options: &ExportOptions,
-        file_prefix: &str,
+        listener: Option<FileListener>,
     ) -> Self {
         if partition_by.is_empty() {
             FileSequence::Plain(
                 RollingFiles::new(dir, schema, &options.parquet, options.max_file_bytes)
-                    .with_prefix(file_prefix),
+                    .with_prefix(file_prefix)
+                    .with_listener(listener),
             )
         } else {
             FileSequence::Partitioned(

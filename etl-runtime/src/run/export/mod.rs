@@ -36,7 +36,7 @@ use crate::source::copy::TupleSplitter;
 use crate::source::ranges::{ReadOptions, ReadParallelism, ReadPlan, ReadRange};
 use crate::source::{ColumnStatistics, PgSource};
 use crate::write::partition::{Partition, PartitionedWriter};
-use crate::write::{ParquetOptions, RollingFiles, WrittenFile};
+use crate::write::{FileListener, ParquetOptions, RollingFiles, WrittenFile};
 
 pub use converters::{Converters, EncodeFn};
 pub(crate) use converters::{TableProcessor, encode_part};
@@ -218,7 +218,7 @@ pub(crate) async fn run_export(
         }
         (None, _) => (None, None, None),
     };
-    let staged = sink.stage(&dir_name)?;
+    let mut staged = sink.stage(&dir_name)?;
     let own_columns = source_table.display_name() == output.display_name();
     // A table with a cursor: its files carry row versions, and a run that keeps state reads
     // the table's keys too, for its deletions and for the next run's.
@@ -263,16 +263,35 @@ pub(crate) async fn run_export(
         ranges: None,
         write_back: sink.publishes_staged_files(),
     };
-    let written = write_files(
-        source,
-        &staged.dir,
-        options,
-        source_table,
-        output.partition_by,
-        &read,
-        processor,
+    // A whole table's files can go to an object store as each is complete, while the next is
+    // written (a batch goes into the current version, at its publication).
+    let (completed, completed_files) = mpsc::unbounded_channel::<std::path::PathBuf>();
+    let listener: Option<FileListener> = (!read.batch).then(|| {
+        Arc::new(move |file: &WrittenFile| {
+            // A sink that uploads at publication has let the receiver go.
+            let _ = completed.send(file.path.clone());
+        }) as FileListener
+    });
+    let (written, uploaded) = futures_util::future::join(
+        write_files(
+            source,
+            &staged.dir,
+            options,
+            source_table,
+            output.partition_by,
+            &read,
+            (processor, listener),
+        ),
+        sink.upload_as_written(&staged, completed_files),
     )
     .await;
+    let written = match (written, uploaded) {
+        (Ok(written), Ok(uploaded)) => {
+            staged.uploaded = uploaded;
+            Ok(written)
+        }
+        (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+    };
     match written {
         Ok(Written {
             files,
@@ -404,7 +423,7 @@ pub(crate) async fn write_share(
         info,
         info.partition_by,
         &read,
-        Box::new(processor),
+        (Box::new(processor), None),
     )
     .await
 }

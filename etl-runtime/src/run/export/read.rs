@@ -30,7 +30,7 @@ pub(crate) async fn write_files(
     info: &TableInfo,
     partition_by: &'static [PartitionKey],
     read: &TableRead,
-    processor: Box<dyn ChunkProcessor>,
+    (processor, listener): (Box<dyn ChunkProcessor>, Option<FileListener>),
 ) -> Result<Written> {
     let table = info.display_name();
     let processor = super::masking::Masking::wrap(processor, info, options)?;
@@ -66,7 +66,7 @@ pub(crate) async fn write_files(
                 &dir,
                 &options,
                 (partition_by, &file_prefix, batch),
-                processor,
+                (processor, listener),
             )
         })
     };

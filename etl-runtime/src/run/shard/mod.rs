@@ -178,9 +178,9 @@ pub async fn publish(
             let empty = crate::run::export::FileSequence::new(
                 &staged.dir,
                 (export.schema)(),
-                export.info.partition_by,
+                (export.info.partition_by, crate::layout::names::DATA_PREFIX),
                 options,
-                crate::layout::names::DATA_PREFIX,
+                None,
             );
             let (written, _, _) = empty.finish(options, false)?;
             for file in written {

@@ -396,6 +396,14 @@ impl Sink for S3Sink {
         })
     }
 
+    fn upload_as_written<'a>(
+        &'a self,
+        staged: &'a StagedTable,
+        completed: tokio::sync::mpsc::UnboundedReceiver<PathBuf>,
+    ) -> super::BoxFuture<'a, Result<Vec<String>>> {
+        Box::pin(self.upload_completed(staged, completed))
+    }
+
     fn discard<'a>(&'a self, staged: StagedTable) -> super::BoxFuture<'a, ()> {
         self.staging.discard(staged)
     }

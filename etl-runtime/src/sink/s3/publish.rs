@@ -127,8 +127,10 @@ impl S3Sink {
         staged_files(&staged.dir, "", &mut files)?;
         // The version's own manifest last, once every other file is in: a version without
         // one is incomplete.
-        let (manifest, data): (Vec<String>, Vec<String>) =
+        let (manifest, mut data): (Vec<String>, Vec<String>) =
             files.into_iter().partition(|n| n == MANIFEST_FILE);
+        // Those uploaded while the table was written are in the version already.
+        data.retain(|name| !staged.uploaded.contains(name));
         self.upload_files(&staged.dir, &version_dir, &data).await?;
         self.upload_files(&staged.dir, &version_dir, &manifest)
             .await?;

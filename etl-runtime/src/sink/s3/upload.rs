@@ -208,3 +208,43 @@ impl S3Sink {
         results.into_iter().collect()
     }
 }
+
+impl S3Sink {
+    /// Uploads each file named on `completed` into the run's version of `staged`'s table as
+    /// soon as it comes, concurrently with the next ones (and with the writing of the rest of
+    /// the table), within the run's request slots; returns their names once the channel
+    /// closes and every upload is done. The first failure ends it; the files not uploaded are
+    /// then left to the publication (which the caller does not reach after an error).
+    pub(super) async fn upload_completed(
+        &self,
+        staged: &StagedTable,
+        mut completed: tokio::sync::mpsc::UnboundedReceiver<PathBuf>,
+    ) -> Result<Vec<String>> {
+        use futures_util::StreamExt;
+        use futures_util::stream::FuturesUnordered;
+        let version_dir = format!(
+            "{}/{}",
+            staged.table_dir,
+            crate::layout::names::version_dir(&self.run_id)
+        );
+        let mut uploads = FuturesUnordered::new();
+        let mut names = Vec::new();
+        loop {
+            tokio::select! {
+                path = completed.recv() => {
+                    let Some(path) = path else { break };
+                    let Ok(name) = path.strip_prefix(&staged.dir) else { continue };
+                    let name = name.to_string_lossy().into_owned();
+                    let key = self.key(&version_dir, &name);
+                    names.push(name);
+                    uploads.push(async move { self.upload(&path, &key).await });
+                }
+                Some(done) = uploads.next(), if !uploads.is_empty() => done?,
+            }
+        }
+        while let Some(done) = uploads.next().await {
+            done?;
+        }
+        Ok(names)
+    }
+}
