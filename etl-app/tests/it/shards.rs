@@ -213,3 +213,55 @@ fn a_coordinator_killed_mid_run_publishes_nothing() {
     assert!(output.status.success(), "{}", text(&output));
     assert_tables_equal_postgres(&db.url, &out);
 }
+
+/// A sharded run and a plain run of the same tables list the same partitions in the same
+/// order (by their keys' values: the NULL partition first, as `run` orders them, not by the
+/// paths' text) and, for an empty partitioned table, publish the same schema file.
+#[test]
+fn coordinate_lists_partitions_and_an_empty_table_as_run_does() {
+    let db = demo_database("shards_as_run");
+    let both = |label: &str| -> (serde_json::Value, serde_json::Value) {
+        let plain = out_dir(&format!("shards_as_run_{label}_plain"));
+        let output = etl_app()
+            .args(["run", "--tables", TABLES, "--output"])
+            .arg(&plain)
+            .env("DATABASE_URL", &db.url)
+            .output()
+            .expect("run");
+        assert!(output.status.success(), "{}", text(&output));
+        let sharded = out_dir(&format!("shards_as_run_{label}_sharded"));
+        let run = format!("as-run-{label}");
+        let mut coordinator = start_coordinator(&db.url, &sharded, &run, 2, &[]);
+        wait_for_plan(&sharded, &run, &mut coordinator);
+        for index in 0..2 {
+            let output = shard(&db.url, &sharded, &run, index)
+                .output()
+                .expect("shard");
+            assert!(output.status.success(), "shard {index}: {}", text(&output));
+        }
+        let output = coordinator.wait_with_output().expect("coordinator");
+        assert!(output.status.success(), "{}", text(&output));
+        assert_tables_equal_postgres(&db.url, &sharded);
+        (
+            manifest(&plain, "shipments"),
+            manifest(&sharded, "shipments"),
+        )
+    };
+    let (plain, sharded) = both("full");
+    let partitions = &plain["partitions"];
+    assert!(
+        partitions
+            .to_string()
+            .contains("__HIVE_DEFAULT_PARTITION__"),
+        "the demo has NULL keys: {partitions}"
+    );
+    assert_eq!(&sharded["partitions"], partitions);
+
+    etl_tests::postgres::psql(&db.url, "TRUNCATE shipments").expect("empty the table");
+    let (plain, sharded) = both("empty");
+    assert_eq!(plain["rows"], 0);
+    assert_eq!(sharded["rows"], 0);
+    let files = &plain["files"];
+    assert_eq!(files.as_array().map(Vec::len), Some(1), "{files}");
+    assert_eq!(&sharded["files"], files);
+}
