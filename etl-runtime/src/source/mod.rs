@@ -8,6 +8,7 @@ pub mod drift;
 #[cfg(feature = "s3")]
 pub mod iam;
 pub mod keys;
+pub mod pgoutput;
 pub mod ranges;
 
 use std::str::FromStr;
