@@ -61,51 +61,41 @@ pub(crate) fn run(
     let env = garage.env_for(&format!("http://127.0.0.1:{}", proxy.port));
     let direct_env = garage.env_for(&garage.endpoint());
     let staging = out.join("s3-staging");
-    let command_to = |env: &[(String, String)], table: &str, output: String, extra: &[&str]| {
-        let mut c = Command::new(etl_app);
-        c.args(["run", "--tables", table, "--output", &output])
-            .args(extra)
-            .env("DATABASE_URL", url)
-            .env("ETL_STAGING_DIR", &staging)
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        c
-    };
-    let command =
-        |table: &str, output: String, extra: &[&str]| command_to(&env, table, output, extra);
     let s3 = |table: &str| format!("s3://{}/bench-{table}", garage.bucket);
     let mut cases = Vec::new();
     for (label, table, table_args) in tables {
-        let command = |table: &str, output: String, extra: &[&str]| {
-            let mut c = command(table, output, extra);
-            c.args(table_args);
+        // The table's own arguments, then the case's.
+        let command_to = |env: &[(String, String)], output: String, extra: &[&str]| {
+            let mut c = Command::new(etl_app);
+            c.args(["run", "--tables", table, "--output", &output])
+                .args(table_args)
+                .args(extra)
+                .env("DATABASE_URL", url)
+                .env("ETL_STAGING_DIR", &staging)
+                .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             c
         };
-        let command_to = |env: &[(String, String)], table: &str, output: String, extra: &[&str]| {
-            let mut c = command_to(env, table, output, extra);
-            c.args(table_args);
-            c
-        };
+        let command = |output: String, extra: &[&str]| command_to(&env, output, extra);
         let local_dir = out.join(format!("s3-local-{table}"));
         let mut tools = [
             Tool {
                 name: "local directory",
-                command: command(table, local_dir.display().to_string(), &[]),
+                command: command(local_dir.display().to_string(), &[]),
                 output: Some(local_dir),
             },
             Tool {
                 name: "Garage, no latency, default concurrency",
-                command: command_to(&direct_env, table, s3(table), &["--keep-versions", "1"]),
+                command: command_to(&direct_env, s3(table), &["--keep-versions", "1"]),
                 output: None,
             },
             Tool {
                 name: "Garage + latency, 64 at once (default)",
-                command: command(table, s3(table), &["--keep-versions", "1"]),
+                command: command(s3(table), &["--keep-versions", "1"]),
                 output: None,
             },
             Tool {
                 name: "Garage + latency, --s3-concurrency 16",
                 command: command(
-                    table,
                     s3(table),
                     &["--keep-versions", "1", "--s3-concurrency", "16"],
                 ),
@@ -114,7 +104,6 @@ pub(crate) fn run(
             Tool {
                 name: "Garage + latency, --s3-concurrency 1",
                 command: command(
-                    table,
                     s3(table),
                     &["--keep-versions", "1", "--s3-concurrency", "1"],
                 ),
