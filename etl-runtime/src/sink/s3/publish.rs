@@ -4,6 +4,11 @@
 use super::*;
 
 impl S3Sink {
+    /// Where this run writes `table_dir`'s new version: `<table_dir>/v=<run id>`.
+    pub(super) fn run_version_dir(&self, table_dir: &str) -> String {
+        crate::sink::ObjectStore::version_dir(self, table_dir, &self.run_id)
+    }
+
     /// Uploads an incremental batch into the version `previous` names, then makes the new
     /// manifest current, if the current one is still `previous`.
     pub(super) async fn publish_batch_now(
@@ -122,7 +127,7 @@ impl S3Sink {
 
     pub(super) async fn publish_table(&self, staged: &StagedTable) -> Result<String> {
         let version = crate::layout::names::version_dir(&self.run_id);
-        let version_dir = format!("{}/{version}", staged.table_dir);
+        let version_dir = self.run_version_dir(&staged.table_dir);
         let mut files = Vec::new();
         staged_files(&staged.dir, "", &mut files)?;
         // The version's own manifest last, once every other file is in: a version without

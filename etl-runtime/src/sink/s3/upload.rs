@@ -222,11 +222,7 @@ impl S3Sink {
     ) -> Result<Vec<String>> {
         use futures_util::StreamExt;
         use futures_util::stream::FuturesUnordered;
-        let version_dir = format!(
-            "{}/{}",
-            staged.table_dir,
-            crate::layout::names::version_dir(&self.run_id)
-        );
+        let version_dir = self.run_version_dir(&staged.table_dir);
         let mut uploads = FuturesUnordered::new();
         let mut names = Vec::new();
         loop {
