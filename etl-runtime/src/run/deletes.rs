@@ -130,8 +130,10 @@ pub(crate) async fn read_keys(
     (keys_path, sort_dir): (&Path, &Path),
     cancel: &Cancel,
 ) -> Result<KeyPass> {
-    let masker = match order.client_sorted() {
-        true => Masker::new(order.key_columns(info), mask_key)?,
+    // A masked key: each tuple masked, then sorted here (PostgreSQL never sees the hashes).
+    let mut client_sort = match order.client_sorted() {
+        true => Masker::new(order.key_columns(info), mask_key)?
+            .map(|masker| (masker, KeySorter::new(order, sort_dir))),
         false => None,
     };
     let mut tx = source.begin_read().await?;
@@ -140,7 +142,6 @@ pub(crate) async fn read_keys(
     crate::source::drift::check(&mut tx, info).await?;
     let mut merge = Merge::new(order, previous)?;
     let mut writer = KeyFileWriter::create(keys_path)?;
-    let mut sorter = masker.as_ref().map(|_| KeySorter::new(order, sort_dir));
     let mut tuples: Vec<Bytes> = Vec::new();
     {
         let mut stream = tx
@@ -154,11 +155,11 @@ pub(crate) async fn read_keys(
                 cancel.check()?;
             }
             for tuple in tuples.drain(..) {
-                match (&masker, &mut sorter) {
-                    (Some(masker), Some(sorter)) => {
+                match &mut client_sort {
+                    Some((masker, sorter)) => {
                         sorter.push(masker.mask(&tuple).map_err(Error::Mask)?)?;
                     }
-                    _ => {
+                    None => {
                         merge.live(&tuple)?;
                         writer.push(&tuple)?;
                     }
@@ -168,7 +169,7 @@ pub(crate) async fn read_keys(
         splitter.finish().map_err(Error::Copy)?;
     }
     let _ = tx.commit().await;
-    if let Some(sorter) = sorter {
+    if let Some((_, sorter)) = client_sort {
         sorter.finish(|key| {
             merge.live(key)?;
             writer.push(key)
